@@ -1,0 +1,413 @@
+"""The saturnd <-> cassini wire protocol (see ``../shared/spec/protocol.md``).
+
+This module is the only place where the wire format exists.  It is shared by
+the client and the daemon, so it imports nothing but :mod:`struct` to keep
+``cassini`` quick to start.
+
+Decoding is stream-oriented: every ``read_*`` function takes a *reader*, an
+object with a ``read_exact(n)`` method that returns exactly ``n`` bytes or
+raises :class:`Truncated` (a reader over a pipe must grow its buffer as bytes
+arrive, not allocate ``n`` bytes up front).  :class:`BufferReader` reads from ``bytes``; the
+client and the daemon provide readers over their pipes.  Allocation follows
+the bytes actually received, never a length announced by the peer.
+"""
+
+import struct
+
+# --- request opcodes -------------------------------------------------------
+LIST = 0x4C53             # 'LS'
+CREATE = 0x4352           # 'CR'
+REMOVE = 0x524D           # 'RM'
+TIMES_EXITCODES = 0x5458  # 'TX'
+STDOUT = 0x534F           # 'SO'
+STDERR = 0x5345           # 'SE'
+TERMINATE = 0x544D        # 'TM'
+# extensions of the seed project (values kept for compatibility)
+SET_CMD = 0x43FF
+DELETE_ALL = 0x444C       # 'DL'
+SW_TIME = 0x5354          # 'ST'
+EXEC_TASK = 0x48ED
+RESET_TASKMAX = 0x5254    # 'RT'
+
+OPCODE_NAMES = {
+    LIST: "LIST", CREATE: "CREATE", REMOVE: "REMOVE",
+    TIMES_EXITCODES: "TIMES_EXITCODES", STDOUT: "STDOUT", STDERR: "STDERR",
+    TERMINATE: "TERMINATE", SET_CMD: "SET_CMD", DELETE_ALL: "DELETE_ALL",
+    SW_TIME: "SW_TIME", EXEC_TASK: "EXEC_TASK", RESET_TASKMAX: "RESET_TASKMAX",
+}
+# requests whose only argument is a TASKID
+TASKID_REQUESTS = frozenset((REMOVE, TIMES_EXITCODES, STDOUT, STDERR, EXEC_TASK))
+# requests with no argument at all
+BARE_REQUESTS = frozenset((LIST, TERMINATE, DELETE_ALL, RESET_TASKMAX))
+
+# --- replies ---------------------------------------------------------------
+OK = 0x4F4B   # 'OK'
+ER = 0x4552   # 'ER'
+NF = 0x4E46   # 'NF': no task with that id
+NR = 0x4E52   # 'NR': the task has never run
+
+ERRCODE_NAMES = {NF: "NF", NR: "NR"}
+
+# --- limits ----------------------------------------------------------------
+MAX_REQUEST = 1 << 20          # a request over 1 MiB is malformed
+MINUTES_MASK = (1 << 60) - 1
+HOURS_MASK = (1 << 24) - 1
+DAYS_MASK = (1 << 7) - 1
+TIMING_SIZE = 13
+RUN_RECORD_SIZE = 10           # TIME int64 + EXITCODE uint16
+EXIT_SIGNALED = 0xFFFF
+
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_TIMING = struct.Struct(">QIB")
+_RUN = struct.Struct(">qH")
+_OP_ID = struct.Struct(">HQ")
+_OK_U32 = struct.Struct(">HI")
+_OK_U64 = struct.Struct(">HQ")
+_ER = struct.Struct(">HH")
+
+
+class ProtocolError(ValueError):
+    """Bytes that do not follow the protocol (one clear sentence)."""
+
+
+class Truncated(ProtocolError):
+    """End of input before a complete message."""
+
+
+# --- readers ---------------------------------------------------------------
+class BufferReader:
+    """A reader over a bytes-like object."""
+
+    __slots__ = ("data", "pos", "limit")
+
+    def __init__(self, data, limit=None):
+        self.data = memoryview(data)
+        self.pos = 0
+        self.limit = limit  # maximum number of bytes this reader may hand out
+
+    def read_exact(self, n):
+        end = self.pos + n
+        if self.limit is not None and end > self.limit:
+            raise ProtocolError(f"message longer than the {self.limit}-byte limit")
+        if end > len(self.data):
+            raise Truncated(f"truncated: needed {end} bytes, got {len(self.data)}")
+        chunk = bytes(self.data[self.pos:end])
+        self.pos = end
+        return chunk
+
+    def remaining(self):
+        return len(self.data) - self.pos
+
+    def check_limit(self, n):
+        """Refuse before reading when ``n`` more bytes cannot fit the limit."""
+        if self.limit is not None and self.pos + n > self.limit:
+            raise ProtocolError(f"message longer than the {self.limit}-byte limit")
+
+
+def _check_limit(reader, n):
+    check = getattr(reader, "check_limit", None)
+    if check is not None:
+        check(n)
+
+
+def read_u16(reader):
+    return _U16.unpack(reader.read_exact(2))[0]
+
+
+def read_u32(reader):
+    return _U32.unpack(reader.read_exact(4))[0]
+
+
+def read_u64(reader):
+    return _U64.unpack(reader.read_exact(8))[0]
+
+
+def read_string(reader, max_len=None):
+    n = read_u32(reader)
+    if max_len is not None and n > max_len:
+        raise ProtocolError(f"string of {n} bytes exceeds {max_len}")
+    _check_limit(reader, n)
+    return reader.read_exact(n)
+
+
+# --- timing ----------------------------------------------------------------
+class Timing:
+    """Three bit sets: minutes (bits 0-59), hours (0-23), days of week (0-6, 0 = Sunday)."""
+
+    __slots__ = ("minutes", "hours", "days")
+
+    def __init__(self, minutes, hours, days):
+        if not (0 <= minutes <= MINUTES_MASK):
+            raise ProtocolError(f"minute bits out of range: {minutes:#x}")
+        if not (0 <= hours <= HOURS_MASK):
+            raise ProtocolError(f"hour bits out of range: {hours:#x}")
+        if not (0 <= days <= DAYS_MASK):
+            raise ProtocolError(f"day-of-week bits out of range: {days:#x}")
+        self.minutes = minutes
+        self.hours = hours
+        self.days = days
+
+    def __eq__(self, other):
+        return isinstance(other, Timing) and self.as_tuple() == other.as_tuple()
+
+    def __hash__(self):
+        return hash(self.as_tuple())
+
+    def __repr__(self):
+        return f"Timing({self.minutes:#x}, {self.hours:#x}, {self.days:#x})"
+
+    def as_tuple(self):
+        return (self.minutes, self.hours, self.days)
+
+    def encode(self):
+        return _TIMING.pack(self.minutes, self.hours, self.days)
+
+    def matches(self, minute, hour, weekday):
+        """True when the task is due at that local minute (weekday 0 = Sunday)."""
+        return bool((self.minutes >> minute) & (self.hours >> hour) & (self.days >> weekday) & 1)
+
+
+EVERY_MINUTE = Timing(MINUTES_MASK, HOURS_MASK, DAYS_MASK)
+
+
+def read_timing(reader):
+    return Timing(*_TIMING.unpack(reader.read_exact(TIMING_SIZE)))
+
+
+def decode_timing(data):
+    return _decode_all(data, read_timing)
+
+
+# --- command lines ---------------------------------------------------------
+def encode_string(s):
+    return _U32.pack(len(s)) + s
+
+
+def encode_commandline(argv):
+    """``argv`` is a sequence of bytes; ARGV[0] must be non-empty."""
+    if not argv:
+        raise ProtocolError("a command line needs at least one argument")
+    if not argv[0]:
+        raise ProtocolError("the program name (ARGV[0]) is empty")
+    parts = [_U32.pack(len(argv))]
+    for arg in argv:
+        parts.append(_U32.pack(len(arg)))
+        parts.append(arg)
+    return b"".join(parts)
+
+
+def read_commandline(reader, forbid_nul=False):
+    argc = read_u32(reader)
+    if argc == 0:
+        raise ProtocolError("ARGC is 0")
+    _check_limit(reader, 4 * argc)   # each argument takes at least its length field
+    argv = []
+    for _ in range(argc):
+        arg = read_string(reader)
+        if forbid_nul and b"\0" in arg:
+            raise ProtocolError("NUL byte in an argument")
+        argv.append(arg)
+    if not argv[0]:
+        raise ProtocolError("empty ARGV[0]")
+    return tuple(argv)
+
+
+def decode_commandline(data, forbid_nul=False):
+    return _decode_all(data, lambda r: read_commandline(r, forbid_nul))
+
+
+# --- requests --------------------------------------------------------------
+class Request:
+    """One request.  ``taskid``, ``timing`` and ``argv`` are None when unused."""
+
+    __slots__ = ("opcode", "taskid", "timing", "argv")
+
+    def __init__(self, opcode, taskid=None, timing=None, argv=None):
+        self.opcode = opcode
+        self.taskid = taskid
+        self.timing = timing
+        self.argv = argv
+
+    def __eq__(self, other):
+        return isinstance(other, Request) and self._key() == other._key()
+
+    def __repr__(self):
+        name = OPCODE_NAMES.get(self.opcode, hex(self.opcode))
+        return f"Request({name}, taskid={self.taskid}, timing={self.timing}, argv={self.argv})"
+
+    def _key(self):
+        return (self.opcode, self.taskid, self.timing, self.argv)
+
+    @property
+    def name(self):
+        return OPCODE_NAMES.get(self.opcode, hex(self.opcode))
+
+
+def encode_request(req):
+    op = req.opcode
+    if op in BARE_REQUESTS:
+        return _U16.pack(op)
+    if op in TASKID_REQUESTS:
+        return _OP_ID.pack(op, req.taskid)
+    if op == CREATE:
+        return _U16.pack(op) + req.timing.encode() + encode_commandline(req.argv)
+    if op == SET_CMD:
+        return _OP_ID.pack(op, req.taskid) + encode_commandline(req.argv)
+    if op == SW_TIME:
+        return _OP_ID.pack(op, req.taskid) + req.timing.encode()
+    raise ProtocolError(f"unknown opcode {op:#06x}")
+
+
+def read_request(reader):
+    """Read one request.  Raises :class:`ProtocolError` (or :class:`Truncated`)."""
+    op = read_u16(reader)
+    if op in BARE_REQUESTS:
+        return Request(op)
+    if op in TASKID_REQUESTS:
+        return Request(op, taskid=read_u64(reader))
+    if op == CREATE:
+        timing = read_timing(reader)
+        return Request(op, timing=timing, argv=read_commandline(reader, forbid_nul=True))
+    if op == SET_CMD:
+        taskid = read_u64(reader)
+        return Request(op, taskid=taskid, argv=read_commandline(reader, forbid_nul=True))
+    if op == SW_TIME:
+        taskid = read_u64(reader)
+        return Request(op, taskid=taskid, timing=read_timing(reader))
+    raise ProtocolError(f"unknown opcode {op:#06x}")
+
+
+def decode_request(data):
+    """Decode exactly one request from ``data`` (strict: no trailing bytes, 1 MiB at most)."""
+    return _decode_all(data, read_request, limit=MAX_REQUEST)
+
+
+# --- replies ---------------------------------------------------------------
+class Reply:
+    """One reply.
+
+    ``errcode`` is set for an ``ER`` reply, else None.  For an ``OK`` reply the
+    payload depends on the request:
+
+    - LIST: ``tasks``, a list of ``(taskid, Timing, argv)``
+    - CREATE, RESET_TASKMAX: ``value`` (a task id)
+    - DELETE_ALL: ``value`` (a count)
+    - TIMES_EXITCODES: ``runs``, a list of ``(time, exitcode)``
+    - STDOUT, STDERR: ``output`` (bytes)
+    """
+
+    __slots__ = ("errcode", "value", "tasks", "runs", "output")
+
+    def __init__(self, errcode=None, value=None, tasks=None, runs=None, output=None):
+        self.errcode = errcode
+        self.value = value
+        self.tasks = tasks
+        self.runs = runs
+        self.output = output
+
+    @property
+    def ok(self):
+        return self.errcode is None
+
+    def _key(self):
+        return (self.errcode, self.value, self.tasks, self.runs, self.output)
+
+    def __eq__(self, other):
+        return isinstance(other, Reply) and self._key() == other._key()
+
+    def __repr__(self):
+        if self.errcode is not None:
+            return f"Reply(ER {ERRCODE_NAMES.get(self.errcode, hex(self.errcode))})"
+        return (f"Reply(OK value={self.value} tasks={self.tasks} runs={self.runs} "
+                f"output={self.output!r:.60})")
+
+
+def error_reply(errcode):
+    return Reply(errcode=errcode)
+
+
+def encode_reply(opcode, reply):
+    """Encode the reply to a request of kind ``opcode``."""
+    if reply.errcode is not None:
+        return _ER.pack(ER, reply.errcode)
+    if opcode == LIST:
+        parts = [_OK_U32.pack(OK, len(reply.tasks))]
+        for taskid, timing, argv in reply.tasks:
+            parts.append(_U64.pack(taskid))
+            parts.append(timing.encode())
+            parts.append(encode_commandline(argv))
+        return b"".join(parts)
+    if opcode in (CREATE, RESET_TASKMAX):
+        return _OK_U64.pack(OK, reply.value)
+    if opcode == DELETE_ALL:
+        return _OK_U32.pack(OK, reply.value)
+    if opcode == TIMES_EXITCODES:
+        return encode_runs_reply(b"".join(_RUN.pack(t, c) for t, c in reply.runs))
+    if opcode in (STDOUT, STDERR):
+        return _OK_U32.pack(OK, len(reply.output)) + reply.output
+    if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK):
+        return _U16.pack(OK)
+    raise ProtocolError(f"unknown opcode {opcode:#06x}")
+
+
+def encode_runs_reply(records):
+    """A TIMES_EXITCODES ``OK`` reply from already-encoded run records (the ``exit`` file)."""
+    if len(records) % RUN_RECORD_SIZE:
+        raise ProtocolError("run records are not a whole number of 10-byte records")
+    return _OK_U32.pack(OK, len(records) // RUN_RECORD_SIZE) + bytes(records)
+
+
+def encode_run(time, exitcode):
+    return _RUN.pack(time, exitcode)
+
+
+def decode_runs(records):
+    """Decode the concatenated 10-byte run records of an ``exit`` file."""
+    if len(records) % RUN_RECORD_SIZE:
+        raise ProtocolError("run records are not a whole number of 10-byte records")
+    return list(_RUN.iter_unpack(records))
+
+
+def read_reply(reader, opcode):
+    """Read the reply to a request of kind ``opcode``."""
+    rep = read_u16(reader)
+    if rep == ER:
+        return Reply(errcode=read_u16(reader))
+    if rep != OK:
+        raise ProtocolError(f"unknown reply type {rep:#06x}")
+    if opcode == LIST:
+        n = read_u32(reader)
+        tasks = []
+        for _ in range(n):
+            taskid = read_u64(reader)
+            timing = read_timing(reader)
+            tasks.append((taskid, timing, read_commandline(reader)))
+        return Reply(tasks=tasks)
+    if opcode in (CREATE, RESET_TASKMAX):
+        return Reply(value=read_u64(reader))
+    if opcode == DELETE_ALL:
+        return Reply(value=read_u32(reader))
+    if opcode == TIMES_EXITCODES:
+        n = read_u32(reader)
+        # read_exact allocates as bytes arrive, so a lying NBRUNS costs nothing
+        return Reply(runs=list(_RUN.iter_unpack(reader.read_exact(n * RUN_RECORD_SIZE))))
+    if opcode in (STDOUT, STDERR):
+        return Reply(output=read_string(reader))
+    if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK):
+        return Reply()
+    raise ProtocolError(f"unknown opcode {opcode:#06x}")
+
+
+def decode_reply(data, opcode):
+    """Decode exactly one reply from ``data`` (strict: no trailing bytes)."""
+    return _decode_all(data, lambda r: read_reply(r, opcode))
+
+
+def _decode_all(data, read, limit=None):
+    reader = BufferReader(data, limit)
+    value = read(reader)
+    if reader.remaining():
+        raise ProtocolError(f"{reader.remaining()} trailing bytes after the message")
+    return value

@@ -9,7 +9,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$venv/bin/python" -m pip install -q "$root[test]"
+"$venv/bin/python" -m pip install -q -e "$root[test]"
 cd "$root"
 export PATH="$venv/bin:$PATH"
 exec "$venv/bin/pytest" "$@"

@@ -1,0 +1,30 @@
+"""One module per request (the C project's ``cmd_*.c``).
+
+Each handler is ``handle(ctx, request) -> protocol.Reply``; ``ctx`` is the
+daemon (attributes ``store``, ``runner``, ``clock``, method ``request_stop``).
+A handler never touches a FIFO.  A handler raising ``OSError`` (storage
+failure) makes the server send the empty reply.
+"""
+
+from .. import protocol
+from . import (create, delete_all, exec_task, list as list_cmd, remove, reset_taskmax,
+               set_cmd, std, switch_time, terminate, times_exitcodes)
+
+HANDLERS = {
+    protocol.LIST: list_cmd.handle,
+    protocol.CREATE: create.handle,
+    protocol.REMOVE: remove.handle,
+    protocol.TIMES_EXITCODES: times_exitcodes.handle,
+    protocol.STDOUT: std.handle,
+    protocol.STDERR: std.handle,
+    protocol.TERMINATE: terminate.handle,
+    protocol.SET_CMD: set_cmd.handle,
+    protocol.DELETE_ALL: delete_all.handle,
+    protocol.SW_TIME: switch_time.handle,
+    protocol.EXEC_TASK: exec_task.handle,
+    protocol.RESET_TASKMAX: reset_taskmax.handle,
+}
+
+
+def dispatch(ctx, request):
+    return HANDLERS[request.opcode](ctx, request)

@@ -1,0 +1,45 @@
+"""The daemon's only source of "now".
+
+:class:`SystemClock` reads the system time; :class:`ManualClock` stands still
+until told to move (``--clock manual``, driven through :mod:`saturnd.control`).
+"""
+
+import threading
+import time
+
+
+def floor_minute(t):
+    """The start (seconds = 0) of the epoch minute containing ``t``."""
+    return int(t // 60) * 60
+
+
+class Clock:
+    """Interface: ``now()`` returns seconds since the epoch (float or int)."""
+
+    manual = False
+
+    def now(self):
+        raise NotImplementedError
+
+
+class SystemClock(Clock):
+    def now(self):
+        return time.time()
+
+
+class ManualClock(Clock):
+    """A clock that stands still at ``start`` until :meth:`set` moves it."""
+
+    manual = True
+
+    def __init__(self, start):
+        self._lock = threading.Lock()
+        self._now = int(start)
+
+    def now(self):
+        with self._lock:
+            return self._now
+
+    def set(self, t):
+        with self._lock:
+            self._now = int(t)

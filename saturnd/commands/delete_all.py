@@ -1,0 +1,7 @@
+"""DELETE_ALL (extension): remove every task, reply how many."""
+
+from ..protocol import Reply
+
+
+def handle(ctx, request):
+    return Reply(value=ctx.store.remove_all())

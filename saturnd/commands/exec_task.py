@@ -1,0 +1,16 @@
+"""EXEC_TASK (extension): run a task once now; OK once the run has started.
+
+The run is recorded with the clock's current second.
+"""
+
+from ..protocol import NF, Reply
+from ..store import NotFound
+
+
+def handle(ctx, request):
+    try:
+        task = ctx.store.get(request.taskid)
+    except NotFound:
+        return Reply(errcode=NF)
+    ctx.runner.start(task, int(ctx.clock.now()))
+    return Reply()

@@ -1,0 +1,202 @@
+"""Starting runs, capturing their output, recording them (the C ``saturnd_child``).
+
+A run is spawned directly (``posix_spawnp``, no shell) in a new session, with
+stdin on ``/dev/null`` and stdout/stderr on spool files in ``DATA_DIR/runs``
+(the daemon holds no pipe per run).  A reaper thread waits for every child;
+when one ends, its outputs and exit record are published through the store
+(only if the task still has the incarnation token the run started with).  A
+monitor thread keeps each spool file within the output cap.
+"""
+
+import os
+import signal
+import threading
+import time
+
+from . import protocol
+
+DEFAULT_OUTPUT_CAP = 64 << 20
+MONITOR_INTERVAL = 0.5
+
+_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+_DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+def run_environment(environ=None):
+    """The daemon's environment minus saturnd's own ``SATURND_*`` variables."""
+    environ = os.environb if environ is None else environ
+    return {k: v for k, v in environ.items()
+            if not (k.startswith(b"SATURND_") if isinstance(k, bytes) else k.startswith("SATURND_"))}
+
+
+def exit_code(status):
+    """The recorded EXITCODE of a wait status: WEXITSTATUS, else 0xFFFF."""
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return protocol.EXIT_SIGNALED
+
+
+class Run:
+    __slots__ = ("taskid", "token", "time", "pid", "out", "err", "exitcode", "done")
+
+    def __init__(self, taskid, token, when, out, err):
+        self.taskid = taskid
+        self.token = token
+        self.time = when
+        self.out = out
+        self.err = err
+        self.pid = None
+        self.exitcode = None
+        self.done = False
+
+    def __repr__(self):
+        return f"Run(task={self.taskid}, pid={self.pid}, time={self.time}, exit={self.exitcode})"
+
+
+class Runner:
+    def __init__(self, store, log, output_cap=DEFAULT_OUTPUT_CAP, env=None):
+        self.store = store
+        self.log = log
+        self.output_cap = output_cap
+        self.env = run_environment() if env is None else env
+        self.cond = threading.Condition()
+        self.children = {}          # pid -> Run
+        self.stopping = False
+        self._threads = []
+
+    def start_threads(self):
+        for target, name in ((self._reap_loop, "reaper"), (self._monitor_loop, "monitor")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    # --- starting -------------------------------------------------------------
+    def start(self, task, when):
+        """Start one run of ``task`` (a store.Task snapshot) recorded at ``when``."""
+        argv = task.argv
+        out, err = self.store.spool_paths()
+        run = Run(task.taskid, task.token, int(when), out, err)
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, out, _SPOOL_FLAGS, 0o600),
+            (os.POSIX_SPAWN_OPEN, 2, err, _SPOOL_FLAGS, 0o600),
+        ]
+        with self.cond:
+            try:
+                pid = os.posix_spawnp(argv[0], list(argv), self.env, file_actions=actions,
+                                      setsid=True, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
+            except (OSError, ValueError) as e:
+                spawn_error = e
+            else:
+                run.pid = pid
+                self.children[pid] = run
+                self.cond.notify_all()
+                self.log(f"run: task {task.taskid} started, pid {pid}")
+                return run
+        # could not be started: a run with exit 127 and the reason on stderr, as a shell
+        reason = os.strerror(spawn_error.errno) if isinstance(spawn_error, OSError) and \
+            spawn_error.errno else str(spawn_error)
+        self.log(f"run: task {task.taskid}: cannot start {argv[0]!r}: {reason}")
+        try:
+            with open(out, "wb"):
+                pass
+            with open(err, "wb") as f:
+                f.write(b"saturnd: " + argv[0] + b": " + reason.encode() + b"\n")
+        except OSError as e:
+            self.log(f"run: cannot write spool files: {e.strerror}")
+        self._finish(run, 127)
+        return run
+
+    # --- ending ---------------------------------------------------------------
+    def _finish(self, run, code):
+        run.exitcode = code
+        self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
+                           self.output_cap)
+        with self.cond:
+            run.done = True
+            self.cond.notify_all()
+
+    def _reap_loop(self):
+        while True:
+            with self.cond:
+                while not self.children:
+                    if self.stopping:
+                        return
+                    self.cond.wait()
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                time.sleep(0.01)
+                continue
+            except InterruptedError:
+                continue
+            with self.cond:
+                run = self.children.pop(pid, None)
+            if run is None:
+                continue
+            code = exit_code(status)
+            self.log(f"run: task {run.taskid} pid {pid} ended, exit code {code}")
+            try:
+                self._finish(run, code)
+            except Exception as e:   # never let the reaper die
+                self.log(f"run: recording pid {pid} failed: {e}")
+                with self.cond:
+                    run.done = True
+                    self.cond.notify_all()
+
+    def _monitor_loop(self):
+        cap = self.output_cap
+        while True:
+            with self.cond:
+                if self.stopping and not self.children:
+                    return
+                self.cond.wait(MONITOR_INTERVAL)
+                runs = list(self.children.values())
+            for run in runs:
+                for path in (run.out, run.err):
+                    try:
+                        if os.stat(path).st_size > cap:
+                            os.truncate(path, cap)
+                    except OSError:
+                        pass
+
+    # --- waiting ----------------------------------------------------------------
+    def wait_runs(self, runs, deadline):
+        """Wait until every run of ``runs`` is recorded or ``deadline`` (monotonic).
+
+        Returns the runs still going.
+        """
+        with self.cond:
+            while True:
+                pending = [r for r in runs if not r.done]
+                remaining = deadline - time.monotonic()
+                if not pending or remaining <= 0:
+                    return pending
+                self.cond.wait(min(remaining, 1.0))
+
+    def running(self):
+        with self.cond:
+            return list(self.children.values())
+
+    def shutdown(self, grace):
+        """Give running runs ``grace`` seconds, kill the stragglers' groups, record all."""
+        self.wait_runs(self.running(), time.monotonic() + grace)
+        stragglers = self.running()
+        for run in stragglers:
+            self.log(f"run: killing task {run.taskid} pid {run.pid} after the grace period")
+            try:
+                os.killpg(run.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except OSError as e:
+                self.log(f"run: killpg({run.pid}) failed: {e.strerror}")
+                try:
+                    os.kill(run.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        self.wait_runs(stragglers, time.monotonic() + 10)
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=2)

@@ -1,0 +1,219 @@
+"""The request loop on the FIFOs: read, dispatch, reply (the C ``saturnd.c``).
+
+The request FIFO is opened ``O_RDONLY | O_NONBLOCK`` and polled together with
+a wake-up fd (signals, stop requests).  Requests are parsed from the byte
+stream by their own lengths, so several requests written back to back on one
+open are served in order.  At end of file the read end is reopened (a new
+descriptor is opened before the old one is closed, so bytes of a writer that
+came and went in between are not lost).
+
+A malformed request (protocol error, over 1 MiB, stalled for
+``STALL_TIMEOUT`` s, end of file in the middle) first has the client's
+remaining bytes discarded (until end of file, or ``DISCARD_SILENCE`` s of
+silence, at most ``DISCARD_MAX`` s), then gets the empty reply (the reply
+pipe opened and closed without a byte).  A handler failing with ``OSError``
+(storage) gets the empty reply too.  The daemon carries on in every case.
+
+Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
+(no reader yet) for ``REPLY_OPEN_TIMEOUT`` s; writing gives up after
+``REPLY_STALL_TIMEOUT`` s without progress.
+"""
+
+import errno
+import os
+import select
+import time
+
+from . import protocol
+from .commands import dispatch
+
+REQUEST_PIPE = "saturnd-request-pipe"
+REPLY_PIPE = "saturnd-reply-pipe"
+
+STALL_TIMEOUT = 3.0
+DISCARD_SILENCE = 0.2
+DISCARD_MAX = 2.0
+REPLY_OPEN_TIMEOUT = 5.0
+REPLY_STALL_TIMEOUT = 5.0
+CHUNK = 65536
+
+
+class Stopped(Exception):
+    """The daemon was asked to stop while waiting for bytes."""
+
+
+class _StreamReader:
+    """``read_exact`` over the server's buffer, pulling bytes with a stall deadline."""
+
+    def __init__(self, server):
+        self.server = server
+        self.consumed = 0
+
+    def check_limit(self, n):
+        if self.consumed + n > protocol.MAX_REQUEST:
+            raise protocol.ProtocolError(f"request longer than {protocol.MAX_REQUEST} bytes")
+
+    def read_exact(self, n):
+        self.check_limit(n)
+        srv = self.server
+        while len(srv.buf) < n:
+            if not srv.fill(STALL_TIMEOUT):
+                if srv.eof:
+                    raise protocol.Truncated("end of file in the middle of a request")
+                raise protocol.Truncated(f"request stalled for {STALL_TIMEOUT:g} s")
+        chunk = bytes(srv.buf[:n])
+        del srv.buf[:n]
+        self.consumed += n
+        return chunk
+
+
+class Server:
+    def __init__(self, pipes_dir, ctx, log, wake_fd):
+        self.request_path = os.path.join(pipes_dir, REQUEST_PIPE)
+        self.reply_path = os.path.join(pipes_dir, REPLY_PIPE)
+        self.ctx = ctx
+        self.log = log
+        self.wake_fd = wake_fd
+        self.fd = None
+        self.buf = bytearray()
+        self.eof = False
+
+    # --- the request side -------------------------------------------------------
+    def _reopen(self):
+        new = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd = new
+        self.eof = False
+
+    def fill(self, timeout):
+        """Read what is available, waiting up to ``timeout`` s (None: forever).
+
+        Returns True when bytes were added; False on timeout or end of file
+        (``self.eof`` set).  Raises :class:`Stopped` when the daemon must stop.
+        """
+        if self.eof:
+            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(self.wake_fd, select.POLLIN)
+        while True:
+            if self.ctx.stopping:
+                raise Stopped()
+            if deadline is None:
+                wait = -1
+            else:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return False
+                wait = int(wait * 1000) + 1
+            events = dict(poller.poll(wait))
+            if self.wake_fd in events:
+                self.ctx.drain_wakeup()
+                continue
+            if self.fd in events:
+                try:
+                    data = os.read(self.fd, CHUNK)
+                except BlockingIOError:
+                    continue
+                if data:
+                    self.buf += data
+                    return True
+                self.eof = True
+                return False
+
+    def serve_forever(self):
+        self._reopen()
+        try:
+            while not self.ctx.stopping:
+                try:
+                    if not self.buf:
+                        if self.eof:
+                            self._reopen()
+                        if not self.fill(None):
+                            continue
+                    self.serve_one()
+                except Stopped:
+                    break
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+    def serve_one(self):
+        reader = _StreamReader(self)
+        try:
+            request = protocol.read_request(reader)
+        except protocol.ProtocolError as e:
+            self._discard()
+            self.log(f"server: malformed request: {e}; empty reply")
+            self.send_reply(None)
+            return
+        try:
+            reply = dispatch(self.ctx, request)
+        except OSError as e:
+            self.log(f"server: {request.name} failed: {e.strerror or e}; empty reply")
+            self.send_reply(None)
+            return
+        except Exception as e:   # never die on a request
+            self.log(f"server: {request.name} failed: {type(e).__name__}: {e}; empty reply")
+            self.send_reply(None)
+            return
+        self.send_reply(protocol.encode_reply(request.opcode, reply))
+
+    def _discard(self):
+        """Drop the client's remaining bytes: until EOF, or a short silence (bounded)."""
+        dropped = len(self.buf)
+        self.buf.clear()
+        end = time.monotonic() + DISCARD_MAX
+        while not self.eof:
+            left = end - time.monotonic()
+            if left <= 0 or not self.fill(min(DISCARD_SILENCE, left)):
+                break
+            dropped += len(self.buf)
+            self.buf.clear()
+        return dropped
+
+    # --- the reply side ----------------------------------------------------------
+    def send_reply(self, data):
+        """Write ``data`` on the reply pipe (None: the empty reply)."""
+        deadline = time.monotonic() + REPLY_OPEN_TIMEOUT
+        while True:
+            try:
+                fd = os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    self.log(f"server: cannot open the reply pipe: {e.strerror}")
+                    return False
+                if time.monotonic() >= deadline:
+                    self.log("server: no client opened the reply pipe; reply dropped")
+                    return False
+                time.sleep(0.005)
+        try:
+            if data:
+                return self._write_all(fd, data)
+            return True
+        finally:
+            os.close(fd)
+
+    def _write_all(self, fd, data):
+        view = memoryview(data)
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except BlockingIOError:
+                n = 0
+            except BrokenPipeError:
+                self.log("server: the client closed the reply pipe early")
+                return False
+            if n:
+                view = view[n:]
+                continue
+            if not poller.poll(int(REPLY_STALL_TIMEOUT * 1000)):
+                self.log("server: the client stopped reading the reply; dropped")
+                return False
+        return True

@@ -1,0 +1,254 @@
+"""cassini: the saturnd client (the C project's ``cassini.c``).
+
+Options are read exactly as the reference reads them (glibc ``getopt``,
+see :mod:`cassini.gnugetopt`), one at a time and in order: ``-h`` prints the
+usage text and exits at once, a bad TASKID or an unknown option stops at once;
+the last operation wins; timing text is parsed only for the operation that
+uses it.  Then one request goes out and one reply comes back
+(:mod:`cassini.client`), printed by :mod:`cassini.render`.
+
+Environment: ``CASSINI_TIMEOUT`` (seconds to wait for saturnd to open the
+request pipe, default 5), ``CASSINI_REPLY_TIMEOUT`` (seconds without progress
+while waiting for or reading the reply, default 10), ``CASSINI_LOCK_TIMEOUT``
+(seconds to wait for another cassini to finish, default 30),
+``POSIXLY_CORRECT`` (stop option parsing at the first operand), ``USER`` (the
+default pipes directory), ``TZ`` (the times of ``-x``).
+
+Kept lean on purpose: ``cassini -l`` must start about as fast as Python.
+"""
+
+import os
+import sys
+
+from saturnd import protocol as P
+
+USAGE = b"""\
+   usage: cassini [OPTIONS] -l -> list all tasks
+      or: cassini [OPTIONS]    -> same
+      or: cassini [OPTIONS] -q -> terminate the daemon
+      or: cassini [OPTIONS] -c [-m MINUTES] [-H HOURS] [-d DAYSOFWEEK] COMMAND_NAME [ARG_1] ... [ARG_N]
+          -> add a new task and print its TASKID
+             format & semantics of the "timing" fields defined here:
+             https://pubs.opengroup.org/onlinepubs/9699919799/utilities/crontab.html
+             default value for each field is "*"
+      or: cassini [OPTIONS] -r TASKID -> remove a task
+      or: cassini [OPTIONS] -x TASKID -> get info (time + exit code) on all the past runs of a task
+      or: cassini [OPTIONS] -o TASKID -> get the standard output of the last run of a task
+      or: cassini [OPTIONS] -e TASKID -> get the standard error
+      or: cassini [OPTIONS] -s -> remove every task and print how many were removed
+      or: cassini [OPTIONS] -t TASKID [-m MINUTES] [-H HOURS] [-d DAYSOFWEEK] -> give a task a new timing
+      or: cassini [OPTIONS] -z TASKID COMMAND_NAME [ARG_1] ... [ARG_N] -> give a task a new command line
+      or: cassini [OPTIONS] -i TASKID -> run a task once, now
+      or: cassini [OPTIONS] -w -> let the next new task take the id after the highest existing one, and print it
+      or: cassini -h -> display this message
+
+   options:
+     -p PIPES_DIR -> look for the pipes in PIPES_DIR (default: /tmp/<USERNAME>/saturnd/pipes)
+"""
+
+OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
+
+# option letter -> operation, for the options that select one
+_SIMPLE_OPS = {"l": P.LIST, "c": P.CREATE, "q": P.TERMINATE, "s": P.DELETE_ALL,
+               "w": P.RESET_TASKMAX}
+_TASKID_OPS = {"r": P.REMOVE, "x": P.TIMES_EXITCODES, "o": P.STDOUT, "e": P.STDERR,
+               "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK}
+
+_ULLONG_MAX = (1 << 64) - 1
+_C_SPACE = b" \t\n\v\f\r"
+
+
+class UsageError(Exception):
+    """A bad command line: print the message (if any) and the usage text on stderr, exit 1."""
+
+
+class Failure(Exception):
+    """Any other failure: one line on stderr, exit 1."""
+
+
+def parse_taskid(text):
+    """``strtoull(text, &end, 10)`` that must use the whole argument (bytes in, int out)."""
+    s = text.lstrip(_C_SPACE)
+    negative = False
+    if s[:1] in (b"+", b"-"):
+        negative = s[:1] == b"-"
+        s = s[1:]
+    if not s or not s.isdigit():
+        # no digit at all, or characters left over after the digits
+        raise UsageError(f"invalid TASKID {os.fsdecode(text)!r}")
+    value = int(s)
+    if value > _ULLONG_MAX:
+        return _ULLONG_MAX            # ERANGE: saturates, whatever the sign
+    if negative:
+        value = -value & _ULLONG_MAX
+    return value
+
+
+def parse_command_line(args, environ):
+    """``args`` (bytes, without the program name) -> a :class:`Command`, or exit for -h."""
+    from cassini.gnugetopt import GetoptState, getopt
+
+    cmd = Command()
+    state = GetoptState()
+    posixly = b"POSIXLY_CORRECT" in environ
+    for opt, arg in getopt(args, OPTSTRING, state, posixly_correct=posixly):
+        if opt == "?":
+            raise UsageError(arg)
+        if opt == "h":
+            return None
+        if opt in _SIMPLE_OPS:
+            cmd.opcode = _SIMPLE_OPS[opt]
+        elif opt in _TASKID_OPS:
+            cmd.opcode = _TASKID_OPS[opt]
+            cmd.taskid = parse_taskid(arg)
+        elif opt == "m":
+            cmd.minutes = arg
+        elif opt == "H":
+            cmd.hours = arg
+        elif opt == "d":
+            cmd.days = arg
+        elif opt == "p":
+            cmd.pipes_dir = arg
+    cmd.operands = state.operands
+    return cmd
+
+
+class Command:
+    """What the command line asks for."""
+
+    __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands")
+
+    def __init__(self):
+        self.opcode = P.LIST
+        self.taskid = None
+        self.minutes = b"*"
+        self.hours = b"*"
+        self.days = b"*"
+        self.pipes_dir = None
+        self.operands = []
+
+    def timing(self):
+        from saturnd.timing import TimingError, timing_from_strings
+        try:
+            bits = timing_from_strings(self.minutes.decode("latin-1"),
+                                       self.hours.decode("latin-1"),
+                                       self.days.decode("latin-1"))
+        except TimingError as e:
+            raise UsageError(f"bad timing: {e}") from None
+        return P.Timing(*bits)
+
+    def argv(self):
+        if not self.operands:
+            raise UsageError("missing COMMAND_NAME")
+        if not self.operands[0]:
+            raise UsageError("COMMAND_NAME is empty")
+        return tuple(self.operands)
+
+    def request(self):
+        """The request bytes (raises UsageError before anything is sent)."""
+        op = self.opcode
+        if op == P.CREATE:
+            req = P.Request(op, timing=self.timing(), argv=self.argv())
+        elif op == P.SW_TIME:
+            req = P.Request(op, taskid=self.taskid, timing=self.timing())
+        elif op == P.SET_CMD:
+            req = P.Request(op, taskid=self.taskid, argv=self.argv())
+        else:
+            req = P.Request(op, taskid=self.taskid)
+        return P.encode_request(req)
+
+
+def _env_seconds(environ, name, default):
+    raw = environ.get(name.encode())
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value <= 86400):     # also refuses nan and inf
+        raise Failure(f"bad {name} value {os.fsdecode(raw)!r}: expected a number of "
+                      "seconds between 0 and 86400")
+    return value
+
+
+def _write_stdout(data):
+    if data:
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+
+
+def _err(message):
+    sys.stderr.buffer.write(b"cassini: " + message.encode("utf-8", "surrogateescape") + b"\n")
+    sys.stderr.flush()
+
+
+def run(args, environ):
+    """The whole program; returns the exit status."""
+    try:
+        cmd = parse_command_line(args, environ)
+        if cmd is None:                       # -h
+            _write_stdout(USAGE)
+            return 0
+        request = cmd.request()
+    except UsageError as e:
+        message = e.args[0] if e.args else None
+        if isinstance(message, bytes):        # glibc's own diagnostic, already prefixed
+            sys.stderr.buffer.write(message + b"\n")
+        elif message:
+            sys.stderr.buffer.write(b"cassini: " + message.encode("utf-8", "surrogateescape")
+                                    + b"\n")
+        sys.stderr.buffer.write(USAGE)
+        sys.stderr.flush()
+        return 1
+
+    from cassini import client
+    from cassini import render
+    try:
+        timeout = _env_seconds(environ, "CASSINI_TIMEOUT", 5.0)
+        reply_timeout = _env_seconds(environ, "CASSINI_REPLY_TIMEOUT", 10.0)
+        lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
+        pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
+        reply = client.exchange(pipes_dir, request, cmd.opcode, timeout, reply_timeout,
+                                lock_timeout)
+        if not reply.ok:
+            raise Failure(render.error_message(cmd.opcode, cmd.taskid, reply.errcode))
+        data = render.stdout_bytes(cmd.opcode, reply)
+    except (Failure, client.ClientError, ValueError) as e:
+        _err(str(e))
+        return 1
+    _write_stdout(data)
+    return 0
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    args = [a if isinstance(a, bytes) else os.fsencode(a) for a in argv]
+    try:
+        status = run(args, os.environb)
+    except KeyboardInterrupt:
+        _quiet_exit(130)
+    except BrokenPipeError:
+        _quiet_exit(141)
+    except Exception as e:                    # never a traceback
+        try:
+            _err(f"internal error: {type(e).__name__}: {e}")
+        except Exception:
+            pass
+        _quiet_exit(1)
+    return status
+
+
+def _quiet_exit(status):
+    """Exit at once, without flushing a broken stdout on the way out."""
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Talking to saturnd over its pipes: lock, write one request, read one reply.
+
+One exchange (``exchange``):
+
+1. the request pipe must exist, else saturnd is not running there;
+2. ``flock(LOCK_EX)`` on ``PIPES_DIR/cassini-lock`` (created 0600 when
+   missing; carry on without it when it cannot be opened), held until the
+   whole reply has been read, so that concurrent clients each get their own
+   reply;
+3. open the request pipe for writing, waiting at most ``timeout`` seconds
+   for a daemon to open its reading end (a reader that shows up late is
+   fine); write the whole request (one ``write`` when it fits the pipe) and
+   close it at once: the daemon uses end of file to delimit a broken
+   client's bytes;
+4. open the reply pipe without blocking and read exactly one reply by its
+   own lengths, giving up after ``reply_timeout`` seconds without progress;
+   end of file before the reply is complete is an error, end of file after
+   it is never waited for.
+
+Every failure raises :class:`ClientError` with a one-line message.
+"""
+
+import os
+import select
+import stat
+
+from saturnd.protocol import ProtocolError, Truncated, read_reply
+
+REQUEST_PIPE = b"saturnd-request-pipe"
+REPLY_PIPE = b"saturnd-reply-pipe"
+LOCK_FILE = b"cassini-lock"
+
+_CHUNK = 1 << 16        # read at least this much at a time
+_MAX_CHUNK = 1 << 20    # and never allocate more than this for one read
+
+_POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+
+
+class ClientError(Exception):
+    """A failure to talk to saturnd, with a one-line explanation."""
+
+
+class _Alarm(Exception):
+    pass
+
+
+def default_pipes_dir():
+    """``/tmp/<USERNAME>/saturnd/pipes``: ``$USER``, else the effective user's name."""
+    user = os.environb.get(b"USER")
+    if not user:
+        import pwd
+        uid = os.geteuid()
+        try:
+            user = os.fsencode(pwd.getpwuid(uid).pw_name)
+        except KeyError:
+            raise ClientError(f"cannot tell who you are (uid {uid} has no name): "
+                              "set USER or use -p PIPES_DIR") from None
+    return b"/tmp/" + user + b"/saturnd/pipes"
+
+
+def _show(path):
+    return os.fsdecode(path)
+
+
+def _not_running(pipes_dir, why):
+    return ClientError(f"saturnd is not running on {_show(pipes_dir)} ({why})")
+
+
+def _blocking_with_deadline(call, seconds):
+    """Run a blocking system call, interrupting it after ``seconds`` (raises _Alarm)."""
+    import signal
+
+    def ring(signum, frame):
+        raise _Alarm()
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+        try:
+            return call()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _lock(pipes_dir, lock_timeout):
+    """The held lock's fd, or None when the lock file cannot be opened."""
+    import fcntl
+    path = os.path.join(pipes_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return None          # cannot be created: carry on without the lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        pass                     # another cassini is talking to saturnd: wait our turn
+    except OSError:
+        os.close(fd)
+        return None              # a file system without flock: carry on without it
+    try:
+        _blocking_with_deadline(lambda: fcntl.flock(fd, fcntl.LOCK_EX), lock_timeout)
+    except _Alarm:
+        os.close(fd)
+        raise ClientError(f"another cassini has held {_show(path)} for {lock_timeout:g} s; "
+                          "giving up") from None
+    return fd
+
+
+def _open_request_pipe(pipes_dir, path, timeout):
+    flags = os.O_WRONLY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == 6:          # ENXIO: a FIFO nobody reads yet; wait for a reader
+            if timeout <= 0:
+                raise _not_running(pipes_dir, "nobody reads the request pipe") from None
+            try:
+                fd = _blocking_with_deadline(lambda: os.open(path, flags), timeout)
+            except _Alarm:
+                raise _not_running(
+                    pipes_dir, f"nobody opened the request pipe within {timeout:g} s") from None
+            except OSError as e2:
+                raise _not_running(pipes_dir, f"{e2.strerror}: {_show(path)}") from None
+            os.set_blocking(fd, False)
+        elif e.errno == 2:        # ENOENT (raced with the stat)
+            raise _not_running(pipes_dir, f"no request pipe {_show(path)}") from None
+        else:
+            raise ClientError(f"cannot open {_show(path)}: {e.strerror}") from None
+    return fd
+
+
+def _check_fifo(fd, path):
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ClientError(f"{_show(path)} is not a named pipe")
+
+
+def _wait(fd, events, seconds):
+    """poll ``fd``; False when ``seconds`` pass without an event."""
+    poller = select.poll()
+    poller.register(fd, events)
+    ms = int(seconds * 1000) if seconds > 0 else 0
+    while True:
+        chunk = min(ms, 1 << 30)
+        if poller.poll(chunk):
+            return True
+        ms -= chunk
+        if ms <= 0:
+            return False
+
+
+def _write_all(fd, data, reply_timeout):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            if not _wait(fd, select.POLLOUT, reply_timeout):
+                raise ClientError(f"saturnd stopped reading the request for "
+                                  f"{reply_timeout:g} s") from None
+            continue
+        except BrokenPipeError:
+            raise ClientError("saturnd closed the request pipe before reading the request") \
+                from None
+        view = view[n:]
+
+
+class PipeReader:
+    """A protocol reader over a non-blocking pipe: grows its buffer as bytes arrive.
+
+    ``read_exact`` raises :class:`Truncated` at end of file and
+    :class:`ClientError` after ``timeout`` seconds without a byte.
+    """
+
+    __slots__ = ("fd", "timeout", "buf", "pos", "poller", "received")
+
+    def __init__(self, fd, timeout):
+        self.fd = fd
+        self.timeout = timeout
+        self.buf = b""
+        self.pos = 0
+        self.poller = None
+        self.received = 0
+
+    def read_exact(self, n):
+        pos = self.pos
+        end = pos + n
+        if end <= len(self.buf):
+            self.pos = end
+            return self.buf[pos:end]
+        return self._fill(n)
+
+    def _fill(self, n):
+        parts = [self.buf[self.pos:]]
+        have = len(parts[0])
+        while have < n:
+            # poll first: a FIFO read with no writer yet would report end of file
+            if not self._wait():
+                raise ClientError(f"no reply from saturnd for {self.timeout:g} s")
+            want = min(max(n - have, _CHUNK), _MAX_CHUNK)
+            try:
+                chunk = os.read(self.fd, want)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise Truncated("saturnd's reply ended early (end of file before a "
+                                "complete reply)")
+            parts.append(chunk)
+            have += len(chunk)
+            self.received += len(chunk)
+        data = b"".join(parts)
+        self.buf = data
+        self.pos = n
+        return data[:n]
+
+    def _wait(self):
+        if self.poller is None:
+            self.poller = select.poll()
+            self.poller.register(self.fd, _POLLIN)
+        ms = int(self.timeout * 1000) if self.timeout > 0 else 0
+        while True:
+            step = min(ms, 1 << 30)
+            events = self.poller.poll(step)
+            if events:
+                return True
+            ms -= step
+            if ms <= 0:
+                return False
+
+
+def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0):
+    """Send ``request`` (bytes) and return the decoded :class:`Reply`."""
+    req_path = os.path.join(pipes_dir, REQUEST_PIPE)
+    rep_path = os.path.join(pipes_dir, REPLY_PIPE)
+    try:
+        os.stat(req_path)
+    except FileNotFoundError:
+        if not os.path.isdir(pipes_dir):
+            raise _not_running(pipes_dir, "no such directory") from None
+        raise _not_running(pipes_dir, "no request pipe") from None
+    except OSError as e:
+        raise _not_running(pipes_dir, e.strerror) from None
+
+    lock_fd = _lock(pipes_dir, lock_timeout)
+    try:
+        fd = _open_request_pipe(pipes_dir, req_path, timeout)
+        _check_fifo(fd, req_path)
+        try:
+            _write_all(fd, request, reply_timeout)
+        finally:
+            os.close(fd)
+
+        try:
+            fd = os.open(rep_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise ClientError(f"cannot open the reply pipe {_show(rep_path)}: "
+                              f"{e.strerror}") from None
+        _check_fifo(fd, rep_path)
+        try:
+            reader = PipeReader(fd, reply_timeout)
+            try:
+                return read_reply(reader, opcode)
+            except Truncated:
+                if reader.received:
+                    raise ClientError("saturnd's reply was cut short (end of file in "
+                                      "the middle of the reply)") from None
+                raise ClientError("saturnd could not honour the request (empty reply)") \
+                    from None
+            except ProtocolError as e:
+                raise ClientError(f"malformed reply from saturnd: {e}") from None
+        finally:
+            os.close(fd)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)

@@ -2,7 +2,8 @@
 
 Text -> bits (``cassini -c/-t``), per ``../shared/spec/cassini.md``:
 
-- ``*`` is every value of the field;
+- ``*`` is every value of the field (only as the whole field: ``1,*`` is
+  refused, as the reference refuses it);
 - otherwise a comma-separated list of items, each ``N`` or ``A-B`` (A <= B),
   all within the field's range;
 - beyond the reference: steps ``*/N`` and ``A-B/N`` (N >= 1); for days,
@@ -53,6 +54,7 @@ def field_from_string(text, lo, hi, days=False):
         if item == "":
             raise TimingError(f"empty item in {text!r}")
         step = 1
+        step_text = None
         if "/" in item:
             item, _, step_text = item.partition("/")
             if not step_text.isascii() or not step_text.isdigit():
@@ -63,6 +65,9 @@ def field_from_string(text, lo, hi, days=False):
             if item != "*" and "-" not in item:
                 raise TimingError(f"a step needs '*' or a range, not {item!r}")
         if item == "*":
+            if step_text is None and text != "*":
+                # the reference accepts '*' only as the whole field ('1,*' is an error)
+                raise TimingError(f"'*' must be the whole field, not part of {text!r}")
             start, end = lo, hi
         elif "-" in item:
             a, _, b = item.partition("-")

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Writes the golden cases in ``cases/`` from the hand-written table below.
+
+The expected bytes come from the spec (``shared/spec/protocol.md`` and
+``cassini.md``), written here by hand with a tiny encoder of its own (plain
+``struct``; it deliberately does not import the project's protocol or timing
+modules, and nothing here ever runs our cassini).  Re-run after editing the
+table: ``python tests/golden/make_cases.py`` (it rewrites ``cases/`` whole).
+See ``runner.py`` for the meaning of each file.
+"""
+
+import calendar
+import os
+import shutil
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = os.path.join(HERE, "cases")
+
+
+# --- a minimal, independent encoder -------------------------------------------------
+def u16(v): return struct.pack(">H", v)
+def u32(v): return struct.pack(">I", v)
+def u64(v): return struct.pack(">Q", v)
+def i64(v): return struct.pack(">q", v)
+def string(b): return u32(len(b)) + b
+def cmdline(*argv): return u32(len(argv)) + b"".join(string(a) for a in argv)
+def bits(*values): return sum(1 << v for v in set(values))
+def timing(minutes, hours, days): return u64(minutes) + u32(hours) + bytes([days])
+
+
+ALL_MIN = bits(*range(60))
+ALL_HOURS = bits(*range(24))
+ALL_DAYS = bits(*range(7))
+EVERY = timing(ALL_MIN, ALL_HOURS, ALL_DAYS)
+MAX64 = 2**64 - 1
+
+LS, CR, RM, TX, SO, SE, TM = b"LS", b"CR", b"RM", b"TX", b"SO", b"SE", b"TM"
+CX, DL, ST, EX, RT = u16(0x43FF), b"DL", b"ST", u16(0x48ED), b"RT"
+OK, ER, NF, NR = b"OK", b"ER", b"NF", b"NR"
+
+
+def task(taskid, tim, *argv):
+    return u64(taskid) + tim + cmdline(*argv)
+
+
+def list_reply(*tasks):
+    return OK + u32(len(tasks)) + b"".join(tasks)
+
+
+def runs_reply(*runs):
+    return OK + u32(len(runs)) + b"".join(i64(t) + u16(c) for t, c in runs)
+
+
+def utc(y, mo, d, h, mi, s=0):
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+
+
+USAGE = b"""\
+   usage: cassini [OPTIONS] -l -> list all tasks
+      or: cassini [OPTIONS]    -> same
+      or: cassini [OPTIONS] -q -> terminate the daemon
+      or: cassini [OPTIONS] -c [-m MINUTES] [-H HOURS] [-d DAYSOFWEEK] COMMAND_NAME [ARG_1] ... [ARG_N]
+          -> add a new task and print its TASKID
+             format & semantics of the "timing" fields defined here:
+             https://pubs.opengroup.org/onlinepubs/9699919799/utilities/crontab.html
+             default value for each field is "*"
+      or: cassini [OPTIONS] -r TASKID -> remove a task
+      or: cassini [OPTIONS] -x TASKID -> get info (time + exit code) on all the past runs of a task
+      or: cassini [OPTIONS] -o TASKID -> get the standard output of the last run of a task
+      or: cassini [OPTIONS] -e TASKID -> get the standard error
+      or: cassini [OPTIONS] -s -> remove every task and print how many were removed
+      or: cassini [OPTIONS] -t TASKID [-m MINUTES] [-H HOURS] [-d DAYSOFWEEK] -> give a task a new timing
+      or: cassini [OPTIONS] -z TASKID COMMAND_NAME [ARG_1] ... [ARG_N] -> give a task a new command line
+      or: cassini [OPTIONS] -i TASKID -> run a task once, now
+      or: cassini [OPTIONS] -w -> let the next new task take the id after the highest existing one, and print it
+      or: cassini -h -> display this message
+
+   options:
+     -p PIPES_DIR -> look for the pipes in PIPES_DIR (default: /tmp/<USERNAME>/saturnd/pipes)
+"""
+
+CASES_TABLE = []
+
+
+def case(name, args, request=b"", reply=b"", stdout=b"", exitcode=0, tag="reference",
+         env=(), markers=()):
+    CASES_TABLE.append(dict(name=name, args=args, request=request, reply=reply,
+                            stdout=stdout, exitcode=exitcode, tag=tag, env=env,
+                            markers=markers))
+
+
+def usage_error(name, args, tag="reference", env=()):
+    """A command line that must send nothing, print nothing on stdout and exit 1."""
+    case(name, args, exitcode=1, tag=tag, env=env)
+
+
+# --- LIST ------------------------------------------------------------------------------
+case("001-list-empty", [b"-l"], LS, list_reply())
+case("002-list-no-option", [], LS, list_reply())
+case("003-list-one-task", [b"-l"], LS, list_reply(task(0, EVERY, b"echo", b"hello")),
+     b"0: * * * echo hello\n")
+case("004-list-spec-example", [b"-l"], LS,
+     list_reply(task(4, timing(bits(4, 10), ALL_HOURS, bits(1, 3)), b"ls", b"NONEXISTENT")),
+     b"4: 4,10 * 1,3 ls NONEXISTENT\n")
+thousand = [task(i, timing(bits(i % 60), bits(i % 24), ALL_DAYS), b"echo", b"task%d" % i)
+            for i in range(1000)]
+case("005-list-1000-tasks", [b"-l"], LS, list_reply(*thousand),
+     b"".join(b"%d: %d %d * echo task%d\n" % (i, i % 60, i % 24, i) for i in range(1000)))
+case("006-list-runs-and-singles", [b"-l"], LS,
+     list_reply(task(1, timing(bits(*range(4, 11), 45), bits(1, 3, 5, 7), ALL_DAYS), b"true")),
+     b"1: 4-10,45 1,3,5,7 * true\n")
+case("007-list-empty-fields", [b"-l"], LS,
+     list_reply(task(7, timing(0, ALL_HOURS, ALL_DAYS), b"true"),
+                task(8, timing(0, 0, 0), b"false")),
+     b"7:  * * true\n8:    false\n")
+case("008-list-bounds", [b"-l"], LS,
+     list_reply(task(0, timing(bits(59), bits(23), bits(6)), b"a"),
+                task(1, timing(bits(0), bits(0), bits(0)), b"b")),
+     b"0: 59 23 6 a\n1: 0 0 0 b\n")
+case("009-list-almost-full-ranges", [b"-l"], LS,
+     list_reply(task(3, timing(ALL_MIN & ~bits(30), bits(*range(23)), bits(*range(1, 7))),
+                     b"x")),
+     b"3: 0-29,31-59 0-22 1-6 x\n")
+case("010-list-args-space-utf8-empty", [b"-l"], LS,
+     list_reply(task(2, EVERY, b"printf", b"a b", b"", "h\u00e9llo \u2603".encode(), b"z")),
+     b"2: * * * printf a b  " + "h\u00e9llo \u2603".encode() + b" z\n")
+case("011-list-raw-arg-bytes", [b"-l"], LS,
+     list_reply(task(5, EVERY, b"echo", b"\xff\xfe\t\x01")),
+     b"5: * * * echo \xff\xfe\t\x01\n")
+case("012-list-max-id", [b"-l"], LS, list_reply(task(MAX64, EVERY, b"x")),
+     b"18446744073709551615: * * * x\n")
+case("013-list-pairs", [b"-l"], LS,
+     list_reply(task(9, timing(bits(0, 1), bits(0, 2), bits(0, 1, 2, 3, 4, 5)), b"y")),
+     b"9: 0-1 0,2 0-5 y\n")
+
+# --- CREATE ----------------------------------------------------------------------------
+case("020-create-defaults", [b"-c", b"echo", b"hello"],
+     CR + EVERY + cmdline(b"echo", b"hello"), OK + u64(0), b"0\n")
+worked = bytes.fromhex("4352 0000 0000 4000 0001 0003 ff00 3e00"
+                       "0000 0200 0000 0962 6163 6b75 702e 7368"
+                       "0000 0006 2d2d 6661 7374")
+case("021-create-worked-example",
+     [b"-c", b"-m", b"0,30", b"-H", b"8-17", b"-d", b"1-5", b"--", b"backup.sh", b"--fast"],
+     worked, bytes.fromhex("4f4b 0000 0000 0000 0007"), b"7\n")
+case("022-create-spec-example", [b"-c", b"-d", b"1,3", b"-m", b"4,10", b"ls", b"NONEXISTENT"],
+     CR + timing(bits(4, 10), ALL_HOURS, bits(1, 3)) + cmdline(b"ls", b"NONEXISTENT"),
+     OK + u64(4), b"4\n")
+case("023-create-attached-args", [b"-c", b"-m5", b"-H0", b"-d6", b"true"],
+     CR + timing(bits(5), bits(0), bits(6)) + cmdline(b"true"), OK + u64(1), b"1\n")
+case("024-create-bounds", [b"-c", b"-m", b"59", b"-H", b"23", b"-d", b"0", b"true"],
+     CR + timing(bits(59), bits(23), bits(0)) + cmdline(b"true"), OK + u64(2), b"2\n")
+case("025-create-lists-and-ranges",
+     [b"-c", b"-m", b"0-4,10,58-59", b"-H", b"0-23", b"-d", b"0-6", b"true"],
+     CR + timing(bits(0, 1, 2, 3, 4, 10, 58, 59), ALL_HOURS, ALL_DAYS) + cmdline(b"true"),
+     OK + u64(3), b"3\n")
+case("026-create-explicit-stars", [b"-c", b"-m", b"*", b"-H", b"*", b"-d", b"*", b"true"],
+     CR + EVERY + cmdline(b"true"), OK + u64(3), b"3\n")
+case("027-create-args-space-utf8-empty",
+     [b"-c", b"--", b"printf", b"%s|", b"a b", b"", "h\u00e9llo".encode()],
+     CR + EVERY + cmdline(b"printf", b"%s|", b"a b", b"", "h\u00e9llo".encode()),
+     OK + u64(11), b"11\n")
+case("028-permutation-c-ls-l-is-list", [b"-c", b"ls", b"-l"], LS, list_reply())
+case("029-dashdash-c-ls-l-is-create", [b"-c", b"--", b"ls", b"-l"],
+     CR + EVERY + cmdline(b"ls", b"-l"), OK + u64(5), b"5\n")
+case("030-posixly-correct-stops-at-operand", [b"-c", b"ls", b"-l"],
+     CR + EVERY + cmdline(b"ls", b"-l"), OK + u64(6), b"6\n", env=[b"POSIXLY_CORRECT=1"])
+case("031-permutation-options-after-command", [b"-c", b"echo", b"-m", b"5", b"hi"],
+     CR + timing(bits(5), ALL_HOURS, ALL_DAYS) + cmdline(b"echo", b"hi"), OK + u64(0), b"0\n")
+case("032-create-max-id", [b"-c", b"x"], CR + EVERY + cmdline(b"x"), OK + u64(MAX64),
+     b"18446744073709551615\n")
+case("033-create-lone-dash-is-operand", [b"-c", b"-", b"x"],
+     CR + EVERY + cmdline(b"-", b"x"), OK + u64(0), b"0\n")
+case("034-cluster-with-attached-arg", [b"-cm5", b"ls"],
+     CR + timing(bits(5), ALL_HOURS, ALL_DAYS) + cmdline(b"ls"), OK + u64(1), b"1\n")
+case("035-cluster-last-op-wins", [b"-cl", b"ls"], LS, list_reply())
+case("036-m-takes-dash-l-as-argument", [b"-m", b"-l"], LS, list_reply())
+case("037-list-ignores-bad-timing", [b"-m", b"99", b"-l"], LS, list_reply())
+case("038-last-operation-wins", [b"-r", b"3", b"-x", b"4"], TX + u64(4), runs_reply())
+case("039-operand-ignored-by-list", [b"-l", b"foo"], LS, list_reply())
+case("040-posixly-correct-options-after-operand-are-operands", [b"foo", b"-q"], LS,
+     list_reply(), env=[b"POSIXLY_CORRECT=1"])
+case("041-attached-pipes-dir", [b"-p{pipes}", b"-l"], LS, list_reply())
+usage_error("042-create-missing-command", [b"-c"])
+usage_error("043-create-missing-command-after-dashdash", [b"-c", b"-m", b"5", b"--"])
+usage_error("044-create-minute-60", [b"-c", b"-m", b"60", b"ls"])
+usage_error("045-create-hour-24", [b"-c", b"-H", b"24", b"ls"])
+usage_error("046-create-day-8", [b"-c", b"-d", b"8", b"ls"])
+usage_error("047-create-empty-field", [b"-c", b"-m", b"", b"ls"])
+usage_error("048-create-backwards-range", [b"-c", b"-H", b"5-3", b"ls"])
+usage_error("049-create-unknown-option", [b"-c", b"-k", b"ls"])
+usage_error("050-create-missing-option-argument", [b"-c", b"ls", b"-m"])
+usage_error("051-create-star-in-list", [b"-c", b"-m", b"1,*", b"ls"])
+# beyond the reference (deviation: the reference reads these differently or not at all)
+case("052-create-step-star", [b"-c", b"-m", b"*/15", b"ls"],
+     CR + timing(bits(0, 15, 30, 45), ALL_HOURS, ALL_DAYS) + cmdline(b"ls"), OK + u64(0),
+     b"0\n", tag="deviation")
+case("053-create-step-range", [b"-c", b"-H", b"8-18/2", b"ls"],
+     CR + timing(ALL_MIN, bits(8, 10, 12, 14, 16, 18), ALL_DAYS) + cmdline(b"ls"),
+     OK + u64(0), b"0\n", tag="deviation")
+case("054-create-day-names", [b"-c", b"-d", b"mon-FRI", b"ls"],
+     CR + timing(ALL_MIN, ALL_HOURS, bits(1, 2, 3, 4, 5)) + cmdline(b"ls"), OK + u64(0),
+     b"0\n", tag="deviation")
+case("055-create-day-7-is-sunday", [b"-c", b"-d", b"5-7", b"ls"],
+     CR + timing(ALL_MIN, ALL_HOURS, bits(5, 6, 0)) + cmdline(b"ls"), OK + u64(0), b"0\n",
+     tag="deviation")
+usage_error("056-create-trailing-garbage", [b"-c", b"-m", b"5x", b"ls"], tag="deviation")
+usage_error("057-create-step-zero", [b"-c", b"-m", b"*/0", b"ls"], tag="deviation")
+usage_error("058-create-empty-command-name", [b"-c", b""], tag="deviation")
+
+# --- TASKID forms (REMOVE) -------------------------------------------------------------
+case("060-remove-ok", [b"-r", b"3"], RM + u64(3), OK)
+case("061-remove-not-found", [b"-r", b"60"], RM + u64(60), ER + NF, exitcode=1)
+case("062-taskid-leading-space", [b"-r", b" 7"], RM + u64(7), OK)
+case("063-taskid-plus-sign", [b"-r", b"+7"], RM + u64(7), OK)
+case("064-taskid-minus-one-wraps", [b"-r", b"-1"], RM + u64(MAX64), OK)
+case("065-taskid-overflow-saturates", [b"-r", b"99999999999999999999999"], RM + u64(MAX64), OK)
+case("066-taskid-leading-tab-and-zeros", [b"-r", b"\t0012"], RM + u64(12), OK)
+usage_error("067-taskid-trailing-garbage", [b"-r", b"7x"])
+usage_error("068-taskid-empty", [b"-r", b""])
+usage_error("069-taskid-hex", [b"-x", b"0x10"])
+usage_error("070-taskid-missing", [b"-r"])
+usage_error("071-taskid-trailing-space", [b"-o", b"7 "])
+usage_error("072-taskid-sign-only", [b"-e", b"-"])
+usage_error("073-taskid-bad-stops-before-help", [b"-r", b"x", b"-h"])
+
+# --- TIMES_EXITCODES -------------------------------------------------------------------
+case("080-times-none", [b"-x", b"2"], TX + u64(2), runs_reply())
+case("081-times-worked-example-paris", [b"-x", b"1"], TX + u64(1),
+     bytes.fromhex("4f4b 0000 0002 0000 0000 6956 3790 0000"
+                   "0000 0000 6957 8910 ffff"),
+     b"2026-01-01 10:00:00 0\n2026-01-02 10:00:00 65535\n", env=[b"TZ=Europe/Paris"])
+case("082-times-across-dst-paris", [b"-x", b"3"], TX + u64(3),
+     runs_reply((utc(2026, 3, 29, 0, 30), 0), (utc(2026, 3, 29, 1, 30), 1),
+                (utc(2026, 10, 25, 0, 30), 2), (utc(2026, 10, 25, 1, 30), 255)),
+     b"2026-03-29 01:30:00 0\n2026-03-29 03:30:00 1\n"
+     b"2026-10-25 02:30:00 2\n2026-10-25 02:30:00 255\n", env=[b"TZ=Europe/Paris"])
+case("083-times-utc-exitcode-65535", [b"-x", b"0"], TX + u64(0),
+     runs_reply((utc(2026, 1, 1, 9, 0), 0xFFFF), (utc(2026, 1, 1, 9, 1, 7), 127)),
+     b"2026-01-01 09:00:00 65535\n2026-01-01 09:01:07 127\n")
+case("084-times-not-found", [b"-x", b"9"], TX + u64(9), ER + NF, exitcode=1)
+case("085-times-before-epoch", [b"-x", b"0"], TX + u64(0), runs_reply((-1, 1)),
+     b"1969-12-31 23:59:59 1\n")
+
+# --- STDOUT / STDERR -------------------------------------------------------------------
+case("090-stdout-ok", [b"-o", b"1"], SO + u64(1), OK + string(b"hello\n"), b"hello\n")
+case("091-stdout-empty", [b"-o", b"1"], SO + u64(1), OK + string(b""), b"")
+mib = bytes((i * 7 + i // 256) % 256 for i in range(1 << 20))
+case("092-stdout-1mib", [b"-o", b"2"], SO + u64(2), OK + string(mib), mib)
+binary = bytes(range(256)) * 3
+case("093-stdout-binary", [b"-o", b"3"], SO + u64(3), OK + string(binary), binary)
+case("094-stdout-not-found", [b"-o", b"60"], SO + u64(60), ER + NF, exitcode=1)
+case("095-stdout-never-run", [b"-o", b"1"], SO + u64(1), ER + NR, exitcode=1)
+case("096-stderr-ok", [b"-e", b"4"], SE + u64(4), OK + string(b"oops\x00\n"), b"oops\x00\n")
+case("097-stderr-never-run", [b"-e", b"4"], SE + u64(4), ER + NR, exitcode=1)
+case("098-stderr-not-found", [b"-e", b"5"], SE + u64(5), ER + NF, exitcode=1)
+
+# --- TERMINATE -------------------------------------------------------------------------
+case("100-terminate", [b"-q"], TM, OK)
+
+# --- extensions ------------------------------------------------------------------------
+case("110-delete-all", [b"-s"], DL, OK + u32(3), b"3\n", tag="extension")
+case("111-delete-all-none", [b"-s"], DL, OK + u32(0), b"0\n", tag="extension")
+case("112-sw-time", [b"-t", b"2", b"-m", b"0", b"-H", b"12", b"-d", b"1-5"],
+     ST + u64(2) + timing(bits(0), bits(12), bits(1, 2, 3, 4, 5)), OK, tag="extension")
+case("113-sw-time-defaults", [b"-t", b"2"], ST + u64(2) + EVERY, OK, tag="extension")
+case("114-sw-time-not-found", [b"-t", b"8", b"-m", b"1"],
+     ST + u64(8) + timing(bits(1), ALL_HOURS, ALL_DAYS), ER + NF, exitcode=1, tag="extension")
+usage_error("115-sw-time-bad-hour", [b"-t", b"2", b"-H", b"25"], tag="extension")
+case("116-set-cmd", [b"-z", b"4", b"echo", b"new cmd"], CX + u64(4) + cmdline(b"echo", b"new cmd"),
+     OK, tag="extension")
+case("117-set-cmd-dashdash", [b"-z", b"4", b"--", b"ls", b"-la"],
+     CX + u64(4) + cmdline(b"ls", b"-la"), OK, tag="extension")
+case("118-set-cmd-not-found", [b"-z", b"40", b"true"], CX + u64(40) + cmdline(b"true"),
+     ER + NF, exitcode=1, tag="extension")
+usage_error("119-set-cmd-missing-command", [b"-z", b"4"], tag="extension")
+case("120-exec-task", [b"-i", b"5"], EX + u64(5), OK, tag="extension")
+case("121-exec-task-not-found", [b"-i", b"6"], EX + u64(6), ER + NF, exitcode=1,
+     tag="extension")
+case("122-reset-taskmax", [b"-w"], RT, OK + u64(8), b"8\n", tag="extension")
+case("123-reset-taskmax-empty", [b"-w"], RT, OK + u64(0), b"0\n", tag="extension")
+case("124-ext-taskid-minus-one", [b"-i", b"-1"], EX + u64(MAX64), OK, tag="extension")
+usage_error("125-ext-bad-taskid", [b"-t", b"abc"], tag="extension")
+
+# --- help and usage ------------------------------------------------------------------
+# the text carries the extension lines, so a reference client prints another text
+case("130-help", [b"-h"], stdout=USAGE, tag="extension")
+case("131-help-stops-option-parsing", [b"-h", b"-k"], stdout=USAGE, tag="extension")
+case("132-help-after-an-operation", [b"-l", b"-h"], stdout=USAGE, tag="extension")
+case("133-help-in-a-cluster", [b"-lh"], stdout=USAGE, tag="extension")
+usage_error("134-bad-option-before-help", [b"-k", b"-h"])
+usage_error("135-unknown-option", [b"-k"])
+usage_error("136-pipes-dir-missing-argument", [b"-l", b"-p"])
+usage_error("137-colon-is-not-an-option", [b"-:"])
+
+# --- talking to the daemon -------------------------------------------------------------
+case("150-empty-reply", [b"-l"], LS, b"", exitcode=1)
+case("151-reply-cut-short", [b"-l"], LS,
+     list_reply(task(0, EVERY, b"echo", b"hello"))[:-3], exitcode=1, tag="deviation")
+case("152-reply-pipe-kept-open", [b"-l"], LS, list_reply(task(0, EVERY, b"true")),
+     b"0: * * * true\n", tag="deviation", markers=["keep-open"])
+case("153-unknown-reptype", [b"-r", b"1"], RM + u64(1), b"XX", exitcode=1, tag="deviation")
+case("154-no-daemon", [b"-l"], exitcode=1, tag="deviation", env=[b"CASSINI_TIMEOUT=0.3"],
+     markers=["no-daemon"])
+case("155-default-pipes-dir", [b"-l"], LS, list_reply(task(1, EVERY, b"x")),
+     b"1: * * * x\n", env=[b"USER={user}"], markers=["default-pipes"])
+case("156-unknown-error-code", [b"-r", b"1"], RM + u64(1), ER + b"ZZ", exitcode=1,
+     tag="deviation")
+case("157-output-cut-short", [b"-o", b"1"], SO + u64(1), OK + u32(100) + b"0123456789",
+     exitcode=1, tag="deviation")
+case("158-big-output-pipe-kept-open", [b"-o", b"2"], SO + u64(2), OK + string(mib[:300000]),
+     mib[:300000],
+     tag="deviation", markers=["keep-open"])
+case("159-bytes-after-the-reply-ignored", [b"-c", b"x"], CR + EVERY + cmdline(b"x"),
+     OK + u64(5) + b"junk", b"5\n", tag="deviation")
+case("160-error-reply-cut-short", [b"-r", b"1"], RM + u64(1), ER + b"N", exitcode=1,
+     tag="deviation")
+
+
+def write_cases(dest=CASES):
+    if os.path.isdir(dest):
+        shutil.rmtree(dest)
+    os.makedirs(dest)
+    names = set()
+    for c in CASES_TABLE:
+        assert c["name"] not in names, c["name"]
+        names.add(c["name"])
+        d = os.path.join(dest, c["name"])
+        os.makedirs(d)
+
+        def put(fname, data):
+            with open(os.path.join(d, fname), "wb") as f:
+                f.write(data)
+
+        for a in c["args"]:
+            assert b"\n" not in a, "an argument cannot hold a newline in this format"
+        put("arguments", b"".join(a + b"\n" for a in c["args"]))
+        put("request", c["request"])
+        put("reply", c["reply"])
+        put("stdout", c["stdout"])
+        put("exitcode", b"%d\n" % c["exitcode"])
+        put("tag", c["tag"].encode() + b"\n")
+        if c["env"]:
+            put("env", b"".join(e + b"\n" for e in c["env"]))
+        for m in c["markers"]:
+            put(m, b"")
+    return len(CASES_TABLE)
+
+
+if __name__ == "__main__":
+    n = write_cases(sys.argv[1] if len(sys.argv) > 1 else CASES)
+    print(f"wrote {n} cases")

@@ -66,6 +66,7 @@ _OP_ID = struct.Struct(">HQ")
 _OK_U32 = struct.Struct(">HI")
 _OK_U64 = struct.Struct(">HQ")
 _ER = struct.Struct(">HH")
+_TASK_HEAD = struct.Struct(">QQIBI")   # TASKID, TIMING (13 bytes), ARGC
 
 
 class ProtocolError(ValueError):
@@ -378,13 +379,7 @@ def read_reply(reader, opcode):
     if rep != OK:
         raise ProtocolError(f"unknown reply type {rep:#06x}")
     if opcode == LIST:
-        n = read_u32(reader)
-        tasks = []
-        for _ in range(n):
-            taskid = read_u64(reader)
-            timing = read_timing(reader)
-            tasks.append((taskid, timing, read_commandline(reader)))
-        return Reply(tasks=tasks)
+        return Reply(tasks=_read_tasks(reader, read_u32(reader)))
     if opcode in (CREATE, RESET_TASKMAX):
         return Reply(value=read_u64(reader))
     if opcode == DELETE_ALL:
@@ -398,6 +393,37 @@ def read_reply(reader, opcode):
     if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK):
         return Reply()
     raise ProtocolError(f"unknown opcode {opcode:#06x}")
+
+
+def _read_tasks(reader, n):
+    """N x (TASKID, TIMING, COMMANDLINE) of a LIST reply.
+
+    The hot loop of ``cassini -l``: one read and one unpack for the fixed
+    25-byte head of each task (id, timing, ARGC), then two reads per argument.
+    Same checks and errors as ``read_u64`` + ``read_timing`` + ``read_commandline``.
+    """
+    read = reader.read_exact
+    check = getattr(reader, "check_limit", None)
+    unpack_head = _TASK_HEAD.unpack
+    unpack_u32 = _U32.unpack
+    tasks = []
+    for _ in range(n):
+        taskid, minutes, hours, days, argc = unpack_head(read(_TASK_HEAD.size))
+        timing = Timing(minutes, hours, days)
+        if argc == 0:
+            raise ProtocolError("ARGC is 0")
+        if check is not None:
+            check(4 * argc)
+        argv = []
+        for _ in range(argc):
+            (length,) = unpack_u32(read(4))
+            if check is not None:
+                check(length)
+            argv.append(read(length))
+        if not argv[0]:
+            raise ProtocolError("empty ARGV[0]")
+        tasks.append((taskid, timing, tuple(argv)))
+    return tasks
 
 
 def decode_reply(data, opcode):

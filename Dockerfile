@@ -13,12 +13,12 @@ FROM ${BASE_IMAGE}
 
 # USER=saturnd makes the default pipes directory of both programs /tmp/saturnd/saturnd/pipes,
 # whatever uid the container runs as: bind-mount the host's pipes directory there.
+# (No PYTHONPATH or other PYTHON* variable: the daemon's environment is the tasks'.)
 # HOME is where tasks run; it is world-writable (sticky) so that any uid (compose's
 # SATURND_UID) can use it without a password-database entry.
 ENV USER=saturnd \
     HOME=/home/saturnd \
-    LANG=C.UTF-8 \
-    PYTHONDONTWRITEBYTECODE=1
+    LANG=C.UTF-8
 
 COPY saturnd/ /opt/saturnd/saturnd/
 COPY cassini/ /opt/saturnd/cassini/
@@ -36,7 +36,7 @@ RUN set -eu; \
     mkdir -p /home/saturnd /var/lib/saturnd /tmp/saturnd/saturnd; \
     chmod 1777 /home/saturnd /var/lib/saturnd /tmp/saturnd /tmp/saturnd/saturnd; \
     find /opt/saturnd -name __pycache__ -prune -exec rm -rf {} +; \
-    PYTHONDONTWRITEBYTECODE= python3 -m compileall -q /opt/saturnd; \
+    python3 -m compileall -q /opt/saturnd; \
     chmod -R a+rX /opt/saturnd; \
     chmod 0755 /usr/local/bin/cassini /usr/local/bin/saturnd /usr/local/bin/saturnd-clock \
         /usr/local/bin/saturnd-entrypoint; \

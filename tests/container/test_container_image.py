@@ -1,0 +1,135 @@
+"""The project image run as a container: cassini inside and from the host through the
+bind-mounted pipes, the manual clock, restarts, `docker stop`, user and network isolation."""
+
+import pytest
+
+from container_support import START, container_ids, host_cassini, host_clock, wait_for
+
+SCRIPT = "printf 'out %s\\n' \"$PWD\"; echo err >&2; exit 3"
+
+
+def runs(text):
+    """`cassini -x` output -> list of lines (bytes), for readable assertions."""
+    return text.splitlines(keepends=True)
+
+
+@pytest.mark.timeout(90)
+def test_user_is_not_root_and_there_is_no_network(manual):
+    c = manual.container
+    c.reload()
+    assert c.attrs["HostConfig"]["NetworkMode"] == "none"
+    assert c.attrs["HostConfig"]["Init"] is True
+    uid, gid = container_ids()
+    code, out, _ = manual.exec("id", "-u")
+    assert code == 0 and out == f"{uid}\n".encode() and uid != 0
+    # the daemon itself (not just exec'd commands) runs as that uid, under the init
+    code, out, _ = manual.exec("sh", "-c", "for p in /proc/[0-9]*; do "
+                               "printf '%s %s\\n' \"$(awk '/^Uid:/{print $2}' $p/status 2>/dev/null)\" "
+                               "\"$(tr '\\0' ' ' <$p/cmdline)\"; done")
+    procs = out.decode().splitlines()
+    daemon = [p for p in procs if "saturnd -f" in p]
+    assert daemon and all(p.split()[0] == str(uid) for p in daemon), procs
+    # only the loopback interface
+    code, out, _ = manual.exec("ls", "/sys/class/net")
+    assert code == 0 and out.split() == [b"lo"]
+
+
+@pytest.mark.timeout(120)
+def test_cassini_inside_and_on_the_host_share_one_daemon(manual, pipes_dir):
+    # create inside, list from the host, and the other way round
+    assert manual.ok("-c", "-m", "0", "-H", "11", "--", "sh", "-c", SCRIPT) == b"0\n"
+    r = host_cassini(pipes_dir, "-c", "-m", "5-7,30", "-d", "1-5", "true")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"1\n"
+    expected = (b"0: 0 11 * sh -c " + SCRIPT.encode() + b"\n"
+                b"1: 5-7,30 * 1-5 true\n")
+    assert manual.ok("-l") == expected
+    r = host_cassini(pipes_dir, "-l")
+    assert (r.returncode, r.stdout) == (0, expected)
+    # an ER reply crosses the bind mount too
+    r = host_cassini(pipes_dir, "-o", "0")
+    assert r.returncode == 1 and r.stdout == b""
+    code, out, _ = manual.cassini("-r", "42")
+    assert code == 1 and out == b""
+
+
+@pytest.mark.timeout(120)
+def test_manual_clock_from_inside_and_from_the_host(manual, pipes_dir):
+    """TZ=Europe/Paris in the container: scheduled at 11:00 Paris = 10:00 UTC."""
+    assert manual.ok("-c", "-m", "0", "-H", "11", "--", "sh", "-c", SCRIPT) == b"0\n"
+    assert manual.ok("-c", "-m", "59", "-H", "10", "--", "sh", "-c", "exit 0") == b"1\n"
+    assert manual.clock("now") == f"ok {START}\n".encode()
+    # 10:58 -> 10:59 (task 1 runs) -> 11:00 (task 0 runs), crossed inside the container
+    assert manual.clock("advance", "2") == f"ok {START + 120}\n".encode()
+    assert manual.ok("-x", "0") == b"2024-01-15 11:00:00 3\n"
+    assert manual.ok("-x", "1") == b"2024-01-15 10:59:00 0\n"
+    assert manual.ok("-o", "0") == b"out /home/saturnd\n"     # ran in the home directory
+    assert manual.ok("-e", "0") == b"err\n"
+    # the same clock driven from the host through the bind-mounted pipes directory:
+    # a task at minute 30 of every hour, then one hour (60 boundaries) later
+    r = host_cassini(pipes_dir, "-c", "-m", "30", "echo", "half past")
+    assert (r.returncode, r.stdout) == (0, b"2\n"), r.stderr
+    r = host_clock(pipes_dir, "advance", "60")
+    assert (r.returncode, r.stdout) == (0, f"ok {START + 120 + 3600}\n".encode()), r.stderr
+    r = host_cassini(pipes_dir, "-x", "2", env_extra={"TZ": "UTC"})
+    assert (r.returncode, r.stdout) == (0, b"2024-01-15 10:30:00 0\n"), r.stderr
+    assert manual.ok("-x", "2") == b"2024-01-15 11:30:00 0\n"      # Paris time inside
+    assert manual.ok("-o", "2") == b"half past\n"
+    assert manual.ok("-x", "0") == b"2024-01-15 11:00:00 3\n"      # 12:00 was not due
+
+
+@pytest.mark.timeout(120)
+def test_restart_keeps_tasks_history_and_outputs(manual, pipes_dir):
+    manual.ok("-c", "-m", "*", "--", "sh", "-c", SCRIPT)
+    manual.ok("-c", "-m", "*", "printf", "%s", "two")
+    manual.ok("-r", manual.ok("-c", "true").strip().decode())     # id 2, removed
+    manual.clock("advance", "1")
+    before = [manual.ok(*a) for a in (("-l",), ("-x", "0"), ("-x", "1"), ("-o", "0"),
+                                      ("-e", "0"), ("-o", "1"))]
+    assert before[1] == b"2024-01-15 10:59:00 3\n" and before[5] == b"two"
+    manual.container.restart(timeout=20)
+    manual.wait_ready()
+    after = [manual.ok(*a) for a in (("-l",), ("-x", "0"), ("-x", "1"), ("-o", "0"),
+                                     ("-e", "0"), ("-o", "1"))]
+    assert after == before
+    # new ids continue after the highest ever handed out (2, removed)
+    assert manual.ok("-c", "true") == b"3\n"
+
+
+@pytest.mark.timeout(120)
+def test_docker_stop_exits_0_and_records_the_runs(saturnd_factory, pipes_dir):
+    first = saturnd_factory(["--clock", "manual", "--start-time", str(START),
+                             "--grace", "1"]).start()
+    first.ok("-c", "-m", "59", "sleep", "300")                       # outlives the grace
+    first.ok("-c", "-m", "59", "--", "sh", "-c", "sleep 0.3; echo done")   # ends within it
+    code, out, _ = first.exec("saturnd-clock", "advance", "1", "0")
+    assert code == 1 and out.startswith(f"pending {START + 60} ".encode()), out
+    assert first.stop(timeout=20) == 0, first.logs()
+    # a new container on the same volume sees both runs recorded
+    second = saturnd_factory(["--clock", "manual", "--start-time", str(START + 120)]).start()
+    assert second.ok("-x", "0") == b"2024-01-15 09:59:00 65535\n"
+    assert second.ok("-x", "1") == b"2024-01-15 09:59:00 0\n"
+    assert second.ok("-o", "1") == b"done\n"
+    assert second.stop(timeout=20) == 0
+
+
+@pytest.mark.timeout(90)
+def test_healthcheck_asks_the_daemon(saturnd_factory, docker_client, image):
+    test = docker_client.images.get(image).attrs["Config"]["Healthcheck"]["Test"]
+    assert test[0] == "CMD-SHELL" and "cassini -l" in test[1]
+    # the image's own check, only run every half second instead of every 30 s
+    s = saturnd_factory(["--clock", "manual", "--start-time", str(START)])
+    s.run_options = {"healthcheck": {"interval": 500_000_000, "retries": 1}}
+    s.start()
+
+    def health():
+        s.container.reload()
+        return s.container.attrs["State"].get("Health", {}).get("Status")
+
+    wait_for(lambda: health() == "healthy", 30, "the container to be healthy")
+    assert s.container.attrs["Config"]["Healthcheck"]["Test"] == test   # not replaced
+    # without a daemon answering, the same check fails
+    out = docker_client.containers.run(
+        image, ["-c", "(" + test[1] + "); echo status=$?"], entrypoint=["sh"], remove=True,
+        network_mode="none", user=s.user, environment={"CASSINI_TIMEOUT": "0.5"})
+    assert out == b"status=1\n"

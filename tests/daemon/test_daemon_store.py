@@ -1,0 +1,208 @@
+"""The on-disk store: C layout, durability recipe, recovery at start-up."""
+
+import os
+import struct
+
+import pytest
+
+from saturnd import protocol as P
+from saturnd import store as store_mod
+from saturnd.store import NeverRan, NotFound, Store
+
+pytestmark = pytest.mark.timeout(20)
+
+EVERY = P.EVERY_MINUTE
+
+
+@pytest.fixture
+def logs():
+    return []
+
+
+@pytest.fixture
+def open_store(tmp_path, logs):
+    def make():
+        s = Store(tmp_path / "data", logs.append)
+        s.open()
+        return s
+    return make
+
+
+def spool(s, out=b"", err=b""):
+    o, e = s.spool_paths()
+    with open(o, "wb") as f:
+        f.write(out)
+    with open(e, "wb") as f:
+        f.write(err)
+    return o, e
+
+
+def test_layout_is_the_c_layout(open_store, tmp_path):
+    s = open_store()
+    timing = P.Timing(1 | 1 << 30, 0xFF00, 0x3E)
+    assert s.create(timing, (b"backup.sh", b"--fast")) == 0
+    d = tmp_path / "data" / "tasks" / "0"
+    assert (d / "argv").read_bytes() == b"\0\0\0\2\0\0\0\x09backup.sh\0\0\0\x06--fast"
+    assert (d / "time_exec").read_bytes() == bytes.fromhex("0000000040000001 0000ff00 3e")
+    assert (d / "exit").read_bytes() == b""
+    assert (tmp_path / "data" / "taskid_max").read_bytes() == struct.pack(">Q", 1)
+    t = s.get(0)
+    assert s.publish(0, t.token, 1767258000, 0xFFFF, *spool(s, b"o", b"e"))
+    assert (d / "exit").read_bytes() == bytes.fromhex("0000000069563790 ffff")
+    assert (d / "stdout").read_bytes() == b"o" and (d / "stderr").read_bytes() == b"e"
+    assert os.listdir(tmp_path / "data" / "runs") == []
+
+
+def test_reload_keeps_tasks_history_outputs(open_store):
+    s = open_store()
+    for i in range(3):
+        s.create(EVERY, (b"echo", b"%d" % i))
+    t = s.get(1)
+    s.publish(1, t.token, 60, 3, *spool(s, b"out", b"err"))
+    s.remove(2)
+    s2 = open_store()
+    assert [(t.taskid, t.argv) for t in s2.list_tasks()] == [(0, (b"echo", b"0")), (1, (b"echo", b"1"))]
+    assert P.decode_runs(s2.runs(1)) == [(60, 3)]
+    assert s2.output(1, "stdout") == b"out"
+    with pytest.raises(NeverRan):
+        s2.output(0, "stdout")
+    with pytest.raises(NotFound):
+        s2.runs(2)
+    assert s2.create(EVERY, (b"x",)) == 3              # the removed id is not handed out again
+
+
+def test_next_id_survives_a_lost_taskid_max(open_store, tmp_path):
+    s = open_store()
+    for _ in range(5):
+        s.create(EVERY, (b"x",))
+    os.unlink(tmp_path / "data" / "taskid_max")
+    assert open_store().create(EVERY, (b"x",)) == 5
+    (tmp_path / "data" / "taskid_max").write_bytes(b"bad")
+    assert open_store().create(EVERY, (b"x",)) == 6
+
+
+def test_reset_taskmax_is_durable(open_store):
+    s = open_store()
+    for _ in range(4):
+        s.create(EVERY, (b"x",))
+    s.remove(3)
+    s.remove(2)
+    assert s.reset_taskmax() == 2
+    assert open_store().create(EVERY, (b"y",)) == 2
+    s = open_store()
+    assert s.remove_all() == 3
+    assert s.reset_taskmax() == 0
+    assert open_store().create(EVERY, (b"z",)) == 0
+
+
+def test_torn_last_record_is_dropped(open_store, tmp_path, logs):
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    t = s.get(0)
+    s.publish(0, t.token, 120, 7, *spool(s))
+    exit_path = tmp_path / "data" / "tasks" / "0" / "exit"
+    with open(exit_path, "ab") as f:
+        f.write(b"\0\0\0\0\0")                          # a crash in the middle of an append
+    s2 = open_store()
+    assert P.decode_runs(s2.runs(0)) == [(120, 7)]
+    assert exit_path.read_bytes() == P.encode_run(120, 7)
+    assert any("torn" in line for line in logs)
+
+
+def test_damaged_and_foreign_entries_are_skipped(open_store, tmp_path, logs):
+    s = open_store()
+    s.create(EVERY, (b"good",))
+    tasks = tmp_path / "data" / "tasks"
+    (tasks / "5").mkdir()
+    (tasks / "5" / "argv").write_bytes(b"\0\0\0\0")     # ARGC 0
+    (tasks / "5" / "time_exec").write_bytes(EVERY.encode())
+    (tasks / "6").mkdir()                               # no files at all
+    (tasks / "7").write_bytes(b"a file")
+    (tasks / "notes.txt").write_bytes(b"foreign")
+    (tasks / "007").mkdir()                             # not a canonical id
+    s2 = open_store()
+    assert [t.taskid for t in s2.list_tasks()] == [0]
+    assert s2.create(EVERY, (b"x",)) == 8               # never collides with an existing entry
+    assert sum("skipping" in line for line in logs) == 5
+
+
+def test_failed_create_leaves_nothing_half_done(open_store, tmp_path, monkeypatch):
+    s = open_store()
+    real = store_mod.write_file
+
+    def failing(path, data):
+        if str(path).endswith("time_exec"):
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(store_mod, "write_file", failing)
+    with pytest.raises(OSError):
+        s.create(EVERY, (b"x",))
+    monkeypatch.setattr(store_mod, "write_file", real)
+    assert s.list_tasks() == []
+    assert os.listdir(tmp_path / "data" / "tasks") == []
+    assert os.listdir(tmp_path / "data" / "tmp") == []
+    assert s.create(EVERY, (b"x",)) == 1                # the spent id is not reused
+    assert [t.taskid for t in open_store().list_tasks()] == [1]
+
+
+def test_failed_set_keeps_the_old_value(open_store, tmp_path, monkeypatch):
+    s = open_store()
+    s.create(EVERY, (b"old",))
+    monkeypatch.setattr(store_mod.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "EIO")))
+    with pytest.raises(OSError):
+        s.set_argv(0, (b"new",))
+    monkeypatch.undo()
+    assert s.get(0).argv == (b"old",)
+    assert (tmp_path / "data" / "tasks" / "0" / "argv").read_bytes() == P.encode_commandline((b"old",))
+    assert sorted(os.listdir(tmp_path / "data" / "tasks" / "0")) == ["argv", "exit", "time_exec"]
+
+
+def test_create_renames_into_place_after_fsync(open_store, monkeypatch, tmp_path):
+    s = open_store()
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(store_mod.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(store_mod.os, "rename", lambda a, b: (events.append(("rename", str(b))), real_rename(a, b))[1])
+    s.create(EVERY, (b"x",))
+    monkeypatch.undo()
+    tasks = str(tmp_path / "data" / "tasks")
+    rename_at = events.index(("rename", tasks + "/0"))
+    synced = {p for kind, p in events[:rename_at] if kind == "fsync"}
+    build = str(tmp_path / "data" / "tmp" / "0")
+    assert {build + "/argv", build + "/time_exec", build + "/exit", build} <= synced
+    assert ("fsync", tasks) in events[rename_at:]       # the directory entry is durable
+
+
+def test_stale_incarnation_is_discarded(open_store, tmp_path):
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    old = s.get(0).token
+    s.set_argv(0, (b"y",))
+    paths = spool(s, b"stale")
+    assert not s.publish(0, old, 60, 0, *paths)
+    assert not any(os.path.exists(p) for p in paths)
+    assert s.runs(0) == b""
+    s.remove(0)
+    assert s.reset_taskmax() == 0
+    s.create(EVERY, (b"z",))
+    assert not s.publish(0, old, 60, 0, *spool(s, b"stale"))
+    assert s.runs(0) == b""
+
+
+def test_publish_truncates_to_the_cap(open_store):
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    assert s.publish(0, s.get(0).token, 0, 0, *spool(s, b"a" * 100, b"b" * 5), cap=10)
+    assert s.output(0, "stdout") == b"a" * 10
+    assert s.output(0, "stderr") == b"b" * 5
+
+
+def test_leftovers_are_cleared_at_start(open_store, tmp_path):
+    s = open_store()
+    spool(s, b"junk")
+    (tmp_path / "data" / "trash" / "3.9").mkdir()
+    (tmp_path / "data" / "tmp" / "4").mkdir()
+    open_store()
+    for d in ("runs", "trash", "tmp"):
+        assert os.listdir(tmp_path / "data" / d) == []

@@ -45,9 +45,9 @@ command -v docker >/dev/null 2>&1 || die "docker client not found after install"
 # --- daemon ---------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "need root to start dockerd"
 
-# Kill a dockerd we started earlier (its pid file) that does not answer any more.
+# A dockerd that runs (its pid file names a live dockerd) but does not answer yet: wait.
 pidfile=/var/run/docker.pid
-if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+if [ -s "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" = dockerd ]; then
     log "dockerd (pid $(cat "$pidfile")) runs but does not answer; waiting for it"
     deadline=$((SECONDS + wait_s))
     until engine_answers; do

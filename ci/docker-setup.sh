@@ -76,6 +76,7 @@ start_dockerd() {
     return 1
 }
 
+rm -f "$pidfile"   # stale: no dockerd behind it
 start=$SECONDS
 start_dockerd && exit 0
 rm -f "$pidfile"

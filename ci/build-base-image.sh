@@ -19,6 +19,8 @@ image=${SATURND_IMAGE:-saturnd:ci}
 suite=${SATURND_BASE_SUITE:-bookworm}
 mirror=${SATURND_DEBIAN_MIRROR:-}   # empty: debootstrap's default
 
+t0=$(date +%s%3N)
+elapsed() { local ms=$(($(date +%s%3N) - t0)); printf '%d.%03d s' $((ms / 1000)) $((ms % 1000)); }
 log() { printf 'build-base-image: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -65,5 +67,6 @@ docker build --network=none --build-arg "BASE_IMAGE=$base" -t "$image" "$root" >
 
 size() { docker image inspect --format '{{.Size}}' "$1"; }
 b=$(size "$base"); i=$(size "$image")
+log "base and image ready in $(elapsed)"
 log "$(printf 'image %s: %d MB (base %s: %d MB, +%d kB)' "$image" $((i / 1000000)) "$base" \
     $((b / 1000000)) $(((i - b) / 1000)))"

@@ -15,6 +15,8 @@ cache=$root/ci/.cache
 mkdir -p "$cache"
 wait_s=${SATURND_DOCKERD_WAIT:-60}
 
+now_ms() { date +%s%3N; }
+elapsed() { local ms=$(($(now_ms) - $1)); printf '%d.%03d s' $((ms / 1000)) $((ms % 1000)); }
 log() { printf 'docker-setup: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -34,10 +36,12 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "need root to install ${need[*]}"
     log "installing ${need[*]}"
+    t=$(now_ms)
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null || die "apt-get update failed"
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
         || die "apt-get install ${need[*]} failed"
+    log "installed in $(elapsed "$t")"
 fi
 command -v dockerd >/dev/null 2>&1 || die "dockerd not found after install"
 command -v docker >/dev/null 2>&1 || die "docker client not found after install"
@@ -64,7 +68,7 @@ start_dockerd() {
     local pid=$! deadline=$((SECONDS + wait_s))
     while [ $SECONDS -lt $deadline ]; do
         if engine_answers; then
-            log "engine up after $((SECONDS - start)) s (pid $pid)"
+            log "engine up after $(elapsed "$start") (pid $pid)"
             return 0
         fi
         kill -0 "$pid" 2>/dev/null || { log "dockerd exited; last log lines:"; tail -n 5 "$cache/dockerd.log" >&2; return 1; }
@@ -77,7 +81,7 @@ start_dockerd() {
 }
 
 rm -f "$pidfile"   # stale: no dockerd behind it
-start=$SECONDS
+start=$(now_ms)
 start_dockerd && exit 0
 rm -f "$pidfile"
 start_dockerd --iptables=false --ip6tables=false --bridge=none && exit 0

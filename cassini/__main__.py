@@ -173,10 +173,14 @@ def _env_seconds(environ, name, default):
 
 
 def _write_stdout(data):
-    if data:
-        out = sys.stdout.buffer
-        out.write(data)
-        out.flush()
+    """Write all of ``data`` on fd 1 (unbuffered: a closed reader raises BrokenPipeError)."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(1, view):]
+        except BlockingIOError:              # a non-blocking stdout: wait until writable
+            import select
+            select.select([], [1], [])
 
 
 def _err(message):

@@ -96,11 +96,16 @@ class FakeDaemon:
             try:
                 if open_late:
                     time.sleep(open_late)
-                self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
                 for _ in range(count):
                     if self.stop.is_set():
                         break
+                    # a fresh reading end per exchange: the previous client's end of
+                    # file would otherwise be reported again and again
+                    if self.req_fd is None:
+                        self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
                     self._serve(reply, delay, keep_open, read_request, partial_then_wait)
+                    os.close(self.req_fd)
+                    self.req_fd = None
             except Exception as e:  # reported by join()
                 self.errors.append(e)
             finally:

@@ -159,3 +159,15 @@ def compose_commands():
     if v1:
         found.append([v1])
     return found
+
+
+def run_once(client, image, command, **options):
+    """Run a throw-away container to its end: (exit code, stdout bytes). Its anonymous
+    volume (the image's VOLUME) goes with it."""
+    c = client.containers.run(image, command, detach=True, network_mode="none",
+                              labels={LABEL: SESSION}, **options)
+    try:
+        code = c.wait(timeout=30)["StatusCode"]
+        return code, c.logs(stderr=False)
+    finally:
+        c.remove(force=True, v=True)

@@ -3,7 +3,7 @@ bind-mounted pipes, the manual clock, restarts, `docker stop`, user and network 
 
 import pytest
 
-from container_support import (LABEL, SESSION, START, container_ids, host_cassini, host_clock,
+from container_support import (START, container_ids, host_cassini, host_clock, run_once,
                                wait_for)
 
 SCRIPT = "printf 'out %s\\n' \"$PWD\"; echo err >&2; exit 3"
@@ -33,6 +33,19 @@ def test_user_is_not_root_and_there_is_no_network(manual):
     # only the loopback interface
     code, out, _ = manual.exec("ls", "/sys/class/net")
     assert code == 0 and out.split() == [b"lo"]
+
+
+@pytest.mark.timeout(60)
+def test_image_defaults_to_a_non_root_user_with_a_usable_home(docker_client, image):
+    config = docker_client.images.get(image).attrs["Config"]
+    assert config["User"] not in ("", "0", "root", "0:0")
+    code, out = run_once(docker_client, image, ["-c", "id -u; cd && touch f && echo $PWD"],
+                         entrypoint=["sh"])
+    assert (code, out) == (0, b"1000\n/home/saturnd\n")
+    # any uid (compose's SATURND_UID) can use the home and the data directory
+    code, out = run_once(docker_client, image, ["-c", "cd && touch f && touch /var/lib/saturnd/g"
+                                                " && id -u"], entrypoint=["sh"], user="4242:4242")
+    assert (code, out) == (0, b"4242\n")
 
 
 @pytest.mark.timeout(120)
@@ -130,11 +143,6 @@ def test_healthcheck_asks_the_daemon(saturnd_factory, docker_client, image):
     wait_for(lambda: health() == "healthy", 30, "the container to be healthy")
     assert s.container.attrs["Config"]["Healthcheck"]["Test"] == test   # not replaced
     # without a daemon answering, the same check fails
-    probe = docker_client.containers.run(
-        image, ["-c", "(" + test[1] + "); echo status=$?"], entrypoint=["sh"], detach=True,
-        network_mode="none", user=s.user, labels={LABEL: SESSION})
-    try:
-        assert probe.wait(timeout=30)["StatusCode"] == 0
-        assert probe.logs(stderr=False) == b"status=1\n"
-    finally:
-        probe.remove(force=True, v=True)
+    code, out = run_once(docker_client, image, ["-c", "(" + test[1] + "); echo status=$?"],
+                         entrypoint=["sh"], user=s.user)
+    assert (code, out) == (0, b"status=1\n")

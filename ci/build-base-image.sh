@@ -44,10 +44,12 @@ else
         debootstrap --variant=minbase --include=python3,tzdata "$suite" "$rootfs" $mirror \
             >"$cache/debootstrap.log" 2>&1 \
             || { tail -n 20 "$cache/debootstrap.log" >&2; die "debootstrap failed"; }
-        # Trim what a container never needs: apt lists and caches, docs, man pages.
+        # Trim what a container never needs: apt lists and caches, docs, man pages,
+        # message translations (a third of the rootfs; the programs speak English).
         rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
                "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/usr/share/doc/* \
                "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+               "$rootfs"/usr/share/locale/*/ \
                "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* 2>/dev/null || true
         tar --numeric-owner -C "$rootfs" -cf "$tarball.tmp" .
         mv "$tarball.tmp" "$tarball"

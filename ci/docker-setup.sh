@@ -38,9 +38,16 @@ if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     t=$(now_ms)
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-        || die "apt-get install ${need[*]} failed"
+    for try in 1 2 3; do      # a registry hiccup is worth a second try, not a red CI
+        if apt-get update -qq >/dev/null \
+            && apt-get install -y -qq --no-install-recommends "${need[@]}" >"$cache/apt.log" 2>&1
+        then
+            break
+        fi
+        [ $try -lt 3 ] || { tail -n 20 "$cache/apt.log" >&2; die "apt-get install ${need[*]} failed"; }
+        log "apt-get failed (try $try); retrying in 5 s"
+        sleep 5
+    done
     log "installed in $(elapsed "$t")"
 fi
 command -v dockerd >/dev/null 2>&1 || die "dockerd not found after install"

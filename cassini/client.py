@@ -6,16 +6,19 @@ One exchange (``exchange``):
 2. ``flock(LOCK_EX)`` on ``PIPES_DIR/cassini-lock`` (created 0600 when
    missing; carry on without it when it cannot be opened), held until the
    whole reply has been read, so that concurrent clients each get their own
-   reply;
-3. open the request pipe for writing, waiting at most ``timeout`` seconds
+   reply (the wait for the lock is bounded too);
+3. open the reply pipe for reading, without blocking, *before* sending the
+   request, and make sure nothing left by an earlier exchange (a writing end
+   the daemon has not closed yet, stray bytes) can pass for our reply -- see
+   ``_open_reply_pipe``;
+4. open the request pipe for writing, waiting at most ``timeout`` seconds
    for a daemon to open its reading end (a reader that shows up late is
    fine); write the whole request (one ``write`` when it fits the pipe) and
    close it at once: the daemon uses end of file to delimit a broken
    client's bytes;
-4. open the reply pipe without blocking and read exactly one reply by its
-   own lengths, giving up after ``reply_timeout`` seconds without progress;
-   end of file before the reply is complete is an error, end of file after
-   it is never waited for.
+5. read exactly one reply by its own lengths, giving up after
+   ``reply_timeout`` seconds without progress; end of file before the reply
+   is complete is an error, end of file after it is never waited for.
 
 Every failure raises :class:`ClientError` with a one-line message.
 """
@@ -32,6 +35,8 @@ LOCK_FILE = b"cassini-lock"
 
 _CHUNK = 1 << 16        # read at least this much at a time
 _MAX_CHUNK = 1 << 20    # and never allocate more than this for one read
+
+STALE_WRITER_GRACE = 0.5   # seconds to let an earlier exchange's writer go away
 
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
@@ -234,8 +239,55 @@ class PipeReader:
                 return False
 
 
+def _open_reply_pipe(path, grace):
+    """Open the reply pipe for reading, clear of anything left by an earlier exchange.
+
+    Done before the request is sent.  A daemon may still hold the writing end
+    of the previous exchange for a moment (or keep it open); if we opened the
+    pipe while it does, its late close would look like end of file on *our*
+    reply.  So: probe (open and close a writing end of our own, which makes
+    "no writer left" show as end of file), drop stale bytes, wait up to
+    ``grace`` seconds for a stale writer to go, then reopen: a reader opened
+    with no writer around sees end of file only after a writer that opens
+    from now on (Linux FIFO semantics) -- that is, the daemon answering us.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise ClientError(f"cannot open the reply pipe {_show(path)}: {e.strerror}") from None
+    _check_fifo(fd, path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError:
+        return fd
+    deadline = None
+    while True:
+        try:
+            chunk = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            chunk = None                  # a writer is still there
+        if chunk == b"":                  # no writer left: start afresh
+            try:
+                fresh = os.open(path, flags)
+            except OSError:
+                return fd
+            os.close(fd)
+            return fresh
+        if chunk:
+            continue                      # stale bytes: nothing sent yet can be ours
+        import time
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + grace
+        if now >= deadline or not _wait(fd, _POLLIN, deadline - now):
+            return fd                     # a daemon that keeps its end open: fine too
+
+
 def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0):
     """Send ``request`` (bytes) and return the decoded :class:`Reply`."""
+    if not pipes_dir:
+        raise _not_running(pipes_dir, "empty pipes directory name")
     req_path = os.path.join(pipes_dir, REQUEST_PIPE)
     rep_path = os.path.join(pipes_dir, REPLY_PIPE)
     try:
@@ -249,21 +301,15 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
 
     lock_fd = _lock(pipes_dir, lock_timeout)
     try:
-        fd = _open_request_pipe(pipes_dir, req_path, timeout)
-        _check_fifo(fd, req_path)
+        rep_fd = _open_reply_pipe(rep_path, min(STALE_WRITER_GRACE, reply_timeout))
         try:
-            _write_all(fd, request, reply_timeout)
-        finally:
-            os.close(fd)
-
-        try:
-            fd = os.open(rep_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            raise ClientError(f"cannot open the reply pipe {_show(rep_path)}: "
-                              f"{e.strerror}") from None
-        _check_fifo(fd, rep_path)
-        try:
-            reader = PipeReader(fd, reply_timeout)
+            fd = _open_request_pipe(pipes_dir, req_path, timeout)
+            _check_fifo(fd, req_path)
+            try:
+                _write_all(fd, request, reply_timeout)
+            finally:
+                os.close(fd)
+            reader = PipeReader(rep_fd, reply_timeout)
             try:
                 return read_reply(reader, opcode)
             except Truncated:
@@ -275,7 +321,7 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
             except ProtocolError as e:
                 raise ClientError(f"malformed reply from saturnd: {e}") from None
         finally:
-            os.close(fd)
+            os.close(rep_fd)
     finally:
         if lock_fd is not None:
             os.close(lock_fd)

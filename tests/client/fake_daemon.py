@@ -81,6 +81,7 @@ class FakeDaemon:
         self.thread = None
         self.stop = threading.Event()
         self.req_fd = None
+        self.empty_opens = 0
 
     def start(self, reply=b"", count=1, delay=0.0, keep_open=0.0, open_late=0.0,
               read_request=True, partial_then_wait=None):
@@ -119,7 +120,16 @@ class FakeDaemon:
 
     def _serve(self, reply, delay, keep_open, read_request, partial_then_wait):
         deadline = time.monotonic() + 20
-        req = read_one_request(self.req_fd, deadline) if read_request else b""
+        req = b""
+        if read_request:
+            while not req and time.monotonic() < deadline and not self.stop.is_set():
+                req = read_one_request(self.req_fd, min(deadline, time.monotonic() + 0.5))
+                if not req:
+                    # a writer came and went without a byte (or nobody yet): not a
+                    # request; a fresh reading end forgets that end of file
+                    self.empty_opens += 1
+                    os.close(self.req_fd)
+                    self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
         self.requests.append(req)
         self.events.append((time.monotonic(), "request"))
         if delay:

@@ -388,3 +388,36 @@ def test_no_heavy_imports_on_the_list_path(pipes):
              b"pathlib", b"subprocess", b"threading", b"logging", b"signal", b"pwd",
              b"inspect", b"collections", b"functools"}
     assert not loaded & heavy, loaded & heavy
+
+
+# --- a writer left over from an earlier exchange ----------------------------------------------
+def _stale_writer(pipes, junk):
+    """A writing end on the reply pipe, as a daemon that has not closed it yet, with junk."""
+    path = os.path.join(pipes, "saturnd-reply-pipe")
+    r = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    w = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    os.write(w, junk)
+    os.close(r)                  # the pipe (and the junk) live on while w is open
+    return w
+
+
+def test_stale_writer_closing_late_is_not_taken_for_our_reply(pipes):
+    w = _stale_writer(pipes, b"OK\x00\x00\x00\x63")
+    d = FakeDaemon(pipes).start(P.encode_reply(P.CREATE, P.Reply(value=7)), delay=0.3)
+    p = start(["-p", pipes, "-c", "true"])
+    time.sleep(0.15)
+    os.close(w)                  # the earlier exchange's writer goes away mid-wait
+    out, err = p.communicate(timeout=10)
+    assert d.join()
+    assert (p.returncode, out) == (0, b"7\n"), err
+
+
+def test_stale_writer_that_stays_open(pipes):
+    w = _stale_writer(pipes, b"junk")
+    try:
+        d = FakeDaemon(pipes).start(P.encode_reply(P.CREATE, P.Reply(value=8)))
+        code, out, err, took = run(["-p", pipes, "-c", "true"])
+        assert d.join()
+    finally:
+        os.close(w)
+    assert (code, out) == (0, b"8\n"), err

@@ -1,0 +1,1 @@
+"""saturnd/cassini benchmark suite: ``python -m bench`` (see bench/__main__.py)."""

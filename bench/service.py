@@ -1,0 +1,216 @@
+"""Section 2: in-daemon service time per request kind.
+
+What is measured: the daemon's own work for one request, in-process, with the
+daemon's modules on a real store in the benchmark's directory -- decoding the
+request bytes (``protocol.decode_request``), the handler
+(``saturnd.commands.dispatch``, which reads/writes the store with its fsyncs)
+and encoding the reply (``protocol.encode_reply``).  It excludes the FIFO
+transport (open/read/write of the pipes), which the ``round trip`` rows add
+back: a protocol-API client talking to a real ``saturnd`` through the FIFOs.
+
+Baseline for requests that change data: a bare write + fsync + rename of a
+small file in the same directory (same file system), measured in this run.
+"""
+
+import os
+
+from saturnd import protocol
+from saturnd.commands import dispatch
+from saturnd.store import Store
+
+from .common import Daemon, add_runs, populate, summary, time_calls
+from .rows import row
+
+SECTION = "2 service"
+MS = 1e3
+
+
+class _Ctx:
+    """What a handler sees of the daemon (only ``store`` is used by these kinds)."""
+
+    stopping = False
+
+    def __init__(self, store):
+        self.store = store
+        self.runner = None
+        self.clock = None
+
+    def request_stop(self, reason):
+        self.stopping = True
+
+
+def _log(message):
+    pass
+
+
+def serve(ctx, data):
+    """Request bytes -> reply bytes, as the daemon does between the two FIFOs."""
+    req = protocol.decode_request(data)
+    return protocol.encode_reply(req.opcode, dispatch(ctx, req))
+
+
+def _store(path, ntasks, **kw):
+    populate(path, ntasks, **kw)
+    s = Store(path, _log)
+    s.open()
+    return s
+
+
+def _req(op, **kw):
+    return protocol.encode_request(protocol.Request(op, **kw))
+
+
+def _bare_write_fsync_rename(directory, n, dir_fsync=False):
+    payload = b"x" * 64
+    tmp = os.path.join(directory, ".bare.tmp")
+    dst = os.path.join(directory, "bare")
+
+    def once():
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dst)
+        if dir_fsync:
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    return time_calls(once, n)
+
+
+def _ms(s):
+    return {k: (v * MS if k != "n" else v) for k, v in s.items()}
+
+
+def run(cfg, workdir, log):
+    rows = []
+    base = os.path.join(workdir, "service")
+    os.makedirs(base)
+    argv = (b"echo", b"hello", b"world")
+
+    # --- LIST of growing sizes (read-only, served from memory) --------------------
+    per_task = {}
+    for size in cfg.list_sizes:
+        store = _store(os.path.join(base, f"list{size}"), size, argv=argv)
+        ctx = _Ctx(store)
+        data = _req(protocol.LIST)
+        reply = serve(ctx, data)
+        assert protocol.decode_reply(reply, protocol.LIST).tasks[-1][0] == size - 1
+        n = max(cfg.min_iters, min(cfg.iters, cfg.list_budget // size))
+        s = _ms(summary(time_calls(lambda: serve(ctx, data), n)))
+        per_task[size] = s["p50"] / size
+        limit = None
+        if size <= 10:
+            limit = cfg.small_read_ms
+        elif size == cfg.list_big:
+            limit = cfg.list_big_ms
+        rows.append(row(SECTION, f"list_{size}", f"LIST of {size:,} tasks", s["p50"], "ms",
+                        p99=s["p99"], n=s["n"], limit=limit))
+        log(f"  LIST {size}: p50 {s['p50']:.3f} ms")
+    sizes = sorted(per_task)
+    if len(sizes) >= 2:
+        small, big = sizes[1] if len(sizes) > 2 else sizes[0], sizes[-1]
+        growth = per_task[big] / per_task[small]
+        rows.append(row(SECTION, "list_linearity",
+                        f"LIST cost per task, {big:,} vs {small:,} tasks",
+                        per_task[big] * 1e3, "us", baseline=f"per task at {small:,}",
+                        baseline_value=per_task[small] * 1e3, limit=cfg.linear_ratio, on="ratio",
+                        note="a ratio near 1 means linear growth"))
+
+    # --- TIMES_EXITCODES and STDOUT (read the task's files) ---------------------------
+    path = os.path.join(base, "runs")
+    store = _store(path, 4, argv=argv)
+    add_runs(path, 0, 10, stdout=b"hello world\n")
+    add_runs(path, 1, cfg.tx_small_runs)
+    add_runs(path, 2, cfg.tx_runs)
+    add_runs(path, 3, 1, stdout=os.urandom(cfg.stdout_bytes))
+    ctx = _Ctx(store)
+    tx_p50 = {}
+    for key, what, op, taskid, nruns, limit, iters in (
+            ("tx_10", "TX of a task with 10 runs", protocol.TIMES_EXITCODES, 0, 10,
+             cfg.small_read_ms, cfg.iters),
+            ("stdout_small", "STDOUT of 12 bytes", protocol.STDOUT, 0, None,
+             cfg.small_read_ms, cfg.iters),
+            (f"tx_{cfg.tx_small_runs}", f"TX of a task with {cfg.tx_small_runs:,} runs",
+             protocol.TIMES_EXITCODES, 1, cfg.tx_small_runs, None, cfg.iters_big),
+            (f"tx_{cfg.tx_runs}", f"TX of a task with {cfg.tx_runs:,} runs",
+             protocol.TIMES_EXITCODES, 2, cfg.tx_runs, None, cfg.iters_big),
+            ("stdout_big", f"STDOUT of {cfg.stdout_bytes / 1048576:g} MiB", protocol.STDOUT, 3,
+             None, None, cfg.iters_big)):
+        data = _req(op, taskid=taskid)
+        reply = serve(ctx, data)
+        assert reply[:2] == b"OK", reply[:4]
+        s = _ms(summary(time_calls(lambda: serve(ctx, data), iters)))
+        if nruns:
+            tx_p50[nruns] = s["p50"]
+        rows.append(row(SECTION, key, what, s["p50"], "ms", p99=s["p99"], n=s["n"], limit=limit))
+        log(f"  {what}: p50 {s['p50']:.3f} ms")
+    if cfg.tx_small_runs in tx_p50 and cfg.tx_runs in tx_p50:
+        a, b = tx_p50[cfg.tx_small_runs] / cfg.tx_small_runs, tx_p50[cfg.tx_runs] / cfg.tx_runs
+        rows.append(row(SECTION, "tx_linearity",
+                        f"TX cost per run, {cfg.tx_runs:,} vs {cfg.tx_small_runs:,} runs",
+                        b * 1e3, "us", baseline=f"per run at {cfg.tx_small_runs:,}",
+                        baseline_value=a * 1e3, limit=cfg.linear_ratio, on="ratio",
+                        note="a ratio near 1 means linear growth"))
+
+    # --- requests that change data (fsync before OK) vs a bare write+fsync+rename -----------
+    path = os.path.join(base, "changes")
+    nchg = cfg.change_iters
+    store = _store(path, nchg, argv=argv)
+    ctx = _Ctx(store)
+    bare = _ms(summary(_bare_write_fsync_rename(path, nchg)))
+    bare_dir = _ms(summary(_bare_write_fsync_rename(path, nchg, dir_fsync=True)))
+    rows.append(row(SECTION, "bare_fsync", "baseline: write+fsync+rename (64 B)", bare["p50"], "ms",
+                    p99=bare["p99"], n=bare["n"]))
+    rows.append(row(SECTION, "bare_fsync_dir", "write+fsync+rename+fsync(dir) (64 B)",
+                    bare_dir["p50"], "ms", p99=bare_dir["p99"], n=bare_dir["n"],
+                    baseline="bare", baseline_value=bare["p50"]))
+    create = _req(protocol.CREATE, timing=protocol.EVERY_MINUTE, argv=argv)
+    ids = iter(range(nchg))
+    timing2 = protocol.Timing(1, 1, 1)
+    kinds = (
+        ("create", "CREATE", lambda: serve(ctx, create)),
+        ("sw_time", "SW_TIME (replace a timing)",
+         lambda: serve(ctx, _req(protocol.SW_TIME, taskid=next(ids), timing=timing2))),
+        ("remove", "REMOVE", None),
+    )
+    for key, what, fn in kinds:
+        if key == "remove":
+            ids = iter(range(nchg))
+            fn = lambda: serve(ctx, _req(protocol.REMOVE, taskid=next(ids)))   # noqa: E731
+            samples = time_calls(fn, nchg, warmup=0)
+        elif key == "sw_time":
+            samples = time_calls(fn, nchg, warmup=0)
+        else:
+            samples = time_calls(fn, nchg)
+        s = _ms(summary(samples))
+        rows.append(row(SECTION, key, what, s["p50"], "ms", p99=s["p99"], n=s["n"],
+                        baseline="bare write+fsync+rename", baseline_value=bare["p50"],
+                        limit=cfg.change_ratio, on="ratio"))
+        log(f"  {what}: p50 {s['p50']:.3f} ms (bare {bare['p50']:.3f} ms)")
+
+    # --- round trips through the FIFOs to a real daemon (adds the transport) -----------------
+    d = Daemon(os.path.join(base, "daemon"))
+    populate(d.data, cfg.list_big, argv=argv)
+    with d:
+        c = d.client()
+        listing = protocol.encode_request(protocol.Request(protocol.LIST))
+        assert len(c.raw(listing, protocol.LIST).tasks) == cfg.list_big
+        s = _ms(summary(time_calls(lambda: c.raw(listing, protocol.LIST),
+                                   max(cfg.min_iters, cfg.iters_big))))
+        rows.append(row(SECTION, "rt_list_big", f"round trip: LIST of {cfg.list_big:,} tasks",
+                        s["p50"], "ms", p99=s["p99"], n=s["n"]))
+        tx = protocol.encode_request(protocol.Request(protocol.TIMES_EXITCODES, taskid=0))
+        s = _ms(summary(time_calls(lambda: c.raw(tx, protocol.TIMES_EXITCODES), cfg.iters)))
+        rows.append(row(SECTION, "rt_small", "round trip: TX of a task with 0 runs",
+                        s["p50"], "ms", p99=s["p99"], n=s["n"]))
+        s = _ms(summary(time_calls(lambda: c.raw(create, protocol.CREATE), cfg.change_iters)))
+        rows.append(row(SECTION, "rt_create", "round trip: CREATE", s["p50"], "ms",
+                        p99=s["p99"], n=s["n"], baseline="bare write+fsync+rename",
+                        baseline_value=bare["p50"]))
+    return rows
+

@@ -1,0 +1,91 @@
+"""Section 1: how fast ``cassini -l`` answers, next to ``python -c pass``.
+
+Both are whole commands started the same way (hyperfine ``-N`` when installed,
+else a posix_spawn loop), on the same interpreter: the venv's ``python`` and
+the ``cassini`` console script of this venv (whose ``#!`` is that python).
+Also reported: cassini's import graph (``python -X importtime``), the modules
+it loads beyond what ``python -c pass`` loads.
+"""
+
+import os
+import subprocess
+import sys
+
+from .common import BenchError, Daemon, populate, time_commands
+from .rows import row
+
+SECTION = "1 startup"
+
+
+def _imports(argv, env=None):
+    """{module: (self_us, cumulative_us)} of ``python -X importtime`` argv."""
+    proc = subprocess.run([sys.executable, "-X", "importtime"] + argv, capture_output=True,
+                          env=env, timeout=60)
+    mods = {}
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3:
+            continue
+        try:
+            self_us, cum_us, name = int(parts[0]), int(parts[1]), parts[2]
+        except ValueError:
+            continue
+        mods[name.strip()] = (int(self_us), int(cum_us))
+    return mods
+
+
+def run(cfg, workdir, log):
+    rows = []
+    base = os.path.join(workdir, "startup")
+    python = sys.executable
+    cassini = os.path.join(os.path.dirname(python), "cassini")
+    if not os.access(cassini, os.X_OK):
+        raise BenchError(f"no cassini console script next to {python} (pip install -e .)")
+    empty = Daemon(os.path.join(base, "empty"))
+    full = Daemon(os.path.join(base, "full"))
+    populate(full.data, cfg.cassini_tasks, argv=(b"echo", b"hello", b"world"))
+    with empty, full:
+        commands = {
+            "python -c pass": [python, "-c", "pass"],
+            "cassini -l (empty)": [cassini, "-p", empty.pipes, "-l"],
+            f"cassini -l ({cfg.cassini_tasks} tasks)": [cassini, "-p", full.pipes, "-l"],
+        }
+        # the daemons answer, and the listing is complete, before anything is timed
+        for name, argv in commands.items():
+            out = subprocess.run(argv, capture_output=True, timeout=60)
+            if out.returncode != 0:
+                raise BenchError(f"{name} failed: {out.stderr.decode(errors='replace').strip()}")
+        n_lines = subprocess.run(commands[f"cassini -l ({cfg.cassini_tasks} tasks)"],
+                                 capture_output=True, timeout=60).stdout.count(b"\n")
+        if n_lines != cfg.cassini_tasks:
+            raise BenchError(f"cassini -l printed {n_lines} lines, expected {cfg.cassini_tasks}")
+        tool, res = time_commands(commands, cfg.startup_runs, cfg.startup_warmup, base,
+                                  use_hyperfine=cfg.hyperfine)
+        log(f"  timed with {tool}")
+        names = list(commands)
+        baseline = res[names[0]]
+        rows.append(row(SECTION, "python_pass", "python -c pass (baseline)",
+                        baseline["p50"] * 1e3, "ms", p99=baseline["p99"] * 1e3,
+                        n=baseline["n"], extra={"tool": tool}))
+        for key, name in (("cassini_l_empty", names[1]), ("cassini_l_full", names[2])):
+            s = res[name]
+            rows.append(row(SECTION, key, name, s["p50"] * 1e3, "ms", p99=s["p99"] * 1e3,
+                            n=s["n"], baseline="python -c pass",
+                            baseline_value=baseline["p50"] * 1e3, limit=cfg.startup_ratio,
+                            on="ratio", extra={"tool": tool}))
+            log(f"  {name}: {s['p50'] * 1e3:.1f} ms vs {baseline['p50'] * 1e3:.1f} ms")
+
+        # import graph of the console script, beyond a bare interpreter
+        bare = _imports(["-c", "pass"])
+        mods = _imports([cassini, "-p", empty.pipes, "-l"])
+    extra = {m: v for m, v in mods.items() if m not in bare}
+    top = sorted(extra.items(), key=lambda kv: -kv[1][0])[:8]
+    total_self_ms = sum(v[0] for v in extra.values()) / 1e3
+    rows.append(row(SECTION, "cassini_imports",
+                    f"cassini -l imports beyond python -c pass ({len(extra)} modules)",
+                    total_self_ms, "ms", n=len(extra),
+                    note="self time of the extra modules, python -X importtime",
+                    extra={"modules": sorted(extra), "top_self_us": [[m, v[0]] for m, v in top]}))
+    return rows

@@ -23,6 +23,7 @@ One exchange (``exchange``):
 Every failure raises :class:`ClientError` with a one-line message.
 """
 
+import errno
 import os
 import select
 import stat
@@ -71,14 +72,31 @@ def _not_running(pipes_dir, why):
     return ClientError(f"saturnd is not running on {_show(pipes_dir)} ({why})")
 
 
-def _blocking_with_deadline(call, seconds):
-    """Run a blocking system call, interrupting it after ``seconds`` (raises _Alarm)."""
+def _blocking_with_deadline(call, seconds, try_now):
+    """Run a blocking system call, interrupting it after ``seconds`` (raises _Alarm).
+
+    ``call()`` blocks; ``try_now()`` is its non-blocking twin (returns None
+    when it would block), used by polling instead when SIGALRM cannot be
+    used (not the main thread, e.g. when this module is used by a program
+    with threads).
+    """
     import signal
 
     def ring(signum, frame):
         raise _Alarm()
 
-    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        previous = signal.signal(signal.SIGALRM, ring)
+    except ValueError:                    # not the main thread: poll instead
+        import time
+        deadline = time.monotonic() + seconds
+        while True:
+            result = try_now()
+            if result is not None:
+                return result
+            if time.monotonic() >= deadline:
+                raise _Alarm()
+            time.sleep(0.005)
     try:
         signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
         try:
@@ -87,6 +105,16 @@ def _blocking_with_deadline(call, seconds):
             signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+def _nonblocking(call, *errnos):
+    """``call()``, or None when it fails with one of ``errnos`` (it would block)."""
+    try:
+        return call()
+    except OSError as e:
+        if e.errno in errnos:
+            return None
+        raise
 
 
 def _lock(pipes_dir, lock_timeout):
@@ -109,7 +137,10 @@ def _lock(pipes_dir, lock_timeout):
         os.close(fd)
         return None              # a file system without flock: carry on without it
     try:
-        _blocking_with_deadline(lambda: fcntl.flock(fd, fcntl.LOCK_EX), lock_timeout)
+        _blocking_with_deadline(
+            lambda: fcntl.flock(fd, fcntl.LOCK_EX), lock_timeout,
+            lambda: _nonblocking(lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) or fd,
+                                 errno.EAGAIN))
     except _Alarm:
         os.close(fd)
         raise ClientError(f"another cassini has held {_show(path)} for {lock_timeout:g} s; "
@@ -122,18 +153,20 @@ def _open_request_pipe(pipes_dir, path, timeout):
     try:
         fd = os.open(path, flags | os.O_NONBLOCK)
     except OSError as e:
-        if e.errno == 6:          # ENXIO: a FIFO nobody reads yet; wait for a reader
+        if e.errno == errno.ENXIO:    # a FIFO nobody reads yet: wait for a reader
             if timeout <= 0:
                 raise _not_running(pipes_dir, "nobody reads the request pipe") from None
             try:
-                fd = _blocking_with_deadline(lambda: os.open(path, flags), timeout)
+                fd = _blocking_with_deadline(
+                    lambda: os.open(path, flags), timeout,
+                    lambda: _nonblocking(lambda: os.open(path, flags | os.O_NONBLOCK), errno.ENXIO))
             except _Alarm:
                 raise _not_running(
                     pipes_dir, f"nobody opened the request pipe within {timeout:g} s") from None
             except OSError as e2:
                 raise _not_running(pipes_dir, f"{e2.strerror}: {_show(path)}") from None
             os.set_blocking(fd, False)
-        elif e.errno == 2:        # ENOENT (raced with the stat)
+        elif e.errno == errno.ENOENT:  # raced with the stat
             raise _not_running(pipes_dir, f"no request pipe {_show(path)}") from None
         else:
             raise ClientError(f"cannot open {_show(path)}: {e.strerror}") from None

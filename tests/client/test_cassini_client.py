@@ -421,3 +421,32 @@ def test_stale_writer_that_stays_open(pipes):
     finally:
         os.close(w)
     assert (code, out) == (0, b"8\n"), err
+
+
+# --- the client module used from a thread (no SIGALRM there: polling instead) -------------------
+def test_exchange_from_a_thread_waits_for_a_late_reader_and_gives_up(pipes):
+    import threading
+    from cassini import client
+
+    result = {}
+
+    def call(key, timeout):
+        try:
+            result[key] = client.exchange(pipes.encode(), b"TM", P.TERMINATE, timeout=timeout,
+                                          reply_timeout=5)
+        except client.ClientError as e:
+            result[key] = e
+
+    t = threading.Thread(target=call, args=("none", 0.3))
+    t.start()
+    t.join(10)
+    assert isinstance(result["none"], client.ClientError)
+    assert "not running" in str(result["none"])
+
+    d = FakeDaemon(pipes).start(b"OK", open_late=0.4)
+    t = threading.Thread(target=call, args=("late", 5))
+    t.start()
+    t.join(10)
+    assert d.join()
+    assert result["late"] == P.Reply()
+    assert d.requests == [b"TM"]

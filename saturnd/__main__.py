@@ -326,15 +326,19 @@ class Daemon:
 
 
 def run_daemon(args, ready_fd=None):
-    if ready_fd is None:
+    if ready_fd is None and not args.log:
         log = Log(sys.stderr)
-    else:
+    else:   # detached: DATA_DIR/saturnd.log or --log; in the foreground only with --log
         path = args.log or os.path.join(args.data_dir, "saturnd.log")
         try:
             make_private_dirs(os.path.dirname(path))
             stream = open(path, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
         except (OSError, StartupError) as e:
-            _report(ready_fd, f"saturnd: cannot open the log file {path}: {getattr(e, 'strerror', e)}\n")
+            msg = f"saturnd: cannot open the log file {path}: {getattr(e, 'strerror', None) or e}\n"
+            if ready_fd is None:
+                sys.stderr.write(msg)
+            else:
+                _report(ready_fd, msg)
             return 1
         log = Log(stream)
     daemon = Daemon(args, log)

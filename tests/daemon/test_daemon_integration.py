@@ -1,6 +1,7 @@
 """saturnd end to end: a real daemon (manual clock) driven by the cassini command."""
 
 import os
+import select
 import struct
 import subprocess
 import time
@@ -260,20 +261,25 @@ def test_malformed_request_gets_empty_reply_then_service_goes_on(daemon, data):
 
 
 def test_back_to_back_requests_on_one_open(daemon):
+    """Lockless clients (like the reference) may have their requests read in one go."""
     daemon.cassini("-c", "true")
     req = struct.pack(">HQ", P.TIMES_EXITCODES, 0) + struct.pack(">HQ", P.REMOVE, 9)
     fd = os.open(daemon.pipes / "saturnd-request-pipe", os.O_WRONLY)
     os.write(fd, req)
     os.close(fd)
     replies = []
-    for _ in range(2):
-        fd = os.open(daemon.pipes / "saturnd-reply-pipe", os.O_RDONLY)
+    for size in (6, 4):                                # read by lengths, as clients do
+        fd = os.open(daemon.pipes / "saturnd-reply-pipe", os.O_RDONLY | os.O_NONBLOCK)
         data = b""
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            data += chunk
+        deadline = time.monotonic() + 10
+        while len(data) < size and time.monotonic() < deadline:
+            select.select([fd], [], [], 0.05)
+            try:
+                # an end of file before any byte may be the previous reply's writer
+                # closing: keep waiting for this reply's writer
+                data += os.read(fd, size - len(data))
+            except BlockingIOError:
+                pass
         os.close(fd)
         replies.append(data)
     assert replies == [b"OK\0\0\0\0", b"ERNF"]
@@ -371,3 +377,58 @@ def test_daemon_mode(tmp_path):
     finally:
         if pid_alive(pid):
             os.kill(pid, 9)
+
+
+def test_clock_control_channel(daemon):
+    assert daemon.clock("now") == (0, f"ok {T0}\n")
+    code, out = daemon.clock("set", T0 + 90)
+    assert (code, out) == (0, f"ok {T0 + 90}\n")
+    assert daemon.clock("advance", 1) == (0, f"ok {T0 + 120}\n")   # to the next boundary
+    code, out = daemon.clock("advance", "x")
+    assert code == 1 and out.startswith("error ")
+    code, out = daemon.clock("advance", -3)
+    assert code == 1 and out.startswith("error ")
+    assert daemon.clock("now") == (0, f"ok {T0 + 120}\n")           # nothing moved
+
+
+def test_clock_control_raw_line_protocol(daemon):
+    import fcntl
+    lock = os.open(daemon.pipes / "clock-lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        for line, expected in ((b"now\n", b"ok %d\n" % T0), (b"fly\n", None)):
+            fd = os.open(daemon.pipes / "saturnd-clock-request-pipe", os.O_WRONLY)
+            os.write(fd, line)
+            os.close(fd)
+            fd = os.open(daemon.pipes / "saturnd-clock-reply-pipe", os.O_RDONLY)
+            data = b""
+            while True:
+                chunk = os.read(fd, 100)
+                if not chunk:
+                    break
+                data += chunk
+            os.close(fd)
+            if expected is None:
+                assert data.startswith(b"error ") and data.endswith(b"\n") and data.count(b"\n") == 1
+            else:
+                assert data == expected
+    finally:
+        os.close(lock)
+
+
+def test_daemon_mode_reports_start_errors(make_daemon, tmp_path):
+    d = make_daemon().start()
+    res = subprocess.run(SATURND + ["-p", str(d.pipes), "--data-dir", str(tmp_path / "x")],
+                         env=d.env, capture_output=True, timeout=30)
+    assert res.returncode == 1
+    assert res.stderr.startswith(b"saturnd: another saturnd") and res.stderr.count(b"\n") == 1
+
+
+def test_foreground_log_file(make_daemon, tmp_path):
+    d = make_daemon(extra=["--log", str(tmp_path / "f.log")])
+    d.proc = subprocess.Popen(d.argv(), env=d.env, stderr=subprocess.PIPE)
+    wait_for(lambda: (tmp_path / "f.log").exists() and " ready " in (tmp_path / "f.log").read_text(),
+             what="the ready line in the log file")
+    d.cassini("-q")
+    assert d.proc.wait(15) == 0
+    assert d.proc.stderr.read() == b""

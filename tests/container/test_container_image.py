@@ -6,12 +6,17 @@ import pytest
 from container_support import (START, container_ids, host_cassini, host_clock, run_once,
                                wait_for)
 
+# ps for a base without procps: "PID UID COMMAND LINE" per process
+PS = r"""
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().rstrip(b"\x00").split(b"\x00")
+        print(pid, os.stat(f"/proc/{pid}").st_uid, b" ".join(argv).decode().replace("\n", " "))
+    except OSError:
+        pass
+"""
 SCRIPT = "printf 'out %s\\n' \"$PWD\"; echo err >&2; exit 3"
-
-
-def runs(text):
-    """`cassini -x` output -> list of lines (bytes), for readable assertions."""
-    return text.splitlines(keepends=True)
 
 
 @pytest.mark.timeout(90)
@@ -24,12 +29,11 @@ def test_user_is_not_root_and_there_is_no_network(manual):
     code, out, _ = manual.exec("id", "-u")
     assert code == 0 and out == f"{uid}\n".encode() and uid != 0
     # the daemon itself (not just exec'd commands) runs as that uid, under the init
-    code, out, _ = manual.exec("sh", "-c", "for p in /proc/[0-9]*; do "
-                               "printf '%s %s\\n' \"$(awk '/^Uid:/{print $2}' $p/status 2>/dev/null)\" "
-                               "\"$(tr '\\0' ' ' <$p/cmdline)\"; done")
-    procs = out.decode().splitlines()
-    daemon = [p for p in procs if "saturnd -f" in p]
-    assert daemon and all(p.split()[0] == str(uid) for p in daemon), procs
+    code, out, _ = manual.exec("python3", "-c", PS)
+    procs = [line.split(None, 2) for line in out.decode().splitlines()]
+    daemon = [p for p in procs if "/usr/local/bin/saturnd -f" in p[2]]
+    assert daemon and all(p[1] == str(uid) and p[0] != "1" for p in daemon), procs
+    assert [p[2] for p in procs if p[0] == "1"][0].startswith("/sbin/docker-init"), procs
     # only the loopback interface
     code, out, _ = manual.exec("ls", "/sys/class/net")
     assert code == 0 and out.split() == [b"lo"]

@@ -115,6 +115,25 @@ def test_restart_keeps_tasks_history_and_outputs(manual, pipes_dir):
 
 
 @pytest.mark.timeout(120)
+def test_killed_container_starts_again_on_its_data(saturnd_factory):
+    """`docker kill` (SIGKILL, no shutdown at all) leaves lock files, FIFOs and maybe a run
+    in flight behind: a new container on the same volume and pipes starts and carries on."""
+    first = saturnd_factory(["--clock", "manual", "--start-time", str(START)]).start()
+    assert first.ok("-c", "-m", "59", "echo", "recorded") == b"0\n"
+    assert first.ok("-c", "-m", "0", "sleep", "300") == b"1\n"
+    first.clock("advance", "1")                      # task 0 ran and was recorded
+    code, out, _ = first.exec("saturnd-clock", "advance", "1", "0")
+    assert code == 1 and out.startswith(b"pending "), out      # task 1 in flight
+    first.container.kill()
+    assert first.container.wait(timeout=30)["StatusCode"] != 0
+    second = saturnd_factory(["--clock", "manual", "--start-time", str(START + 180)]).start()
+    assert second.ok("-l") == b"0: 59 * * echo recorded\n1: 0 * * sleep 300\n"
+    assert second.ok("-x", "0") == b"2024-01-15 09:59:00 0\n"
+    assert second.ok("-o", "0") == b"recorded\n"
+    assert second.ok("-c", "true") == b"2\n"
+
+
+@pytest.mark.timeout(120)
 def test_docker_stop_exits_0_and_records_the_runs(saturnd_factory, pipes_dir):
     first = saturnd_factory(["--clock", "manual", "--start-time", str(START),
                              "--grace", "1"]).start()

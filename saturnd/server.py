@@ -83,7 +83,12 @@ class Server:
 
     # --- the request side -------------------------------------------------------
     def _reopen(self):
-        new = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            new = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:      # someone removed the FIFO: make it again
+            self.log(f"server: {self.request_path} vanished; recreating it")
+            os.mkfifo(self.request_path, 0o600)
+            new = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         if self.fd is not None:
             os.close(self.fd)
         self.fd = new
@@ -139,6 +144,11 @@ class Server:
                     self.serve_one()
                 except Stopped:
                     break
+                except OSError as e:    # never die on the pipes; retry after a pause
+                    self.log(f"server: request pipe error: {e.strerror or e}; retrying")
+                    self.buf.clear()
+                    self.eof = True
+                    time.sleep(0.5)
         finally:
             if self.fd is not None:
                 os.close(self.fd)
@@ -187,6 +197,13 @@ class Server:
                 fd = os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
                 break
             except OSError as e:
+                if e.errno == errno.ENOENT:
+                    self.log(f"server: {self.reply_path} vanished; recreating it")
+                    try:
+                        os.mkfifo(self.reply_path, 0o600)
+                    except OSError:
+                        pass
+                    return False
                 if e.errno != errno.ENXIO:
                     self.log(f"server: cannot open the reply pipe: {e.strerror}")
                     return False

@@ -432,3 +432,27 @@ def test_foreground_log_file(make_daemon, tmp_path):
     d.cassini("-q")
     assert d.proc.wait(15) == 0
     assert d.proc.stderr.read() == b""
+
+
+def test_kill_9_during_creates_leaves_whole_tasks(make_daemon):
+    d = make_daemon().start()
+    procs = [subprocess.Popen(cassini_command() + ["-p", str(d.pipes), "-c", "-m", str(i),
+                                                   "--", "echo", "x" * 50 + str(i)],
+                              env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for i in range(30)]
+    wait_for(lambda: len(os.listdir(d.data / "tasks")) >= 3, what="a few tasks")
+    d.proc.kill()
+    d.proc.wait(10)
+    for p in procs:                                     # clients left waiting for a reply
+        p.kill()
+        p.wait(10)
+    d.start()
+    lines = d.out("-l").splitlines()
+    assert lines                                        # every listed task is whole
+    for line in lines:
+        taskid, rest = line.split(b": ", 1)
+        minute = rest.split()[0]
+        assert rest == minute + b" * * echo " + b"x" * 50 + minute
+    highest = max(int(l.split(b":")[0]) for l in lines)
+    assert int(d.out("-c", "true")) > highest
+

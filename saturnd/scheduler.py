@@ -88,12 +88,13 @@ class Scheduler:
             minute = floor_minute(self.clock.now())
             if minute == self.last_epoch:
                 return []
-            self.last_epoch = minute
+            previous, self.last_epoch = self.last_epoch, minute
             wall = wall_ordinal(minute)
             ordinals, new_last = minutes_to_run(self.last_wall, wall)
-            if wall - self.last_wall != 1:
-                self.log(f"scheduler: wall clock moved by {wall - self.last_wall} min "
-                         f"at {minute}; considering {len(ordinals)} minute(s)")
+            if minute - previous != 60 or wall - wall_ordinal(previous) != 1:
+                self.log(f"scheduler: clock step or time change: wall clock moved by "
+                         f"{wall - wall_ordinal(previous)} min at {minute}; "
+                         f"{len(ordinals)} minute(s) to consider")
             self.last_wall = new_last
             if not ordinals:
                 return []

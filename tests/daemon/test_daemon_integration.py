@@ -456,3 +456,46 @@ def test_kill_9_during_creates_leaves_whole_tasks(make_daemon):
     highest = max(int(l.split(b":")[0]) for l in lines)
     assert int(d.out("-c", "true")) > highest
 
+
+
+def test_output_cap_applies_while_running(make_daemon):
+    d = make_daemon(extra=["--output-cap", "1000"]).start()
+    d.cassini("-c", "--", "sh", "-c", "head -c 30000000 /dev/zero; sleep 30")
+    code, out = d.clock("advance", 1, 0)
+    assert out.startswith("pending")
+    spool = lambda: [d.data / "runs" / n for n in os.listdir(d.data / "runs") if n.endswith(".out")]
+    wait_for(lambda: spool(), what="the spool file")
+    # the writer's offset passes 30 MB, but the monitor keeps the file at the cap: the
+    # size seen is either 1000 or a sparse file with (almost) no blocks beyond the cap
+    wait_for(lambda: os.stat(spool()[0]).st_size == 1000, timeout=15,
+             what="the running spool file to be truncated to the cap")
+
+
+def test_no_zombies(daemon):
+    for i in range(10):
+        daemon.cassini("-c", "--", "sh", "-c", f"exit {i}")
+    daemon.advance(2)
+    pid = daemon.proc.pid
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.append((entry, fields[0]))
+    assert children == []
+
+
+def test_spring_forward_in_paris_end_to_end(make_daemon):
+    # 2026-03-29 00:58 UTC = 01:58 CET; at 01:00 UTC the clocks jump to 03:00 CEST
+    start = T0 + (31 + 28 + 28) * 86400 + 58 * 60
+    d = make_daemon(start_time=start, tz="Europe/Paris").start()
+    d.cassini("-c", "-m", "30", "-H", "2", "true")      # 02:30 does not exist that day
+    d.cassini("-c", "-m", "59", "-H", "1", "true")
+    d.advance(3)                                         # 01:59 CET, 03:00 CEST, 03:01 CEST
+    assert d.cassini("-x", "0", tz="UTC").stdout == runs((start + 120, 0))
+    assert d.cassini("-x", "1", tz="UTC").stdout == runs((start + 60, 0))
+    assert d.cassini("-x", "0").stdout == b"2026-03-29 03:00:00 0\n"

@@ -48,7 +48,7 @@ class Config:
         self.idle_mib = 25.0
         self.full_mib = 60.0
         # sizes
-        self.hyperfine = True
+        self.hyperfine = False
         self.settle = 0.5
         self.sched_margin = 5.0
         if tiny:
@@ -138,8 +138,10 @@ def parse_args(argv):
     p.add_argument("--dir", metavar="DIR",
                    help="working directory (daemons' pipes and data, the fsync baseline); "
                         "default: a new temporary directory, removed afterwards")
-    p.add_argument("--no-hyperfine", action="store_true",
-                   help="time whole commands with the in-Python loop even if hyperfine exists")
+    p.add_argument("--hyperfine", action="store_true",
+                   help="time whole commands with hyperfine (one command after the other) "
+                        "instead of the default in-Python loop, which interleaves the commands "
+                        "run by run so that a change of load on the machine hits them alike")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--strict", action="store_true", help="exit 3 when a target is missed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -149,7 +151,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     cfg = Config(tiny=args.tiny)
-    cfg.hyperfine = not args.no_hyperfine
+    cfg.hyperfine = args.hyperfine
     sections = args.only or list(SECTIONS)
 
     def log(msg):

@@ -63,6 +63,25 @@ def time_calls(fn, n, warmup=2):
     return out
 
 
+def time_interleaved(fns, n, warmup=2):
+    """Like :func:`time_calls` for several functions, called in turn.
+
+    For ratios between them: a change of load on the machine hits them alike.
+    Returns {name: durations}.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    out = {name: [] for name in fns}
+    clock = time.perf_counter
+    for _ in range(n):
+        for name, fn in fns.items():
+            t = clock()
+            fn()
+            out[name].append(clock() - t)
+    return out
+
+
 # --- whole commands --------------------------------------------------------------
 def hyperfine_path():
     return shutil.which("hyperfine")
@@ -96,23 +115,39 @@ def time_commands(commands, runs, warmup, workdir, env=None, use_hyperfine=True)
             res[r["command"]] = summary(r["times"])
         return "hyperfine " + _hyperfine_version(hf), res
     null = os.open(os.devnull, os.O_RDWR)
+    err_path = os.path.join(workdir, "command-stderr")
     try:
-        actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-                   (os.POSIX_SPAWN_DUP2, null, 2)]
         environ = os.environ if env is None else env
         samples = {name: [] for name in names}
+        failures = {name: [] for name in names}
         for i in range(warmup + runs):
             for name in names:
                 argv = commands[name]
-                t = time.perf_counter()
-                pid = os.posix_spawn(argv[0], argv, environ, file_actions=actions)
-                _, status = os.waitpid(pid, 0)
-                dt = time.perf_counter() - t
-                if os.waitstatus_to_exitcode(status) != 0:
-                    raise BenchError(f"{name}: {' '.join(argv)} exited with status {status}")
+                err = os.open(err_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                               (os.POSIX_SPAWN_DUP2, err, 2)]
+                    t = time.perf_counter()
+                    pid = os.posix_spawn(argv[0], argv, environ, file_actions=actions)
+                    _, status = os.waitpid(pid, 0)
+                    dt = time.perf_counter() - t
+                    if os.waitstatus_to_exitcode(status) != 0:
+                        # a failed run is a finding, not a sample: counted and reported
+                        msg = os.pread(err, 300, 0).decode(errors="replace").strip()
+                        failures[name].append(f"exit {os.waitstatus_to_exitcode(status)}: {msg}")
+                        continue
+                finally:
+                    os.close(err)
                 if i >= warmup:
                     samples[name].append(dt)
-        return "python loop (posix_spawn)", {n: summary(s) for n, s in samples.items()}
+        res = {}
+        for name in names:
+            if len(failures[name]) * 2 > warmup + runs or not samples[name]:
+                raise BenchError(f"{name}: {len(failures[name])} failed runs, e.g. "
+                                 f"{failures[name][0]}")
+            res[name] = summary(samples[name])
+            res[name]["failures"] = failures[name]
+        return "python loop (posix_spawn, interleaved)", res
     finally:
         os.close(null)
 
@@ -211,13 +246,16 @@ class Client:
         """
         buf = array.array("i", [0])
         deadline = time.monotonic() + self.timeout
+        spins = 0
         while True:
             fcntl.ioctl(wfd, termios.FIONREAD, buf, True)
             if buf[0] == 0:
                 return
-            if time.monotonic() > deadline:
-                raise BenchError("the daemon did not read the request in time")
-            time.sleep(0.00005)
+            spins += 1
+            if spins > 200:     # spin briefly (the daemon is usually quick), then yield
+                if time.monotonic() > deadline:
+                    raise BenchError("the daemon did not read the request in time")
+                time.sleep(0.00005)
 
     def raw(self, data, opcode):
         wfd = os.open(self.request_path, os.O_WRONLY | os.O_CLOEXEC)
@@ -336,6 +374,13 @@ def proc_status_kib(pid, *fields):
             if key in fields:
                 out[key] = int(value.split()[0])
     return out
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU time consumed so far by process ``pid`` (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for(predicate, timeout, interval=0.01, what="a condition"):

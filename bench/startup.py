@@ -47,13 +47,20 @@ def run(cfg, workdir, log):
     full = Daemon(os.path.join(base, "full"))
     populate(full.data, cfg.cassini_tasks, argv=(b"echo", b"hello", b"world"))
     with empty, full:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        no_site = ("import sys; sys.path.insert(0, %r); from cassini.__main__ import main; "
+                   "sys.exit(main())" % root)
         commands = {
             "python -c pass": [python, "-c", "pass"],
             "cassini -l (empty)": [cassini, "-p", empty.pipes, "-l"],
             f"cassini -l ({cfg.cassini_tasks} tasks)": [cassini, "-p", full.pipes, "-l"],
+            "python -S -c pass": [python, "-S", "-c", "pass"],
+            "python -S, cassini -l (empty)": [python, "-S", "-c", no_site, "-p", empty.pipes, "-l"],
+            f"python -S, cassini -l ({cfg.cassini_tasks} tasks)":
+                [python, "-S", "-c", no_site, "-p", full.pipes, "-l"],
         }
         # the daemons answer, and the listing is complete, before anything is timed
-        for name, argv in commands.items():
+        for name, argv in list(commands.items())[:3]:
             out = subprocess.run(argv, capture_output=True, timeout=60)
             if out.returncode != 0:
                 raise BenchError(f"{name} failed: {out.stderr.decode(errors='replace').strip()}")
@@ -71,11 +78,27 @@ def run(cfg, workdir, log):
                         n=baseline["n"], extra={"tool": tool}))
         for key, name in (("cassini_l_empty", names[1]), ("cassini_l_full", names[2])):
             s = res[name]
+            fails = s.get("failures") or []
             rows.append(row(SECTION, key, name, s["p50"] * 1e3, "ms", p99=s["p99"] * 1e3,
                             n=s["n"], baseline="python -c pass",
                             baseline_value=baseline["p50"] * 1e3, limit=cfg.startup_ratio,
-                            on="ratio", extra={"tool": tool}))
+                            on="ratio", extra={"tool": tool, "failures": fails},
+                            note=f"{len(fails)} failed run(s): {fails[0]}" if fails else None))
             log(f"  {name}: {s['p50'] * 1e3:.1f} ms vs {baseline['p50'] * 1e3:.1f} ms")
+        # the same without site (the venv's editable-install finder alone costs the bare
+        # interpreter ~10 ms: pathlib, re, urllib...): closer to a regular install
+        bare = res[names[3]]
+        rows.append(row(SECTION, "python_S_pass", "python -S -c pass (no site)",
+                        bare["p50"] * 1e3, "ms", p99=bare["p99"] * 1e3, n=bare["n"]))
+        for key, name in (("cassini_l_empty_S", names[4]), ("cassini_l_full_S", names[5])):
+            s = res[name]
+            rows.append(row(SECTION, key, name, s["p50"] * 1e3, "ms", p99=s["p99"] * 1e3,
+                            n=s["n"], baseline="python -S -c pass",
+                            baseline_value=bare["p50"] * 1e3,
+                            note="informative: no site, cassini imported from the checkout"
+                            + (f"; {len(s['failures'])} failed run(s): {s['failures'][0]}"
+                               if s.get("failures") else ""),
+                            extra={"failures": s.get("failures") or []}))
 
         # import graph of the console script, beyond a bare interpreter
         bare = _imports(["-c", "pass"])

@@ -14,9 +14,10 @@ silence, at most ``DISCARD_MAX`` s), then gets the empty reply (the reply
 pipe opened and closed without a byte).  A handler failing with ``OSError``
 (storage) gets the empty reply too.  The daemon carries on in every case.
 
-After a reply is written the daemon waits (at most ``REPLY_LINGER`` s) for
-the client to close the reply pipe before closing its own end and moving on.
-Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
+The reply pipe is closed right after the reply is written, before the next
+request is read: a client that reads the next request's reply only after the
+daemon consumed that request (cassini's lock guarantees it) never attaches to a
+previous reply's writer.  Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
 (no reader yet) for ``REPLY_OPEN_TIMEOUT`` s; writing gives up after
 ``REPLY_STALL_TIMEOUT`` s without progress.
 """
@@ -37,7 +38,6 @@ DISCARD_SILENCE = 0.2
 DISCARD_MAX = 2.0
 REPLY_OPEN_TIMEOUT = 5.0
 REPLY_STALL_TIMEOUT = 5.0
-REPLY_LINGER = 0.25
 CHUNK = 65536
 
 
@@ -213,24 +213,10 @@ class Server:
                 time.sleep(0.005)
         try:
             if data:
-                if not self._write_all(fd, data):
-                    return False
-                self._linger(fd)
+                return self._write_all(fd, data)
             return True
         finally:
             os.close(fd)
-
-    def _linger(self, fd):
-        """Wait (briefly) until the client has closed its end of the reply pipe.
-
-        Otherwise the next reply could be opened while the previous reader is
-        still there and be lost with it (clients without a lock, writing
-        requests back to back).  A client reading by lengths closes at once; a
-        client waiting for end of file gets it after ``REPLY_LINGER`` s.
-        """
-        poller = select.poll()
-        poller.register(fd, 0)          # POLLERR: no reader any more
-        poller.poll(int(REPLY_LINGER * 1000))
 
     def _write_all(self, fd, data):
         view = memoryview(data)

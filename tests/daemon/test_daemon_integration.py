@@ -267,21 +267,21 @@ def test_back_to_back_requests_on_one_open(daemon):
     fd = os.open(daemon.pipes / "saturnd-request-pipe", os.O_WRONLY)
     os.write(fd, req)
     os.close(fd)
-    replies = []
-    for size in (6, 4):                                # read by lengths, as clients do
-        fd = os.open(daemon.pipes / "saturnd-reply-pipe", os.O_RDONLY | os.O_NONBLOCK)
-        data = b""
-        deadline = time.monotonic() + 10
-        while len(data) < size and time.monotonic() < deadline:
-            select.select([fd], [], [], 0.05)
-            try:
-                # an end of file before any byte may be the previous reply's writer
-                # closing: keep waiting for this reply's writer
-                data += os.read(fd, size - len(data))
-            except BlockingIOError:
-                pass
-        os.close(fd)
-        replies.append(data)
+    # one reader kept open across both replies: nothing can be lost between them
+    fd = os.open(daemon.pipes / "saturnd-reply-pipe", os.O_RDONLY | os.O_NONBLOCK)
+    data = b""
+    deadline = time.monotonic() + 10
+    while len(data) < 10 and time.monotonic() < deadline:
+        select.select([fd], [], [], 0.05)
+        try:
+            chunk = os.read(fd, 10 - len(data))
+        except BlockingIOError:
+            continue
+        if not chunk:
+            time.sleep(0.005)            # between the two replies: no writer for a moment
+        data += chunk
+    os.close(fd)
+    replies = [data[:6], data[6:]]
     assert replies == [b"OK\0\0\0\0", b"ERNF"]
 
 

@@ -139,6 +139,8 @@ def make_private_dirs(path):
         except FileExistsError:
             if not os.path.isdir(d):
                 raise StartupError(f"{d} exists and is not a directory") from None
+        except OSError as e:
+            raise StartupError(f"cannot create the directory {path}: {e.strerror}") from None
 
 
 def make_fifo(path):
@@ -344,7 +346,9 @@ def run_daemon(args, ready_fd=None):
     daemon = Daemon(args, log)
     try:
         daemon.start()
-    except StartupError as e:
+    except (StartupError, OSError, ValueError) as e:
+        if isinstance(e, OSError):
+            e = f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
         log(f"cannot start: {e}")
         if ready_fd is None:
             sys.stderr.write(f"saturnd: {e}\n")
@@ -353,7 +357,13 @@ def run_daemon(args, ready_fd=None):
         return 1
     if ready_fd is not None:
         _report(ready_fd, "ready\n")
-    return daemon.run()
+    try:
+        return daemon.run()
+    except Exception as e:   # a bug: one line in the log, runs still killed, exit 1
+        log(f"internal error: {type(e).__name__}: {e}")
+        daemon.request_stop("internal error")
+        daemon.runner.shutdown(0)
+        return 1
 
 
 def _report(fd, text):

@@ -349,7 +349,8 @@ def run_daemon(args, ready_fd=None):
     except (StartupError, OSError, ValueError) as e:
         if isinstance(e, OSError):
             e = f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
-        log(f"cannot start: {e}")
+        if log.stream is not sys.stderr:
+            log(f"cannot start: {e}")
         if ready_fd is None:
             sys.stderr.write(f"saturnd: {e}\n")
         else:

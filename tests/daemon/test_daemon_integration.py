@@ -499,3 +499,27 @@ def test_spring_forward_in_paris_end_to_end(make_daemon):
     assert d.cassini("-x", "0", tz="UTC").stdout == runs((start + 120, 0))
     assert d.cassini("-x", "1", tz="UTC").stdout == runs((start + 60, 0))
     assert d.cassini("-x", "0").stdout == b"2026-03-29 03:00:00 0\n"
+
+
+def test_stalled_partial_request_gets_empty_reply(daemon):
+    fd = os.open(daemon.pipes / "saturnd-request-pipe", os.O_WRONLY)
+    try:
+        os.write(fd, b"\x43\x52\0\0")                   # a CREATE cut short, fd kept open
+        t = time.monotonic()
+        rfd = os.open(daemon.pipes / "saturnd-reply-pipe", os.O_RDONLY)   # blocks for the writer
+        assert os.read(rfd, 100) == b""                 # the empty reply
+        os.close(rfd)
+        assert 2 < time.monotonic() - t < 15
+    finally:
+        os.close(fd)
+    assert daemon.out("-c", "true") == b"0\n"
+    assert daemon.out("-l") == b"0: * * * true\n"
+
+
+def test_client_that_never_reads_cannot_block_the_daemon(daemon):
+    fd = os.open(daemon.pipes / "saturnd-request-pipe", os.O_WRONLY)
+    os.write(fd, struct.pack(">HQ", P.REMOVE, 99))      # and never open the reply pipe
+    os.close(fd)
+    wait_for(lambda: "no client opened the reply pipe" in daemon.log(), timeout=15,
+             what="the daemon to give up on that reply")
+    assert daemon.out("-c", "true") == b"0\n"

@@ -279,10 +279,13 @@ class Daemon:
                 self.locks.append(lock)
             make_fifo(os.path.join(args.pipes_dir, server_mod.REQUEST_PIPE))
             make_fifo(os.path.join(args.pipes_dir, server_mod.REPLY_PIPE))
-            if args.clock == "manual":
-                from . import control
-                make_fifo(os.path.join(args.pipes_dir, control.REQUEST_PIPE))
-                make_fifo(os.path.join(args.pipes_dir, control.REPLY_PIPE))
+            from . import control
+            for name in (control.REQUEST_PIPE, control.REPLY_PIPE):
+                path = os.path.join(args.pipes_dir, name)
+                if args.clock == "manual":
+                    make_fifo(path)
+                elif os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
+                    os.unlink(path)     # a manual-clock daemon's leftover: clients fail fast
             self.store = Store(args.data_dir, self.log)
             self.store.open()
         except OSError as e:

@@ -17,6 +17,7 @@ REQUEST_PIPE = "saturnd-clock-request-pipe"
 REPLY_PIPE = "saturnd-clock-reply-pipe"
 LOCK_FILE = "clock-lock"
 DEFAULT_TIMEOUT = 30.0
+MISSING_WAIT = 5.0      # how long a missing control FIFO may take to appear
 
 USAGE = """\
 usage: saturnd-clock [-p PIPES_DIR] [--timeout SECONDS] COMMAND
@@ -44,6 +45,8 @@ def default_pipes_dir():
 def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):
     """Send one request line, return the reply line (without newline)."""
     deadline = time.monotonic() + timeout
+    if not os.path.isdir(pipes_dir):
+        raise ClockError(f"no pipes directory {pipes_dir} (is saturnd running?)")
     lock_fd = os.open(os.path.join(pipes_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         while True:
@@ -54,6 +57,7 @@ def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):
                 if time.monotonic() >= deadline:
                     raise ClockError("timed out waiting for the clock lock") from None
                 time.sleep(0.01)
+        missing_deadline = min(deadline, time.monotonic() + MISSING_WAIT)
         while True:
             try:
                 fd = os.open(os.path.join(pipes_dir, REQUEST_PIPE), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -61,7 +65,8 @@ def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):
             except OSError as e:
                 if e.errno not in (errno.ENXIO, errno.ENOENT):
                     raise ClockError(f"cannot open the clock request pipe: {e.strerror}") from None
-                if time.monotonic() >= deadline:
+                limit = missing_deadline if e.errno == errno.ENOENT else deadline
+                if time.monotonic() >= limit:
                     raise ClockError(f"no saturnd with a manual clock on {pipes_dir}") from None
                 time.sleep(0.01)
         try:

@@ -10,7 +10,7 @@ import pytest
 
 from saturnd import protocol as P
 
-from conftest import T0, SATURND, cassini_command, pid_alive, wait_for
+from conftest import CLOCKCTL, T0, SATURND, cassini_command, pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -371,6 +371,10 @@ def test_daemon_mode(tmp_path):
                                         capture_output=True, timeout=30, env=env)
         assert run("-c", "true").stdout == b"0\n"
         assert run("-l").stdout == b"0: * * * true\n"
+        t = time.monotonic()                            # no control channel with the system clock
+        res = subprocess.run(CLOCKCTL + ["-p", str(pipes), "now"], capture_output=True, timeout=30)
+        assert res.returncode == 1 and res.stdout == b"" and time.monotonic() - t < 15
+        assert res.stderr.startswith(b"saturnd-clock: ") and res.stderr.count(b"\n") == 1
         assert run("-q").returncode == 0
         wait_for(lambda: not pid_alive(pid), what="the daemon to exit")
         assert "stopped" in (data / "saturnd.log").read_text()

@@ -62,6 +62,7 @@ class Runner:
         self.cond = threading.Condition()
         self.children = {}          # pid -> Run
         self.stopping = False
+        self._monitor_stop = threading.Event()
         self._threads = []
 
     def start_threads(self):
@@ -146,11 +147,8 @@ class Runner:
 
     def _monitor_loop(self):
         cap = self.output_cap
-        while True:
+        while not self._monitor_stop.wait(MONITOR_INTERVAL):
             with self.cond:
-                if self.stopping and not self.children:
-                    return
-                self.cond.wait(MONITOR_INTERVAL)
                 runs = list(self.children.values())
             for run in runs:
                 for path in (run.out, run.err):
@@ -198,5 +196,6 @@ class Runner:
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
+        self._monitor_stop.set()
         for t in self._threads:
             t.join(timeout=2)

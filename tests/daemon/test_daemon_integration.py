@@ -248,6 +248,8 @@ MALFORMED = [
     b"\x43\x52" + b"\0" * 13 + b"\0\0\0\1\x7f\xff\xff\xff",   # a 2 GiB string
     b"\x52\x4d\0\0",                                          # truncated REMOVE
     b"\x43\x52" + b"\0" * 13 + b"\0\0\0\1" + b"\0\x20\0\1" + b"x" * 70000,   # > 1 MiB, cut
+    b"\x43\x52" + P.EVERY_MINUTE.encode() + struct.pack(">I", 100000)
+    + (b"\0\0\0\x0c" + b"a" * 12) * 100000,               # 1.6 MB of valid-looking arguments
 ]
 
 

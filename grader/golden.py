@@ -1,0 +1,334 @@
+"""Golden-vector runner core (moved from tests/golden/runner.py so that the grader
+reuses it); see tests/golden/runner.py for the case format."""
+
+import errno
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES_DIR = os.environ.get("GRADER_CASES_DIR") or os.path.join(ROOT, "tests", "golden", "cases")
+
+from saturnd.protocol import ProtocolError, Truncated, decode_request  # noqa: E402
+
+TAGS = ("reference", "extension", "deviation")
+REQUEST_DEADLINE = 2.0     # seconds to receive the whole request
+REPLY_OPEN_DEADLINE = 5.0  # seconds for cassini to open the reply pipe
+EXIT_DEADLINE = 15.0       # seconds for cassini to exit after it started
+
+
+# --- cases -------------------------------------------------------------------
+class Case:
+    def __init__(self, path):
+        self.path = path
+        self.name = os.path.basename(path.rstrip("/"))
+        self.arguments = self._lines("arguments")
+        self.request = self._bytes("request")
+        self.reply = self._bytes("reply")
+        self.stdout = self._bytes("stdout")
+        self.exitcode = int(self._bytes("exitcode").strip() or b"0")
+        self.env = {}
+        if self._has("env"):
+            for line in self._lines("env"):
+                if line:
+                    name, _, value = line.partition(b"=")
+                    self.env[name] = value
+        self.tag = self._bytes("tag").strip().decode() if self._has("tag") else "reference"
+        if self.tag not in TAGS:
+            raise ValueError(f"{self.name}: unknown tag {self.tag!r}")
+        self.no_daemon = self._has("no-daemon")
+        self.keep_open = self._has("keep-open")
+        self.default_pipes = self._has("default-pipes")
+
+    def _has(self, name):
+        return os.path.exists(os.path.join(self.path, name))
+
+    def _bytes(self, name):
+        with open(os.path.join(self.path, name), "rb") as f:
+            return f.read()
+
+    def _lines(self, name):
+        data = self._bytes(name)
+        if not data:
+            return []
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        return data.split(b"\n")
+
+
+def load_cases(names=(), cases_dir=None):
+    cases_dir = cases_dir or CASES_DIR
+    if names:
+        paths = [n if os.path.isdir(n) else os.path.join(cases_dir, n) for n in names]
+    else:
+        paths = [os.path.join(cases_dir, n) for n in sorted(os.listdir(cases_dir))]
+    return [Case(p) for p in paths if os.path.isdir(p)]
+
+
+# --- the client under test -------------------------------------------------
+def default_cassini():
+    script = os.path.join(os.path.dirname(sys.executable), "cassini")
+    if os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, "-m", "cassini"]
+
+
+def cassini_command(path=None):
+    path = path or os.environ.get("CASSINI")
+    return ([path], True) if path else (default_cassini(), False)
+
+
+def selected_tags(other_client, tags=None):
+    tags = tags or os.environ.get("GOLDEN_TAGS")
+    if tags:
+        return {t.strip() for t in tags.split(",") if t.strip()}
+    return {"reference"} if other_client else set(TAGS)
+
+
+# --- hexdump for mismatches ----------------------------------------------------
+def hexdump(data, limit=512):
+    lines = []
+    for off in range(0, min(len(data), limit), 16):
+        chunk = data[off:off + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"  {off:08x}: {hexes:<47}  {text}")
+    if len(data) > limit:
+        lines.append(f"  ... ({len(data)} bytes in all)")
+    if not data:
+        lines.append("  (empty)")
+    return "\n".join(lines)
+
+
+def describe_mismatch(what, expected, got):
+    first = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b),
+                 min(len(expected), len(got)))
+    start = max(0, first - first % 16 - 32)
+    return (f"{what} differs: expected {len(expected)} bytes, got {len(got)}; "
+            f"first difference at offset {first}\n"
+            f"expected (from offset {start}):\n{hexdump(expected[start:])}\n"
+            f"got (from offset {start}):\n{hexdump(got[start:])}")
+
+
+# --- one exchange ----------------------------------------------------------------
+def _poll(fd, events, ms):
+    p = select.poll()
+    p.register(fd, events)
+    return p.poll(ms)
+
+
+def _read_request(fd, proc, deadline):
+    """Read until the bytes decode as one request, EOF, cassini's exit, or the deadline."""
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return buf, "deadline"
+        events = _poll(fd, select.POLLIN, min(50, int(left * 1000) + 1))
+        if not events:
+            if proc.poll() is not None:
+                # cassini is gone: take what is left and stop
+                try:
+                    buf += os.read(fd, 1 << 20)
+                except BlockingIOError:
+                    pass
+                return buf, "exited"
+            continue
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return buf, "eof"
+        buf += chunk
+        try:
+            decode_request(buf)
+        except Truncated:
+            continue
+        except ProtocolError:
+            continue          # malformed so far: wait for more, EOF or the deadline
+        # complete: pick up whatever else is already there (trailing garbage)
+        while _poll(fd, select.POLLIN, 20):
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        return buf, "complete"
+
+
+def _open_reply(path, proc, deadline):
+    while True:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.002)
+
+
+def _write_reply(fd, data, proc, deadline):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+            view = view[n:]
+        except BlockingIOError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                return f"could only write {len(data) - len(view)} of {len(data)} reply bytes"
+            _poll(fd, select.POLLOUT, 50)
+        except BrokenPipeError:
+            return f"cassini closed the reply pipe after {len(data) - len(view)} bytes"
+    return None
+
+
+class Result:
+    def __init__(self, case):
+        self.case = case
+        self.problems = []
+        self.stderr = b""
+        self.duration = 0.0
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    def report(self):
+        head = f"{'PASS' if self.ok else 'FAIL'} {self.case.name} [{self.case.tag}]"
+        if self.ok:
+            return head
+        body = "\n".join(self.problems)
+        err = self.stderr.decode("utf-8", "replace")
+        return f"{head}\n{body}\n--- cassini stderr ---\n{err}"
+
+
+def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEADLINE):
+    """Play one case against ``cassini`` (an argv list).
+
+    ``jail``, when given, is a callable ``jail(tmp_dir, user) -> Jail`` whose result
+    confines the client (see :mod:`grader.sandbox`): ``env(env)`` adjusts its
+    environment, ``grant(path)`` gives it a directory made here, ``wrap(argv)``
+    returns the command to start, ``note(status)`` explains an exit status, and
+    ``close()`` kills whatever is left.
+    """
+    cassini = cassini or default_cassini()
+    result = Result(case)
+    tmp = tempfile.mkdtemp(prefix="golden-")
+    os.chmod(tmp, 0o755)
+    user = f"golden-{run_id or os.getpid()}-{os.path.basename(tmp)[7:]}"
+    cleanup = [tmp]
+    env = {k: v for k, v in os.environb.items()
+           if k != b"POSIXLY_CORRECT" and not k.startswith(b"CASSINI")}
+    env[b"TZ"] = b"UTC"
+    confined = jail(tmp, user) if jail else None
+    if confined is not None:
+        env = confined.env(env)
+    for k, v in case.env.items():
+        env[k] = v.replace(b"{user}", user.encode())
+    if case.default_pipes:
+        pipes = b"/tmp/" + env.get(b"USER", b"") + b"/saturnd/pipes"
+        if not env.get(b"USER"):
+            raise ValueError(f"{case.name}: default-pipes needs USER in env")
+        cleanup.append(os.fsdecode(b"/tmp/" + env[b"USER"]))
+    else:
+        pipes = os.fsencode(os.path.join(tmp, "pipes"))
+    args = [a.replace(b"{pipes}", pipes) for a in case.arguments]
+    if not case.default_pipes and not any(b"{pipes}" in a for a in case.arguments):
+        args = [b"-p", pipes] + args
+    req_path = os.path.join(pipes, b"saturnd-request-pipe")
+    rep_path = os.path.join(pipes, b"saturnd-reply-pipe")
+    req_fd = rep_fd = None
+    proc = None
+    start = time.monotonic()
+    try:
+        os.makedirs(pipes, 0o700)
+        os.mkfifo(req_path, 0o600)
+        os.mkfifo(rep_path, 0o600)
+        if confined is not None:
+            for path in cleanup:
+                confined.grant(path)
+        if not case.no_daemon:
+            req_fd = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK)
+        out = tempfile.TemporaryFile(dir=tmp)
+        err = tempfile.TemporaryFile(dir=tmp)
+        argv = [os.fsencode(c) for c in cassini] + args
+        if confined is not None:
+            argv = confined.wrap(argv)
+        proc = subprocess.Popen(argv, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        if req_fd is not None:
+            got, how = _read_request(req_fd, proc, start + REQUEST_DEADLINE)
+            if got != case.request:
+                result.problems.append(describe_mismatch(f"request ({how})", case.request, got))
+            if case.request or got:
+                rep_fd = _open_reply(rep_path, proc, time.monotonic() + REPLY_OPEN_DEADLINE)
+                if rep_fd is None:
+                    if case.request == got:
+                        result.problems.append("cassini never opened the reply pipe")
+                else:
+                    os.set_blocking(rep_fd, False)
+                    problem = _write_reply(rep_fd, case.reply, proc,
+                                           time.monotonic() + EXIT_DEADLINE)
+                    if problem and case.request == got:
+                        result.problems.append(problem)
+                    if not case.keep_open:
+                        os.close(rep_fd)
+                        rep_fd = None
+        try:
+            code = proc.wait(timeout=max(0.1, start + exit_deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+            result.problems.append(f"cassini did not exit within {exit_deadline:g} s (killed)")
+            code = None
+        result.duration = time.monotonic() - start
+        out.seek(0)
+        stdout = out.read()
+        err.seek(0)
+        result.stderr = err.read()
+        if stdout != case.stdout:
+            result.problems.append(describe_mismatch("stdout", case.stdout, stdout))
+        note = confined.note(code) if confined is not None and code is not None else ""
+        if code is not None and code != case.exitcode:
+            result.problems.append(f"exit status: expected {case.exitcode}, got {code}{note}")
+        elif note and result.problems:
+            result.problems.append(note.strip(" ()"))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if confined is not None:
+            confined.close()
+        for fd in (req_fd, rep_fd):
+            if fd is not None:
+                os.close(fd)
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+    return result
+
+
+# --- JUnit -------------------------------------------------------------------------
+def write_junit(path, results):
+    from xml.sax.saxutils import escape, quoteattr
+    failures = sum(not r.ok for r in results)
+    parts = [f'<?xml version="1.0" encoding="utf-8"?>\n'
+             f'<testsuite name="golden" tests="{len(results)}" failures="{failures}">\n']
+    for r in results:
+        parts.append(f'  <testcase classname="golden.{r.case.tag}" name={quoteattr(r.case.name)}'
+                     f' time="{r.duration:.3f}">\n')
+        if not r.ok:
+            parts.append(f'    <failure message="mismatch">{escape(r.report())}</failure>\n')
+        parts.append("  </testcase>\n")
+    parts.append("</testsuite>\n")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(parts))
+
+

@@ -215,8 +215,8 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
 
     ``jail``, when given, is a callable ``jail(tmp_dir, user) -> Jail`` whose result
     confines the client (see :mod:`grader.sandbox`): ``env(env)`` adjusts its
-    environment, ``grant(path)`` gives it a directory made here, ``wrap(argv)``
-    returns the command to start, ``note(status)`` explains an exit status, and
+    environment, ``grant(path)`` gives it a directory made here, ``wrap(argv, env)``
+    returns the command to start and its environment, ``note(status)`` explains an exit status, and
     ``close()`` kills whatever is left.
     """
     cassini = cassini or default_cassini()
@@ -261,7 +261,7 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
         err = tempfile.TemporaryFile(dir=tmp)
         argv = [os.fsencode(c) for c in cassini] + args
         if confined is not None:
-            argv = confined.wrap(argv)
+            argv, env = confined.wrap(argv, env)
         proc = subprocess.Popen(argv, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         if req_fd is not None:

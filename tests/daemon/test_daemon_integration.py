@@ -529,3 +529,17 @@ def test_client_that_never_reads_cannot_block_the_daemon(daemon):
     wait_for(lambda: "no client opened the reply pipe" in daemon.log(), timeout=15,
              what="the daemon to give up on that reply")
     assert daemon.out("-c", "true") == b"0\n"
+
+
+def test_client_closing_the_reply_early_does_not_hurt(daemon):
+    daemon.cassini("-c", "--", "head", "-c", "2000000", "/dev/zero")
+    daemon.advance(1)
+    fd = os.open(daemon.pipes / "saturnd-request-pipe", os.O_WRONLY)
+    os.write(fd, struct.pack(">HQ", P.STDOUT, 0))
+    os.close(fd)
+    rfd = os.open(daemon.pipes / "saturnd-reply-pipe", os.O_RDONLY)
+    assert os.read(rfd, 6) == b"OK\0\x1e\x84\x80"         # OK, 2,000,000 bytes follow
+    os.close(rfd)                                         # ... and go away
+    wait_for(lambda: "closed the reply pipe early" in daemon.log(), what="the daemon to notice")
+    assert daemon.proc.poll() is None
+    assert len(daemon.out("-o", "0")) == 2000000

@@ -203,7 +203,8 @@ def grade(opts):
                 if r.ok:
                     return report.Outcome("client", case.name, "pass", duration=r.duration)
                 text = r.report()
-                first = r.problems[0].splitlines()[0]
+                urgent = [p for p in r.problems if "did not exit" in p or "signal" in p]
+                first = (urgent or r.problems)[0].splitlines()[0]
                 return report.Outcome("client", case.name, "fail", first, text, r.duration)
 
             with ThreadPoolExecutor(max(1, opts.jobs)) as pool:

@@ -3,7 +3,7 @@
 Run as a script (``python3 -I -S _init.py CONFIG_JSON``), normally as PID 1 of fresh
 PID, mount and network namespaces made by ``unshare`` (see :mod:`grader.sandbox`):
 
-- binds the sandbox's own directory over ``/tmp`` (a private /tmp) when asked;
+- binds the sandbox's own directories over ``/tmp`` and ``/dev/shm`` when asked;
 - forks the candidate: new session, rlimits, no supplementary groups, the sandbox
   uid/gid, the sandbox's working directory, then ``exec``;
 - reaps every process (a detached daemon is re-parented to us) and writes one line
@@ -69,13 +69,13 @@ def describe(status):
     return f"exited {code}", code
 
 
-def bind_tmp(source):
+def bind(source, target):
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     ms_bind, ms_rec = 4096, 16384
-    if libc.mount(source.encode(), b"/tmp", None, ms_bind | ms_rec, None) != 0:
+    if libc.mount(source.encode(), target.encode(), None, ms_bind | ms_rec, None) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"bind {source} on /tmp: {os.strerror(err)}")
+        raise OSError(err, f"bind {source} on {target}: {os.strerror(err)}")
 
 
 def child(cfg):
@@ -114,7 +114,11 @@ def main():
 
     if cfg.get("private_tmp"):
         try:
-            bind_tmp(cfg["private_tmp"])
+            bind(cfg["private_tmp"], "/tmp")
+            # a private /dev/shm too: POSIX shared memory and semaphores (libfaketime
+            # names its own after the PID, which other PID namespaces reuse)
+            if cfg.get("private_shm") and os.path.isdir("/dev/shm"):
+                bind(cfg["private_shm"], "/dev/shm")
         except OSError as e:
             log(f"setup failed: {e}")
             return 125

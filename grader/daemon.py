@@ -148,10 +148,25 @@ class Daemon:
             return []
         return text.splitlines()[-n:]
 
+    def headline(self):
+        """A few words on the daemon's fate, for a failure's one-line message."""
+        if self.sb.proc is None:
+            return ""
+        crashes = [s.split(" ", 1)[1] if not s.startswith("main ") else s.split(" ", 2)[2]
+                   for s in self.sb.statuses() if "signal" in s]
+        if crashes:
+            return f" -- a daemon process was {crashes[0]}"
+        if not self.sb.alive():
+            return " -- the daemon is no longer running"
+        return ""
+
     def diagnosis(self):
         lines = []
         if self.pipes:
-            lines.append(f"pipes: {self.pipes}")
+            inside = ""
+            if self.sb.private_tmp and self.pipes.startswith(self.sb.tmp + "/"):
+                inside = f" (the daemon's /tmp{self.pipes[len(self.sb.tmp):]})"
+            lines.append(f"pipes: {self.pipes}{inside}")
         alive = self.sb.alive()
         lines.append("daemon processes: " + ("still running" if alive else "none left"))
         ended = [s for s in self.sb.statuses() if not s.startswith("started")]
@@ -192,7 +207,14 @@ class Ctx:
         self.sandbox_client = sandbox_client
 
     def cassini(self, *args):
-        return run_client(self.client, self.daemon.pipes, args, self.sandbox_client)
+        r = run_client(self.client, self.daemon.pipes, args, self.sandbox_client)
+        if r.code != 0 and (b"not running" in r.err or b"no reply" in r.err
+                            or r.code is None):
+            # the daemon does not answer: no point in going on with this scenario
+            raise Failed(f"{r.show()}: the daemon did not answer ("
+                         f"{r.err.decode('utf-8', 'replace').strip().removeprefix('cassini: ')})",
+                         f"{r.show()}\nclient stderr: {r.err.decode('utf-8', 'replace').strip()}")
+        return r
 
     def expect(self, args, out=b"", code=0, why=""):
         r = self.cassini(*args)
@@ -433,7 +455,8 @@ def run_scenario(config, category, name, func, client=None, sandbox_client=None)
         detail = e.detail or e.message
         if daemon.sb.proc is not None and "daemon processes:" not in detail:
             detail += "\n" + daemon.diagnosis()
-        return Outcome(category, name, "fail", e.message, detail, time.monotonic() - t0)
+        return Outcome(category, name, "fail", e.message + daemon.headline(), detail,
+                       time.monotonic() - t0)
     except Exception as e:      # a grader bug must not stop the run
         import traceback
         return Outcome(category, name, "fail", f"grader error: {e!r}",

@@ -104,6 +104,7 @@ def summary(outcomes, notes=(), failure_lines=6):
         for o in failed:
             lines.append(f"- [{o.category}] {o.name}: {o.message}")
             body = [ln for ln in (o.detail or "").splitlines() if ln.strip()]
+            body = [ln for ln in body if not ln.startswith(("FAIL ", "PASS "))]
             if body and body[0].strip() == o.message.strip():
                 body = body[1:]
             for ln in body[:failure_lines]:

@@ -127,10 +127,12 @@ class Sandbox:
         self.work = os.path.join(self.root, "work")
         self.data = os.path.join(self.root, "data")
         self.pipes = os.path.join(self.root, "pipes")
-        for d in (self.root, self.home, self.tmp, self.work, self.data):
+        self.shm = os.path.join(self.root, "shm")
+        for d in (self.root, self.home, self.tmp, self.work, self.data, self.shm):
             os.makedirs(d, exist_ok=True)
         os.chmod(self.root, 0o755)
         os.chmod(self.tmp, 0o1777)
+        os.chmod(self.shm, 0o1777)
         self.private_tmp = private_tmp and options.isolation == "full"
         self.status_file = os.path.join(self.root, ".status")
         chown_tree(self.root, options.uid, options.gid)
@@ -173,6 +175,7 @@ class Sandbox:
             "limits": self.options.limits, "status": self.status_file, "mode": mode,
             "token": self.token,
             "private_tmp": self.tmp if private_tmp else None,
+            "private_shm": self.shm if private_tmp else None,
         }
         init = [sys.executable, "-I", "-S", INIT, json.dumps(cfg)]
         if self.options.isolation == "full":
@@ -250,10 +253,16 @@ def kill_token(token):
             return
 
 
+CLIENT_FSIZE = 32 * MiB     # a golden case's output is read into memory: keep it small
+
+
 class ClientJail:
     """Adapter for :func:`grader.golden.run_case`: one golden case's client."""
 
     def __init__(self, options, tmp, user):
+        import copy
+        options = copy.copy(options)
+        options.limits = dict(options.limits, RLIMIT_FSIZE=CLIENT_FSIZE)
         self.sandbox = Sandbox(options, f"client-{user}", private_tmp=False)
         self.user = user
 

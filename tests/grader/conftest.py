@@ -1,0 +1,115 @@
+"""Fixtures for the grader's tests: broken candidates and a way to run the grader.
+
+The candidates are tiny executables written into a world-readable directory (the
+sandbox user, ``nobody`` when we are root, must be able to run them), each calling
+``faulty.client(MODE)`` / ``faulty.daemon(MODE)`` from fixtures/faulty.py.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _python_for_candidates():
+    """An interpreter the sandbox user can run (the venv's may live under /root)."""
+    for cand in ("/usr/bin/python3", "/usr/local/bin/python3", sys.executable):
+        p = Path(cand)
+        if p.exists() and os.access(p, os.X_OK):
+            try:
+                ok = all(os.stat(d).st_mode & stat.S_IXOTH for d in p.resolve().parents)
+            except OSError:
+                ok = False
+            if ok:
+                return cand
+    return sys.executable
+
+
+@pytest.fixture(scope="session")
+def candidates():
+    base = Path(tempfile.mkdtemp(prefix="grader-candidates-", dir="/var/tmp"))
+    base.chmod(0o755)
+    python = _python_for_candidates()
+
+    def make(kind, mode):
+        path = base / f"{kind}-{mode}"
+        if not path.exists():
+            path.write_text(f"#!{python}\nimport sys\nsys.path[:0] = [{str(ROOT)!r}, "
+                            f"{str(FIXTURES)!r}]\nimport faulty\nfaulty.{kind}({mode!r})\n")
+            path.chmod(0o755)
+        return str(path)
+
+    yield make
+    shutil.rmtree(base, ignore_errors=True)
+
+
+class Graded:
+    def __init__(self, proc, junit, elapsed):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.elapsed = elapsed
+        self.cases = {}
+        if junit.exists():
+            tree = ET.parse(junit)
+            for suite in tree.getroot():
+                for case in suite.iter("testcase"):
+                    status, text = "pass", ""
+                    for child in case:
+                        if child.tag == "failure":
+                            status, text = "fail", (child.get("message") or "") + "\n" + \
+                                (child.text or "")
+                        elif child.tag == "skipped":
+                            status, text = "skip", child.get("message") or ""
+                    self.cases[(suite.get("name"), case.get("name"))] = (status, text)
+
+    def status(self, category, name):
+        return self.cases[(category, name)][0]
+
+    def text(self, category, name):
+        return self.cases[(category, name)][1]
+
+    def of(self, category):
+        return {n: s for (c, n), (s, _) in self.cases.items() if c == category}
+
+
+@pytest.fixture
+def grade(tmp_path):
+    import time
+
+    def run(*args, timeout=100):
+        junit = tmp_path / "junit.xml"
+        if junit.exists():
+            junit.unlink()
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "grader", "--junit", str(junit), *args],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=str(ROOT))
+        return Graded(proc, junit, time.monotonic() - t0)
+    return run
+
+
+def leftover_processes(marker):
+    """Processes whose command line mentions ``marker`` (a candidate's file name)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmd and b"pytest" not in cmd:
+            found.append((int(name), cmd.replace(b"\0", b" ")[:200]))
+    return found

@@ -363,7 +363,9 @@ def sc_malformed_then_valid(ctx):
     from cassini.client import ClientError, exchange
     for junk in (b"\x00\x00", b"CR\x00"):
         try:
-            exchange(os.fsencode(ctx.daemon.pipes), junk, P.LIST, timeout=5, reply_timeout=3, lock_timeout=10)
+            # a daemon may need a stall timeout to give up on a truncated request
+            exchange(os.fsencode(ctx.daemon.pipes), junk, P.LIST, timeout=5, reply_timeout=8,
+                     lock_timeout=10)
         except ClientError:
             pass                      # an empty reply (or none) is what we want
     ctx.expect(["-l"], b"0: 7 3 0 true\n", why="a valid request after malformed ones")

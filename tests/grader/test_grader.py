@@ -1,0 +1,226 @@
+"""The grading kit graded: our implementation scores 100 %, each broken candidate
+fails with the right diagnosis, nothing hangs, nothing is left running."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, leftover_processes
+
+from grader import daemon as D
+from grader import sandbox
+
+HAVE_FAKETIME = D.find_libfaketime() is not None
+FULL = sandbox.namespaces_available()
+
+
+def _no_leftovers(marker):
+    deadline = time.monotonic() + 5
+    while leftover_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leftover_processes(marker) == []
+
+
+# --- our own implementation ------------------------------------------------------------
+@pytest.mark.timeout(120)
+def test_ours_scores_100_percent(grade):
+    g = grade("--ours", "--extensions")
+    assert g.code == 0, g.stdout + g.stderr
+    assert g.of("client") and set(g.of("client").values()) == {"pass"}
+    for cat in ("daemon-protocol", "daemon-extension", "daemon-scheduling"):
+        assert g.of(cat), cat
+        assert set(g.of(cat).values()) == {"pass"}, (cat, g.stdout)
+    # every reference and extension case ran, no deviation case
+    assert len(g.of("client")) == 101
+    assert "manual clock" in g.stdout
+    assert "100.0%" in g.stdout and "failures" not in g.stdout
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not HAVE_FAKETIME, reason="libfaketime is not installed "
+                    "(apt-get install libfaketime)")
+def test_faketime_scheduling_of_a_correct_daemon(grade, candidates):
+    g = grade("--saturnd", candidates("daemon", "faketime-friendly"), "--scenarios",
+              "scheduling", "--speed", "30")
+    assert g.code == 0, g.stdout
+    assert set(g.of("daemon-scheduling").values()) == {"pass"}
+    assert "libfaketime" in g.stdout and "x30" in g.stdout
+    assert g.elapsed < 40
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not HAVE_FAKETIME, reason="libfaketime is not installed")
+def test_faketime_catches_wrong_exit_codes(grade, candidates):
+    g = grade("--saturnd", candidates("daemon", "wrong-exit-codes"), "--scenarios",
+              "scheduling", "--speed", "30")
+    assert g.code == 1
+    s = g.of("daemon-scheduling")
+    assert s["exit-codes"] == "fail"
+    assert s["every-minute"] == s["selected-minutes-only"] == s["outputs"] == "pass"
+    text = g.text("daemon-scheduling", "exit-codes")
+    assert "`exit 3` task: 08:59:00 -> 0" in text
+
+
+# --- broken clients ----------------------------------------------------------------------
+CASES = "001-list-empty,003-list-one-task,020-create-defaults,084-times-not-found,135-unknown-option"
+
+
+@pytest.mark.timeout(60)
+def test_wrong_byte_order(grade, candidates):
+    g = grade("--cassini", candidates("client", "byteorder"), "--cases", CASES)
+    assert g.code == 1
+    c = g.of("client")
+    assert c["135-unknown-option"] == "pass"          # sends nothing: nothing to get wrong
+    for name in ("001-list-empty", "003-list-one-task", "020-create-defaults"):
+        assert c[name] == "fail"
+        assert "request" in g.text("client", name) and "differs" in g.text("client", name)
+    text = g.text("client", "001-list-empty")
+    assert "first difference at offset 0" in text
+    assert "4c 53" in text and "53 4c" in text          # expected LS, got SL
+    assert "first difference at offset 0" in g.stdout
+
+
+@pytest.mark.timeout(60)
+def test_missing_newline(grade, candidates):
+    g = grade("--cassini", candidates("client", "no-newline"), "--cases", CASES)
+    c = g.of("client")
+    assert c["003-list-one-task"] == c["020-create-defaults"] == "fail"
+    assert c["001-list-empty"] == c["084-times-not-found"] == c["135-unknown-option"] == "pass"
+    text = g.text("client", "003-list-one-task")
+    assert "stdout differs: expected 20 bytes, got 19; first difference at offset 19" in text
+    assert "request" not in text.split("\n")[0]
+
+
+@pytest.mark.timeout(60)
+def test_wrong_exit_status(grade, candidates):
+    g = grade("--cassini", candidates("client", "exit-status"), "--cases", CASES)
+    c = g.of("client")
+    assert c["084-times-not-found"] == c["135-unknown-option"] == "fail"
+    assert c["001-list-empty"] == c["003-list-one-task"] == "pass"
+    assert "exit status: expected 1, got 0" in g.text("client", "084-times-not-found")
+
+
+@pytest.mark.timeout(60)
+def test_hanging_client_times_out_and_the_run_goes_on(grade, candidates):
+    path = candidates("client", "hang")
+    g = grade("--cassini", path, "--cases", CASES, "--client-timeout", "2", "-j", "5")
+    assert g.code == 1
+    assert set(g.of("client").values()) == {"fail"}
+    assert len(g.of("client")) == 5
+    assert "did not exit within 2 s (killed)" in g.text("client", "001-list-empty")
+    assert "did not exit within 2 s" in g.stdout
+    assert g.elapsed < 30
+    _no_leftovers(os.path.basename(path))
+
+
+@pytest.mark.timeout(60)
+def test_flooding_client_is_cut_off(grade, candidates):
+    path = candidates("client", "flood")
+    g = grade("--cassini", path, "--cases", "001-list-empty", "--client-timeout", "5")
+    assert g.status("client", "001-list-empty") == "fail"
+    text = g.text("client", "001-list-empty")
+    # cut at the clients' file-size limit (SIGXFSZ, or EFBIG where it is ignored)
+    assert f"stdout differs: expected 0 bytes, got {sandbox.CLIENT_FSIZE}" in text
+    _no_leftovers(os.path.basename(path))
+
+
+# --- broken daemons ----------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_daemon_crashing_on_remove(grade, candidates):
+    g = grade("--saturnd", candidates("daemon", "crash-on-remove"), "--scenarios",
+              "list-empty,create-and-list,remove,ids-not-reused", "--no-scheduling")
+    p = g.of("daemon-protocol")
+    assert p["list-empty"] == p["create-and-list"] == "pass"
+    assert p["remove"] == p["ids-not-reused"] == "fail"
+    text = g.text("daemon-protocol", "remove")
+    assert "cassini -r 1" in text
+    assert "killed by signal 11 (SIGSEGV)" in text.split("\n")[0]
+
+
+@pytest.mark.timeout(60)
+def test_hanging_detaching_daemon_with_hard_coded_pipes(grade, candidates):
+    path = candidates("daemon", "hang")
+    g = grade("--saturnd", path, "--saturnd-cmd", "{saturnd} -p /nowhere",
+              "--scenarios", "list-empty", "--no-scheduling")
+    assert g.status("daemon-protocol", "list-empty") == "fail"
+    text = g.text("daemon-protocol", "list-empty")
+    assert "did not answer" in text and "nobody opened the request pipe" in text
+    if FULL:   # found in its private /tmp, under its own user name
+        assert "(the daemon's /tmp/grade" in text
+    assert g.elapsed < 30
+    _no_leftovers(os.path.basename(path))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0, reason="the light sandbox is what non-root gets anyway")
+def test_light_isolation_still_kills_a_detached_daemon(grade, candidates):
+    path = candidates("daemon", "hang")
+    g = grade("--saturnd", path, "--isolation", "light", "--scenarios", "list-empty",
+              "--no-scheduling")
+    assert g.status("daemon-protocol", "list-empty") == "fail"
+    assert "isolation light" in g.stdout
+    _no_leftovers(os.path.basename(path))
+
+
+@pytest.mark.timeout(90)
+def test_fork_bomb_daemon_is_contained(grade, candidates):
+    path = candidates("daemon", "forkbomb")
+    g = grade("--saturnd", path, "--scenarios", "list-empty", "--no-scheduling")
+    assert g.status("daemon-protocol", "list-empty") == "fail"
+    assert g.elapsed < 45
+    _no_leftovers(os.path.basename(path))
+
+
+@pytest.mark.timeout(30)
+def test_daemon_that_never_makes_pipes(grade, tmp_path):
+    g = grade("--saturnd", "/bin/true", "--scenarios", "list-empty", "--no-scheduling")
+    assert g.status("daemon-protocol", "list-empty") == "fail"
+    assert "exited before making its pipes (exited 0)" in g.text("daemon-protocol", "list-empty")
+
+
+# --- differential mode -------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_differential_mode(grade, candidates):
+    ours = [sys.executable]  # noqa: F841  (our client is made by --ours)
+    g = grade("--cassini", candidates("client", "no-newline"), "--ours", "--no-scheduling",
+              "--reference-cassini", candidates("client", "ok"), "--cases", "001-list-empty",
+              "--scenarios", "create-and-list,list-empty")
+    d = g.of("differential")
+    assert d["list-empty"] == "pass"
+    assert d["create-and-list"] == "fail"
+    text = g.text("differential", "create-and-list")
+    assert "stdout (expected = reference) differs" in text
+    assert "reference 0, candidate 0" not in text
+
+
+# --- the command line --------------------------------------------------------------------
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("args, words", [
+    ([], "nothing to grade"),
+    (["--cassini", "/no/such/client"], "no such file"),
+    (["--saturnd", "/etc/passwd"], "not an executable"),
+    (["--reference-cassini", "/bin/true", "--saturnd", "/bin/true"], "give --cassini too"),
+])
+def test_usage_errors(args, words):
+    p = subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True,
+                       text=True, timeout=20, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 2
+    assert words in p.stderr
+    assert "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(30)
+def test_junit_report_is_well_formed(grade, candidates, tmp_path):
+    g = grade("--cassini", candidates("client", "exit-status"), "--cases",
+              "001-list-empty,084-times-not-found")
+    import xml.etree.ElementTree as ET
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    assert root.get("tests") == "2" and root.get("failures") == "1"
+    suite = root.find("testsuite")
+    assert suite.get("name") == "client"
+    assert g.code == 1

@@ -69,8 +69,15 @@ def parse(argv):
                                        "/var/tmp; not under /tmp)")
     ap.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     ap.add_argument("--summary", metavar="FILE", help="also write the summary to FILE")
+    ap.add_argument("--build-status", type=int, metavar="N",
+                    help="the submission's build exit status (ci/grade.sh): reported as the "
+                         "'build' test; when not 0 nothing else is graded")
+    ap.add_argument("--build-log", metavar="FILE", help="the build's output (its tail goes "
+                                                        "into the report)")
     ap.add_argument("-v", "--verbose", action="store_true", help="full diagnoses on stdout")
     opts = ap.parse_args(argv)
+    if opts.build_status:
+        return opts
     if not (opts.cassini or opts.saturnd or opts.ours):
         raise Usage("nothing to grade: give --cassini PATH and/or --saturnd PATH (or --ours)")
     if opts.reference_cassini and not (opts.cassini or opts.ours):
@@ -169,6 +176,23 @@ def grade(opts):
     notes = [f"isolation {options.describe()}"]
     outcomes = []
     t_start = time.monotonic()
+    if opts.build_status is not None:
+        tail = []
+        if opts.build_log:
+            try:
+                with open(opts.build_log, "rb") as f:
+                    tail = f.read()[-8192:].decode("utf-8", "replace").splitlines()[-25:]
+            except OSError as e:
+                tail = [f"(no build log: {e.strerror})"]
+        if opts.build_status:
+            outcomes.append(report.Outcome("build", "make", "fail",
+                                           f"the build failed (exit status {opts.build_status})",
+                                           "\n".join(tail)))
+        else:
+            outcomes.append(report.Outcome("build", "make", "pass"))
+    if opts.build_status:               # nothing was built: nothing else to grade
+        opts.cassini = opts.saturnd = opts.reference_cassini = None
+        opts.ours = False
     try:
         bindir = os.path.join(scratch, "bin")
         cassini = saturnd = None

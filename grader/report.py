@@ -3,6 +3,7 @@
 from xml.sax.saxutils import escape, quoteattr
 
 CATEGORY_TITLES = {
+    "build": "build (make)",
     "client": "client conformance (golden vectors)",
     "daemon-protocol": "daemon conformance: protocol",
     "daemon-scheduling": "daemon conformance: scheduling",
@@ -71,7 +72,7 @@ def write_junit(path, outcomes, properties=()):
         f.write("".join(parts))
 
 
-def summary(outcomes, notes=(), failure_lines=6):
+def summary(outcomes, notes=(), failure_lines=6, max_failures=30):
     """A short text a teacher can read: score per category, then each failure's head."""
     lines = ["saturnd-grade summary", ""]
     cats = []
@@ -101,7 +102,7 @@ def summary(outcomes, notes=(), failure_lines=6):
     if failed:
         lines.append("")
         lines.append(f"failures ({len(failed)}):")
-        for o in failed:
+        for o in failed[:max_failures]:
             lines.append(f"- [{o.category}] {o.name}: {o.message}")
             body = [ln for ln in (o.detail or "").splitlines() if ln.strip()]
             body = [ln for ln in body if not ln.startswith(("FAIL ", "PASS "))]
@@ -111,6 +112,9 @@ def summary(outcomes, notes=(), failure_lines=6):
                 lines.append(f"    {ln}")
             if len(body) > failure_lines:
                 lines.append(f"    ... ({len(body) - failure_lines} more lines in the JUnit report)")
+        if len(failed) > max_failures:
+            lines.append(f"- ... and {len(failed) - max_failures} more failures "
+                         f"(all in the JUnit report)")
     skipped = [o for o in outcomes if o.status == "skip"]
     if skipped:
         reasons = sorted({o.message for o in skipped})

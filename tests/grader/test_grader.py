@@ -2,6 +2,7 @@
 fails with the right diagnosis, nothing hangs, nothing is left running."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -224,3 +225,56 @@ def test_junit_report_is_well_formed(grade, candidates, tmp_path):
     suite = root.find("testsuite")
     assert suite.get("name") == "client"
     assert g.code == 1
+
+
+# --- ci/grade.sh on a C submission ----------------------------------------------------------
+C_SUBMISSION = ROOT / "tests" / "grader" / "fixtures" / "c-submission"
+HAVE_CC = all(shutil.which(t) for t in ("cc", "make"))
+
+
+def _grade_sh(submission, out, *extra):
+    return subprocess.run(["bash", str(ROOT / "ci" / "grade.sh"), str(submission), str(out),
+                           "--", *extra], capture_output=True, text=True, timeout=100,
+                          env=dict(os.environ, GRADE_PYTHON=sys.executable))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not HAVE_CC, reason="needs a C toolchain and make (apt-get install gcc make)")
+def test_grade_sh_builds_and_grades_a_c_submission(tmp_path):
+    import xml.etree.ElementTree as ET
+    p = _grade_sh(C_SUBMISSION, tmp_path / "out", "--no-scheduling", "--scenarios", "list-empty")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert not (C_SUBMISSION / "cassini").exists()          # built in a copy
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert summary == p.stdout
+    cases = {}
+    for suite in ET.parse(tmp_path / "out" / "junit.xml").getroot():
+        for case in suite.iter("testcase"):
+            failed = case.find("failure")
+            cases[(suite.get("name"), case.get("name"))] = \
+                (failed.get("message") + failed.text) if failed is not None else "pass"
+    assert cases[("build", "make")] == "pass"
+    client = {n: v for (c, n), v in cases.items() if c == "client"}
+    assert len(client) == 81
+    # what the partial C client does: LIST, REMOVE, ... right; no CREATE at all
+    for name in ("001-list-empty", "003-list-one-task", "084-times-not-found",
+                 "090-stdout-ok", "100-terminate"):
+        assert client[name] == "pass", (name, client[name])
+    assert "request (exited) differs: expected 36 bytes, got 0" in client["020-create-defaults"]
+    text = cases[("daemon-protocol", "list-empty")]
+    assert "did not answer" in text and "nobody opened the request pipe" in text
+    assert leftover_processes("grade-build.") == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not HAVE_CC, reason="needs a C toolchain and make")
+def test_grade_sh_reports_a_failed_build(tmp_path):
+    sub = tmp_path / "broken"
+    sub.mkdir()
+    (sub / "Makefile").write_text("cassini: cassini.c\n\tcc -o cassini cassini.c\n")
+    (sub / "cassini.c").write_text("int main(void) { return syntax error; }\n")
+    p = _grade_sh(sub, tmp_path / "out")
+    assert p.returncode == 1
+    assert "build (make)" in p.stdout and "0/1" in p.stdout
+    assert "the build failed" in p.stdout
+    assert "error" in (tmp_path / "out" / "junit.xml").read_text()

@@ -229,12 +229,23 @@ class PipeReader:
     def read_exact(self, n):
         pos = self.pos
         end = pos + n
-        if end <= len(self.buf):
-            self.pos = end
-            return self.buf[pos:end]
-        return self._fill(n)
+        if end > len(self.buf):
+            self._fill(n)
+            pos, end = 0, n
+        self.pos = end
+        return self.buf[pos:end]
+
+    def peek(self, n):
+        """``(buffer, offset)`` where the next ``n`` bytes start, consuming nothing."""
+        if self.pos + n > len(self.buf):
+            self._fill(n)
+        return self.buf, self.pos
+
+    def consume_to(self, pos):
+        self.pos = pos
 
     def _fill(self, n):
+        """Read until ``n`` unconsumed bytes are buffered; they then start at offset 0."""
         parts = [self.buf[self.pos:]]
         have = len(parts[0])
         while have < n:
@@ -252,10 +263,8 @@ class PipeReader:
             parts.append(chunk)
             have += len(chunk)
             self.received += len(chunk)
-        data = b"".join(parts)
-        self.buf = data
-        self.pos = n
-        return data[:n]
+        self.buf = b"".join(parts)
+        self.pos = 0
 
     def _wait(self):
         if self.poller is None:

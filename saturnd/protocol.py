@@ -7,7 +7,9 @@ the client and the daemon, so it imports nothing but :mod:`struct` to keep
 Decoding is stream-oriented: every ``read_*`` function takes a *reader*, an
 object with a ``read_exact(n)`` method that returns exactly ``n`` bytes or
 raises :class:`Truncated` (a reader over a pipe must grow its buffer as bytes
-arrive, not allocate ``n`` bytes up front).  :class:`BufferReader` reads from ``bytes``; the
+arrive, not allocate ``n`` bytes up front).  A reader may also offer
+``peek(n)`` -> ``(buffer, offset)`` and ``consume_to(offset)`` (see
+:class:`BufferReader`), which lets the LIST decoder parse in place.  :class:`BufferReader` reads from ``bytes``; the
 client and the daemon provide readers over their pipes.  Allocation follows
 the bytes actually received, never a length announced by the peer.
 """
@@ -97,6 +99,19 @@ class BufferReader:
         chunk = bytes(self.data[self.pos:end])
         self.pos = end
         return chunk
+
+    def peek(self, n):
+        """``(buffer, offset)`` where the next ``n`` unconsumed bytes start (nothing consumed)."""
+        end = self.pos + n
+        if self.limit is not None and end > self.limit:
+            raise ProtocolError(f"message longer than the {self.limit}-byte limit")
+        if end > len(self.data):
+            raise Truncated(f"truncated: needed {end} bytes, got {len(self.data)}")
+        return self.data, self.pos
+
+    def consume_to(self, pos):
+        """Mark the bytes before offset ``pos`` of the last ``peek`` buffer as read."""
+        self.pos = pos
 
     def remaining(self):
         return len(self.data) - self.pos
@@ -398,32 +413,80 @@ def read_reply(reader, opcode):
 def _read_tasks(reader, n):
     """N x (TASKID, TIMING, COMMANDLINE) of a LIST reply.
 
-    The hot loop of ``cassini -l``: one read and one unpack for the fixed
-    25-byte head of each task (id, timing, ARGC), then two reads per argument.
-    Same checks and errors as ``read_u64`` + ``read_timing`` + ``read_commandline``.
+    The hot loop of ``cassini -l``: it parses in place with ``unpack_from``
+    over the reader's buffer (``peek``/``consume_to``, see :class:`BufferReader`)
+    and goes back to the reader only when the buffer runs out.  Same checks
+    and errors as ``read_u64`` + ``read_timing`` + ``read_commandline``.
     """
-    read = reader.read_exact
+    if not hasattr(reader, "peek"):
+        reader = _Peekable(reader)
+    head_size = _TASK_HEAD.size
+    unpack_head = _TASK_HEAD.unpack_from
+    unpack_u32 = _U32.unpack_from
     check = getattr(reader, "check_limit", None)
-    unpack_head = _TASK_HEAD.unpack
-    unpack_u32 = _U32.unpack
+    buf, pos = reader.peek(0)
+    end = len(buf)
     tasks = []
     for _ in range(n):
-        taskid, minutes, hours, days, argc = unpack_head(read(_TASK_HEAD.size))
+        if pos + head_size > end:
+            reader.consume_to(pos)
+            buf, pos = reader.peek(head_size)
+            end = len(buf)
+        taskid, minutes, hours, days, argc = unpack_head(buf, pos)
+        pos += head_size
         timing = Timing(minutes, hours, days)
         if argc == 0:
             raise ProtocolError("ARGC is 0")
         if check is not None:
+            reader.consume_to(pos)
             check(4 * argc)
         argv = []
         for _ in range(argc):
-            (length,) = unpack_u32(read(4))
-            if check is not None:
-                check(length)
-            argv.append(read(length))
+            if pos + 4 > end:
+                reader.consume_to(pos)
+                buf, pos = reader.peek(4)
+                end = len(buf)
+            (length,) = unpack_u32(buf, pos)
+            pos += 4
+            if pos + length > end:
+                reader.consume_to(pos)
+                if check is not None:
+                    check(length)
+                buf, pos = reader.peek(length)
+                end = len(buf)
+            argv.append(bytes(buf[pos:pos + length]))
+            pos += length
         if not argv[0]:
             raise ProtocolError("empty ARGV[0]")
         tasks.append((taskid, timing, tuple(argv)))
+    reader.consume_to(pos)
     return tasks
+
+
+class _Peekable:
+    """``peek``/``consume_to`` over a reader that only has ``read_exact``."""
+
+    __slots__ = ("reader", "buf", "pos")
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.buf = b""
+        self.pos = 0
+
+    def peek(self, n):
+        missing = n - (len(self.buf) - self.pos)
+        if missing > 0:
+            self.buf = self.buf[self.pos:] + self.reader.read_exact(missing)
+            self.pos = 0
+        return self.buf, self.pos
+
+    def consume_to(self, pos):
+        self.pos = pos
+
+    def check_limit(self, n):
+        check = getattr(self.reader, "check_limit", None)
+        if check is not None:
+            check(n - (len(self.buf) - self.pos))
 
 
 def decode_reply(data, opcode):

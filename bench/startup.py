@@ -1,8 +1,11 @@
 """Section 1: how fast ``cassini -l`` answers, next to ``python -c pass``.
 
 Both are whole commands started the same way (hyperfine ``-N`` when installed,
-else a posix_spawn loop), on the same interpreter: the venv's ``python`` and
-the ``cassini`` console script of this venv (whose ``#!`` is that python).
+else a posix_spawn loop), on the same interpreter, in a venv laid out as a
+regular ``pip install .`` lays it out (packages in site-packages, ``bin/cassini``
+with that venv's python in its ``#!``): not the development venv, whose
+editable-install finder costs every ``python`` start ~10 ms and so flatters
+the ratio.
 Also reported: cassini's import graph (``python -X importtime``), the modules
 it loads beyond what ``python -c pass`` loads.
 """
@@ -17,9 +20,9 @@ from .rows import row
 SECTION = "1 startup"
 
 
-def _imports(argv, env=None):
+def _imports(python, argv, env=None):
     """{module: (self_us, cumulative_us)} of ``python -X importtime`` argv."""
-    proc = subprocess.run([sys.executable, "-X", "importtime"] + argv, capture_output=True,
+    proc = subprocess.run([python, "-X", "importtime"] + argv, capture_output=True,
                           env=env, timeout=60)
     mods = {}
     for line in proc.stderr.decode(errors="replace").splitlines():
@@ -51,22 +54,49 @@ def compile_bytecode():
     return dirs
 
 
+def regular_install(dest):
+    """A venv holding this checkout as ``pip install .`` would install it, offline.
+
+    Returns ``(python, cassini)``: the venv's interpreter and its ``bin/cassini``
+    (the checkout's launcher script with the venv's python in its ``#!``, as pip
+    installs a script file), bytecode compiled as pip compiles it.
+    """
+    import shutil
+    import venv
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(dest)
+    python = os.path.join(dest, "bin", "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    for pkg in ("cassini", "saturnd"):
+        shutil.copytree(os.path.join(ROOT, pkg), os.path.join(site, pkg),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    with open(os.path.join(ROOT, "bin", "cassini"), "rb") as f:
+        body = f.read().split(b"\n", 1)[1]
+    cassini = os.path.join(dest, "bin", "cassini")
+    with open(cassini, "wb") as f:
+        f.write(b"#!" + os.fsencode(python) + b"\n" + body)
+    os.chmod(cassini, 0o755)
+    subprocess.run([python, "-m", "compileall", "-q", os.path.join(site, "cassini"),
+                    os.path.join(site, "saturnd")], check=True, timeout=120)
+    return python, cassini
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def run(cfg, workdir, log):
     rows = []
     compiled = compile_bytecode()
     log(f"  bytecode up to date in {', '.join(compiled)}")
     base = os.path.join(workdir, "startup")
-    python = sys.executable
-    cassini = os.path.join(os.path.dirname(python), "cassini")
-    if not os.access(cassini, os.X_OK):
-        raise BenchError(f"no cassini console script next to {python} (pip install -e .)")
+    python, cassini = regular_install(os.path.join(base, "venv"))
+    log(f"  regular install in {os.path.join(base, 'venv')}")
     empty = Daemon(os.path.join(base, "empty"))
     full = Daemon(os.path.join(base, "full"))
     populate(full.data, cfg.cassini_tasks, argv=(b"echo", b"hello", b"world"))
     with empty, full:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        no_site = ("import sys; sys.path.insert(0, %r); from cassini.__main__ import main; "
-                   "sys.exit(main())" % root)
+        no_site = ("import sys; sys.path.insert(0, %r); "
+                   "from cassini.__main__ import exit_now, main; exit_now(main())" % ROOT)
         commands = {
             "python -c pass": [python, "-c", "pass"],
             "cassini -l (empty)": [cassini, "-p", empty.pipes, "-l"],
@@ -119,8 +149,8 @@ def run(cfg, workdir, log):
                             extra={"failures": s.get("failures") or []}))
 
         # import graph of the console script, beyond a bare interpreter
-        bare = _imports(["-c", "pass"])
-        mods = _imports([cassini, "-p", empty.pipes, "-l"])
+        bare = _imports(python, ["-c", "pass"])
+        mods = _imports(python, [cassini, "-p", empty.pipes, "-l"])
     extra = {m: v for m, v in mods.items() if m not in bare}
     top = sorted(extra.items(), key=lambda kv: -kv[1][0])[:8]
     total_self_ms = sum(v[0] for v in extra.values()) / 1e3

@@ -86,7 +86,7 @@ class BufferReader:
     __slots__ = ("data", "pos", "limit")
 
     def __init__(self, data, limit=None):
-        self.data = memoryview(data)
+        self.data = data if type(data) is bytes else bytes(data)
         self.pos = 0
         self.limit = limit  # maximum number of bytes this reader may hand out
 
@@ -96,7 +96,7 @@ class BufferReader:
             raise ProtocolError(f"message longer than the {self.limit}-byte limit")
         if end > len(self.data):
             raise Truncated(f"truncated: needed {end} bytes, got {len(self.data)}")
-        chunk = bytes(self.data[self.pos:end])
+        chunk = self.data[self.pos:end]
         self.pos = end
         return chunk
 
@@ -414,16 +414,17 @@ def _read_tasks(reader, n):
     """N x (TASKID, TIMING, COMMANDLINE) of a LIST reply.
 
     The hot loop of ``cassini -l``: it parses in place with ``unpack_from``
-    over the reader's buffer (``peek``/``consume_to``, see :class:`BufferReader`)
-    and goes back to the reader only when the buffer runs out.  Same checks
-    and errors as ``read_u64`` + ``read_timing`` + ``read_commandline``.
+    over the reader's buffer (``peek``/``consume_to``, see :class:`BufferReader`;
+    ``peek`` enforces the reader's limit, if any) and goes back to the reader
+    only when the buffer runs out.  Same checks and errors as ``read_u64`` +
+    ``read_timing`` + ``read_commandline``.  The buffer must be ``bytes`` (its
+    slices are the arguments).
     """
     if not hasattr(reader, "peek"):
         reader = _Peekable(reader)
     head_size = _TASK_HEAD.size
     unpack_head = _TASK_HEAD.unpack_from
     unpack_u32 = _U32.unpack_from
-    check = getattr(reader, "check_limit", None)
     buf, pos = reader.peek(0)
     end = len(buf)
     tasks = []
@@ -437,9 +438,6 @@ def _read_tasks(reader, n):
         timing = Timing(minutes, hours, days)
         if argc == 0:
             raise ProtocolError("ARGC is 0")
-        if check is not None:
-            reader.consume_to(pos)
-            check(4 * argc)
         argv = []
         for _ in range(argc):
             if pos + 4 > end:
@@ -450,11 +448,9 @@ def _read_tasks(reader, n):
             pos += 4
             if pos + length > end:
                 reader.consume_to(pos)
-                if check is not None:
-                    check(length)
                 buf, pos = reader.peek(length)
                 end = len(buf)
-            argv.append(bytes(buf[pos:pos + length]))
+            argv.append(buf[pos:pos + length])
             pos += length
         if not argv[0]:
             raise ProtocolError("empty ARGV[0]")
@@ -483,10 +479,6 @@ class _Peekable:
     def consume_to(self, pos):
         self.pos = pos
 
-    def check_limit(self, n):
-        check = getattr(self.reader, "check_limit", None)
-        if check is not None:
-            check(n - (len(self.buf) - self.pos))
 
 
 def decode_reply(data, opcode):

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from . import server as server_mod
+from . import security, server as server_mod
 from .clock import ManualClock, SystemClock, floor_minute
 from .runner import DEFAULT_OUTPUT_CAP, Runner
 from .scheduler import Scheduler
@@ -144,11 +144,15 @@ def make_private_dirs(path):
 
 
 def make_fifo(path):
+    """Create the FIFO ``path`` (0600) if missing; refuse one that is not ours (security.py)."""
     try:
         os.mkfifo(path, 0o600)
     except FileExistsError:
-        if not stat.S_ISFIFO(os.stat(path).st_mode):
-            raise StartupError(f"{path} exists and is not a FIFO") from None
+        pass
+    try:
+        security.check_fifo(path)
+    except security.InsecurePath as e:
+        raise StartupError(str(e)) from None
 
 
 def mark_fds_non_inheritable():
@@ -173,7 +177,7 @@ class InstanceLock:
         self.fd = None
 
     def acquire(self, wait_for_stopping):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         waiting_until = None
         while True:
             try:
@@ -270,6 +274,10 @@ class Daemon:
         self.log.clock = self.clock
         try:
             make_private_dirs(args.pipes_dir)
+            try:
+                security.check_pipes_dir(args.pipes_dir)
+            except security.InsecurePath as e:
+                raise StartupError(str(e)) from None
             make_private_dirs(args.data_dir)
             wait = args.grace + PREDECESSOR_MARGIN
             for path, what in ((os.path.join(args.pipes_dir, LOCK_NAME), "pipes directory"),
@@ -284,7 +292,7 @@ class Daemon:
                 path = os.path.join(args.pipes_dir, name)
                 if args.clock == "manual":
                     make_fifo(path)
-                elif os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
+                elif os.path.exists(path) and stat.S_ISFIFO(os.lstat(path).st_mode):
                     os.unlink(path)     # a manual-clock daemon's leftover: clients fail fast
             self.store = Store(args.data_dir, self.log)
             self.store.open()

@@ -1,0 +1,105 @@
+"""Permission checks on the pipes directory (the cronie ``security.c``).
+
+The pipes directory is where anyone who can write a request can make the
+daemon run commands as its user, so it must be nobody else's.  Before the
+daemon uses it (and after it created what was missing, mode 0700):
+
+- the pipes directory itself: a real directory (not a symlink), owned by the
+  daemon's effective uid, not writable by group or others;
+- each ancestor, as written (``lstat`` of every prefix of the absolute path):
+  a symlink is accepted only when owned by the daemon's uid or root (so
+  ``/tmp/<user>`` planted as a symlink by another user is refused, while a
+  system link such as ``/var/run -> /run`` is fine);
+- each ancestor directory of the real path (after resolving those trusted
+  symlinks): owned by the daemon's uid or root, and, when group/world
+  writable, sticky (``/tmp``, or ``/tmp/saturnd`` and ``/tmp/saturnd/saturnd``
+  which the container image creates root-owned with mode 1777): in a sticky
+  directory only its owner can rename or remove our entry, so no one else can
+  swap the pipes directory after the check;
+- each FIFO (request, reply, clock control): a FIFO, not a symlink, owned by
+  the daemon's uid; its mode is set to 0600 if it was wider.
+
+In the container the pipes directory is a bind mount owned by the container's
+uid (mode 0700 or 0755): it passes.  The data directory is not checked this
+way (it is in the user's home, or a container volume with mode 1777); its
+files are created 0600 and its directories 0700.
+
+A failed check is a :class:`InsecurePath` with a one-line message; the daemon
+prints it and exits 1.
+"""
+
+import os
+import stat
+
+
+class InsecurePath(Exception):
+    """A path the daemon refuses to use (one line, for the user)."""
+
+
+def _who(uid):
+    try:
+        import pwd
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
+
+
+def _ancestors(path):
+    """``/``, ``/a``, ``/a/b`` ... up to but excluding ``path`` itself."""
+    out = []
+    parent = os.path.dirname(path)
+    while True:
+        out.append(parent)
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    return list(reversed(out))
+
+
+def check_pipes_dir(path, uid=None):
+    """Raise :class:`InsecurePath` unless ``path`` is safe to serve on (see module doc)."""
+    uid = os.geteuid() if uid is None else uid
+    path = os.path.abspath(path)
+    trusted = (uid, 0)
+    for prefix in _ancestors(path):
+        st = os.lstat(prefix)
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in trusted:
+            raise InsecurePath(f"{prefix} is a symlink owned by {_who(st.st_uid)}; refusing "
+                               f"the pipes directory {path}")
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise InsecurePath(f"the pipes directory {path} is a symlink; refusing it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise InsecurePath(f"the pipes directory {path} is not a directory")
+    real = os.path.realpath(path)
+    for prefix in _ancestors(real):
+        st = os.lstat(prefix)
+        if st.st_uid not in trusted:
+            raise InsecurePath(f"{prefix} belongs to {_who(st.st_uid)}; refusing the pipes "
+                               f"directory {path}")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            raise InsecurePath(f"{prefix} is writable by others and not sticky "
+                               f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing the pipes "
+                               f"directory {path}")
+    st = os.lstat(real)
+    if st.st_uid != uid:
+        raise InsecurePath(f"the pipes directory {path} belongs to {_who(st.st_uid)}, "
+                           f"not to {_who(uid)}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InsecurePath(f"the pipes directory {path} is writable by group or others "
+                           f"(mode {stat.S_IMODE(st.st_mode):04o})")
+
+
+def check_fifo(path, uid=None):
+    """Raise :class:`InsecurePath` unless ``path`` is our own FIFO; make it 0600."""
+    uid = os.geteuid() if uid is None else uid
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise InsecurePath(f"{path} is a symlink, not a FIFO; refusing it")
+    if not stat.S_ISFIFO(st.st_mode):
+        raise InsecurePath(f"{path} exists and is not a FIFO")
+    if st.st_uid != uid:
+        raise InsecurePath(f"{path} belongs to {_who(st.st_uid)}, not to {_who(uid)}")
+    if stat.S_IMODE(st.st_mode) != 0o600:
+        os.chmod(path, 0o600)

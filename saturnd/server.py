@@ -17,7 +17,10 @@ pipe opened and closed without a byte).  A handler failing with ``OSError``
 The reply pipe is closed right after the reply is written, before the next
 request is read: a client that reads the next request's reply only after the
 daemon consumed that request (cassini's lock guarantees it) never attaches to a
-previous reply's writer.  Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
+previous reply's writer.  A reply whose reader has not shown up when a new
+request arrives is dropped (its client is gone: a writer that died, or a
+client that never reads): the next client gets its own reply, not a stale
+one.  Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
 (no reader yet) for ``REPLY_OPEN_TIMEOUT`` s; writing gives up after
 ``REPLY_STALL_TIMEOUT`` s without progress.
 """
@@ -211,12 +214,38 @@ class Server:
                     self.log("server: no client opened the reply pipe; reply dropped")
                     return False
                 time.sleep(0.005)
+                if self._new_request_bytes():
+                    self.log("server: a new request came before anyone opened the reply "
+                             "pipe (the client is gone); reply dropped")
+                    return False
         try:
             if data:
                 return self._write_all(fd, data)
             return True
         finally:
             os.close(fd)
+
+    def _new_request_bytes(self):
+        """Pull what a new writer put on the request pipe; True when bytes came.
+
+        Called while a reply waits for its reader: a request arriving then comes
+        from another client (cassini holds its lock until it has read its reply),
+        so the owed reply's client is gone -- giving that reply to whoever opens
+        the reply pipe next would desynchronize the next exchange.
+        """
+        if self.fd is None:
+            return False
+        try:
+            data = os.read(self.fd, CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.buf += data
+        self.eof = False
+        return True
 
     def _write_all(self, fd, data):
         view = memoryview(data)

@@ -109,7 +109,8 @@ class Options:
                     f"{self.limits['RLIMIT_NPROC']} processes, "
                     f"{self.limits['RLIMIT_CPU']} s CPU)")
         return (f"light: own USER/HOME/TMPDIR and working directory, {who}, rlimits; no "
-                f"namespaces (not root or unshare refused): network not cut, /tmp shared")
+                f"namespaces (not root, or unshare refused): the grader does not cut the network "
+                f"(run the container with --network none), /tmp shared")
 
 
 class Sandbox:

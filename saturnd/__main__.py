@@ -273,8 +273,9 @@ class Daemon:
             self.clock = SystemClock()
         self.log.clock = self.clock
         try:
-            make_private_dirs(args.pipes_dir)
             try:
+                security.check_before_creating(args.pipes_dir)
+                make_private_dirs(args.pipes_dir)
                 security.check_pipes_dir(args.pipes_dir)
             except security.InsecurePath as e:
                 raise StartupError(str(e)) from None

@@ -57,6 +57,40 @@ def _ancestors(path):
     return list(reversed(out))
 
 
+def check_before_creating(path, uid=None):
+    """The ancestor rules on the part of ``path`` that exists: called before the daemon
+    creates what is missing, so it never makes a directory inside someone else's."""
+    path = os.path.abspath(path)
+    existing = path
+    while not os.path.lexists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            return
+        existing = parent
+    if existing == path:
+        return
+    _check_ancestors(os.path.join(existing, "x"), uid)    # ``existing`` included
+
+
+def _check_ancestors(path, uid):
+    uid = os.geteuid() if uid is None else uid
+    trusted = (uid, 0)
+    for prefix in _ancestors(path):
+        st = os.lstat(prefix)
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in trusted:
+            raise InsecurePath(f"{prefix} is a symlink owned by {_who(st.st_uid)}; refusing "
+                               f"the pipes directory")
+    for prefix in _ancestors(os.path.realpath(path)):
+        st = os.lstat(prefix)
+        if st.st_uid not in trusted:
+            raise InsecurePath(f"{prefix} belongs to {_who(st.st_uid)}; refusing the pipes "
+                               f"directory")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            raise InsecurePath(f"{prefix} is writable by others and not sticky "
+                               f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing the pipes "
+                               f"directory")
+
+
 def check_pipes_dir(path, uid=None):
     """Raise :class:`InsecurePath` unless ``path`` is safe to serve on (see module doc)."""
     uid = os.geteuid() if uid is None else uid

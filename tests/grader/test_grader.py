@@ -278,3 +278,38 @@ def test_grade_sh_reports_a_failed_build(tmp_path):
     assert "build (make)" in p.stdout and "0/1" in p.stdout
     assert "the build failed" in p.stdout
     assert "error" in (tmp_path / "out" / "junit.xml").read_text()
+
+
+# --- the image -------------------------------------------------------------------------------
+GRADER_IMAGE = os.environ.get("GRADER_IMAGE", "saturnd-grader:ci")
+
+
+def _image_present():
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "image", "inspect", GRADER_IMAGE],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.container
+@pytest.mark.timeout(120)
+def test_documented_docker_command(tmp_path):
+    if not _image_present():
+        if os.environ.get("GRADER_IMAGE_REQUIRED"):
+            pytest.fail(f"image {GRADER_IMAGE} missing (ci/build-grader-image.sh)")
+        pytest.skip(f"image {GRADER_IMAGE} not built (ci/build-grader-image.sh)")
+    out = tmp_path / "out"
+    out.mkdir()
+    p = subprocess.run(["docker", "run", "--rm", "--network", "none",
+                        "-v", f"{C_SUBMISSION}:/submission:ro", "-v", f"{out}:/out",
+                        GRADER_IMAGE, "--no-scheduling", "--scenarios", "list-empty"],
+                       capture_output=True, text=True, timeout=110)
+    assert p.returncode == 1, p.stdout + p.stderr
+    summary = (out / "summary.txt").read_text()
+    assert "build (make)                           1/1" in summary
+    assert "client conformance (golden vectors)   63/81" in summary
+    assert "isolation light" in summary          # no extra capabilities given
+    assert (out / "junit.xml").exists() and (out / "build.log").exists()

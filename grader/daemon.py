@@ -509,7 +509,7 @@ class Clock:
 
 
 SCHEDULE_CHECKS = ["every-minute", "selected-minutes-only", "other-days-never",
-                   "exit-codes", "outputs"]
+                   "exit-codes", "outputs", "times-on-the-minute"]
 
 
 def scheduling(config):
@@ -553,7 +553,10 @@ def scheduling(config):
                                     f"TIMES_EXITCODES of task {t}")
                     if reply.errcode is not None:
                         raise Failed(f"TIMES_EXITCODES of task {t}: error reply")
-                    runs[t] = [(tm, c) for tm, c in reply.runs if base <= tm <= end]
+                    # judged by minute (a run recorded a few seconds late still counts
+                    # for its minute; times-on-the-minute checks the seconds)
+                    runs[t] = [(tm // 60 * 60, c) for tm, c in reply.runs
+                               if base <= tm // 60 * 60 <= end]
                     runs.setdefault(("all", t), None)
                     runs[("all", t)] = reply.runs
                 if len(runs[0]) >= 4 or time.monotonic() > deadline:
@@ -580,7 +583,7 @@ def scheduling(config):
               f"got (in that window): {fmt(runs[0])}")
         want = [(base, 0), (base + 120, 0)]
         check("selected-minutes-only", runs[4] == want and
-              all(t in (base, base + 120) for t, _ in runs[("all", 4)]),
+              all(t // 60 * 60 in (base, base + 120) for t, _ in runs[("all", 4)]),
               f"task `-m {','.join(map(str, sel))} true`: expected runs at "
               f"{_utc(base)[11:]} and {_utc(base + 120)[11:]} only",
               f"got: {fmt(runs[('all', 4)])}")
@@ -600,6 +603,10 @@ def scheduling(config):
                 problems.append(f"{r.show()}: expected {want_out!r} (exit 0), got {r.out[:80]!r} "
                                 f"(exit {r.code})")
         check("outputs", not problems, problems[0] if problems else "", "\n".join(problems))
+        off = [(t, c) for k in range(5) for t, c in runs[("all", k)] if t % 60]
+        check("times-on-the-minute", not off,
+              "a scheduled run's TIME must be the minute it was scheduled for (seconds = 0)",
+              f"runs recorded off the minute: {fmt(off[:6])}")
         return outcomes
     finally:
         daemon.stop()

@@ -61,6 +61,7 @@ def test_faketime_catches_wrong_exit_codes(grade, candidates):
     s = g.of("daemon-scheduling")
     assert s["exit-codes"] == "fail"
     assert s["every-minute"] == s["selected-minutes-only"] == s["outputs"] == "pass"
+    assert s["times-on-the-minute"] == s["other-days-never"] == "pass"
     text = g.text("daemon-scheduling", "exit-codes")
     assert "`exit 3` task: 08:59:00 -> 0" in text
 

@@ -41,6 +41,9 @@ def parse(argv):
                          "{saturnd} {pipes} {data} {home} {user} {start_time}")
     ap.add_argument("--saturnd-manual-cmd", metavar="TEMPLATE", default=None,
                     help=f"the daemon command with --clock manual (default '{DEFAULT_MANUAL_CMD}')")
+    ap.add_argument("--precreate-pipes-dir", action="store_true",
+                    help="create the daemon's pipes directory ({pipes} and "
+                         "/tmp/$USER/saturnd/pipes) before starting it")
     ap.add_argument("--ours", action="store_true",
                     help="grade this project's own cassini and saturnd (self-check)")
     ap.add_argument("--reference-cassini", metavar="PATH",
@@ -244,6 +247,7 @@ def grade(opts):
             cfg.manual_cmd = opts.saturnd_manual_cmd or DEFAULT_MANUAL_CMD
             cfg.clock = opts.clock or ("manual" if opts.ours else "faketime")
             cfg.speed = opts.speed
+            cfg.precreate = opts.precreate_pipes_dir
             cfg.real_minutes = opts.real_minutes
             cfg.libfaketime = D.find_libfaketime(opts.libfaketime)
             wanted = {n for n in (opts.scenarios or "").split(",") if n}
@@ -278,6 +282,7 @@ def grade(opts):
                 cfg_d.saturnd_cmd = DEFAULT_CMD
                 which = "our daemon"
             cfg_d.manual_cmd = None
+            cfg_d.precreate = opts.precreate_pipes_dir
             wanted = {n for n in (opts.scenarios or "").split(",") if n}
             for name, func in D.PROTOCOL + (D.EXTENSIONS if opts.extensions else []):
                 if wanted and name not in wanted:

@@ -186,7 +186,6 @@ def test_daemon_that_never_makes_pipes(grade, tmp_path):
 # --- differential mode -------------------------------------------------------------------
 @pytest.mark.timeout(60)
 def test_differential_mode(grade, candidates):
-    ours = [sys.executable]  # noqa: F841  (our client is made by --ours)
     g = grade("--cassini", candidates("client", "no-newline"), "--ours", "--no-scheduling",
               "--reference-cassini", candidates("client", "ok"), "--cases", "001-list-empty",
               "--scenarios", "create-and-list,list-empty")

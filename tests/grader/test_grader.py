@@ -313,3 +313,18 @@ def test_documented_docker_command(tmp_path):
     assert "client conformance (golden vectors)   63/81" in summary
     assert "isolation light" in summary          # no extra capabilities given
     assert (out / "junit.xml").exists() and (out / "build.log").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, reason", [
+    (["--clock", "real", "--real-minutes", "2"], "needs a budget of 6 minutes"),
+    (["--libfaketime", "/nonexistent/libfaketime.so.1"], "libfaketime not found"),
+])
+def test_scheduling_is_skipped_with_a_reason_not_failed(grade, candidates, args, reason):
+    g = grade("--saturnd", candidates("daemon", "faketime-friendly"), "--scenarios",
+              "scheduling", *args)
+    assert g.code == 0
+    s = g.of("daemon-scheduling")
+    assert len(s) == 6 and set(s.values()) == {"skip"}
+    assert reason in g.text("daemon-scheduling", "every-minute")
+    assert reason in g.stdout

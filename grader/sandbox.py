@@ -42,6 +42,21 @@ DEFAULT_LIMITS = {
 _probe_cache = {}
 
 
+def pdeathsig_available():
+    """Can ``setpriv --pdeathsig`` (util-linux >= 2.33) guard our children?"""
+    if "pdeathsig" not in _probe_cache:
+        ok = False
+        if shutil.which("setpriv"):
+            try:
+                ok = subprocess.run(["setpriv", "--pdeathsig", "KILL", "--", "true"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    timeout=10).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                ok = False
+        _probe_cache["pdeathsig"] = ok
+    return _probe_cache["pdeathsig"]
+
+
 def namespaces_available():
     """True when ``unshare`` can make PID, mount and network namespaces here."""
     if "ns" not in _probe_cache:
@@ -179,10 +194,13 @@ class Sandbox:
             "private_shm": self.shm if private_tmp else None,
         }
         init = [sys.executable, "-I", "-S", INIT, json.dumps(cfg)]
+        # if the grader itself is killed, its direct child gets SIGKILL too (and with it
+        # the whole PID namespace: unshare --kill-child)
+        guard = ["setpriv", "--pdeathsig", "KILL", "--"] if pdeathsig_available() else []
         if self.options.isolation == "full":
-            return ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc",
-                    "--net", "--propagation", "private", "--"] + init
-        return init
+            return guard + ["unshare", "--pid", "--fork", "--kill-child", "--mount",
+                            "--mount-proc", "--net", "--propagation", "private", "--"] + init
+        return guard + init
 
     def start(self, argv, env, stdout, stderr, mode="daemon"):
         self.launched = time.time()

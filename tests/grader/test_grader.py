@@ -328,3 +328,22 @@ def test_scheduling_is_skipped_with_a_reason_not_failed(grade, candidates, args,
     assert len(s) == 6 and set(s.values()) == {"skip"}
     assert reason in g.text("daemon-scheduling", "every-minute")
     assert reason in g.stdout
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not (FULL and sandbox.pdeathsig_available()),
+                    reason="needs namespaces and setpriv --pdeathsig")
+def test_killing_the_grader_kills_the_candidates(candidates):
+    path = candidates("daemon", "hang")
+    grader = subprocess.Popen([sys.executable, "-m", "grader", "--saturnd", path,
+                               "--scenarios", "list-empty", "--no-scheduling"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=str(ROOT))
+    deadline = time.monotonic() + 20
+    while not [pid for pid, cmd in leftover_processes(os.path.basename(path))
+               if cmd.split(b" ")[1:2] == [path.encode()]]:    # "python3 PATH": the daemon
+        assert time.monotonic() < deadline, "the candidate never started"
+        time.sleep(0.05)
+    grader.kill()
+    grader.wait()
+    _no_leftovers(os.path.basename(path))

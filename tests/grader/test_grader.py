@@ -335,8 +335,11 @@ def test_scheduling_is_skipped_with_a_reason_not_failed(grade, candidates, args,
                     reason="needs namespaces and setpriv --pdeathsig")
 def test_killing_the_grader_kills_the_candidates(candidates):
     path = candidates("daemon", "hang")
+    import tempfile
+    work = tempfile.mkdtemp(prefix="grader-killed-", dir="/var/tmp")   # left behind by the kill
     grader = subprocess.Popen([sys.executable, "-m", "grader", "--saturnd", path,
-                               "--scenarios", "list-empty", "--no-scheduling"],
+                               "--scenarios", "list-empty", "--no-scheduling",
+                               "--work-dir", work],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=str(ROOT))
     deadline = time.monotonic() + 20
@@ -346,4 +349,7 @@ def test_killing_the_grader_kills_the_candidates(candidates):
         time.sleep(0.05)
     grader.kill()
     grader.wait()
-    _no_leftovers(os.path.basename(path))
+    try:
+        _no_leftovers(os.path.basename(path))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

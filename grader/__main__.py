@@ -90,6 +90,19 @@ def parse(argv):
     return opts
 
 
+def _traversable_by_others(path):
+    d = os.path.abspath(path)
+    try:
+        while True:
+            if not os.stat(d).st_mode & stat.S_IXOTH:
+                return False
+            if d == "/":
+                return True
+            d = os.path.dirname(d)
+    except OSError:
+        return False
+
+
 def _reachable_by_others(path):
     """Can a non-root sandbox user run ``path`` where it is?"""
     path = os.path.abspath(path)
@@ -173,6 +186,9 @@ def grade(opts):
     if options.base == "/tmp" or options.base.startswith("/tmp/"):
         raise Usage("--work-dir must not be under /tmp (candidates get a private /tmp)")
     os.makedirs(options.base, exist_ok=True)
+    if options.uid is not None and not _traversable_by_others(options.base):
+        raise Usage(f"work directory {options.base}: the sandbox user cannot reach it "
+                    f"(every directory on the way needs o+x)")
     scratch = tempfile.mkdtemp(prefix="saturnd-grade-", dir=options.base)
     os.chmod(scratch, 0o755)
     options.base = scratch

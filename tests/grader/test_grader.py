@@ -204,6 +204,7 @@ def test_differential_mode(grade, candidates):
     (["--cassini", "/no/such/client"], "no such file"),
     (["--saturnd", "/etc/passwd"], "not an executable"),
     (["--reference-cassini", "/bin/true", "--saturnd", "/bin/true"], "give --cassini too"),
+    (["--cassini", "/bin/true", "--work-dir", "/tmp/x"], "must not be under /tmp"),
 ])
 def test_usage_errors(args, words):
     p = subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True,
@@ -337,6 +338,7 @@ def test_killing_the_grader_kills_the_candidates(candidates):
     path = candidates("daemon", "hang")
     import tempfile
     work = tempfile.mkdtemp(prefix="grader-killed-", dir="/var/tmp")   # left behind by the kill
+    os.chmod(work, 0o755)
     grader = subprocess.Popen([sys.executable, "-m", "grader", "--saturnd", path,
                                "--scenarios", "list-empty", "--no-scheduling",
                                "--work-dir", work],

@@ -21,7 +21,8 @@ previous reply's writer.  A reply whose reader has not shown up when a new
 request arrives is dropped (its client is gone: a writer that died, or a
 client that never reads): the next client gets its own reply, not a stale
 one.  Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
-(no reader yet) for ``REPLY_OPEN_TIMEOUT`` s; writing gives up after
+(no reader yet) for ``REPLY_OPEN_TIMEOUT`` s (``REPLY_OPEN_BACKLOG_TIMEOUT`` s when
+further requests are already buffered); writing gives up after
 ``REPLY_STALL_TIMEOUT`` s without progress.
 """
 
@@ -40,6 +41,7 @@ STALL_TIMEOUT = 3.0
 DISCARD_SILENCE = 0.2
 DISCARD_MAX = 2.0
 REPLY_OPEN_TIMEOUT = 5.0
+REPLY_OPEN_BACKLOG_TIMEOUT = 0.05
 REPLY_STALL_TIMEOUT = 5.0
 CHUNK = 65536
 
@@ -194,7 +196,10 @@ class Server:
     # --- the reply side ----------------------------------------------------------
     def send_reply(self, data):
         """Write ``data`` on the reply pipe (None: the empty reply)."""
-        deadline = time.monotonic() + REPLY_OPEN_TIMEOUT
+        # with more requests already waiting (lock-less clients whose requests were read
+        # in one go), a reader that does not come soon is a client that left: a short wait
+        wait = REPLY_OPEN_BACKLOG_TIMEOUT if self.buf else REPLY_OPEN_TIMEOUT
+        deadline = time.monotonic() + wait
         while True:
             try:
                 fd = os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -44,6 +44,7 @@ REPLY_OPEN_TIMEOUT = 5.0
 REPLY_OPEN_BACKLOG_TIMEOUT = 0.05
 REPLY_STALL_TIMEOUT = 5.0
 CHUNK = 65536
+EOF_CHECK_MS = 20      # mid-request: look for a vanished writer this often
 
 
 class Stopped(Exception):
@@ -111,6 +112,7 @@ class Server:
         poller = select.poll()
         poller.register(self.fd, select.POLLIN)
         poller.register(self.wake_fd, select.POLLIN)
+        first = deadline is not None
         while True:
             if self.ctx.stopping:
                 raise Stopped()
@@ -120,11 +122,24 @@ class Server:
                 wait = deadline - time.monotonic()
                 if wait <= 0:
                     return False
-                wait = int(wait * 1000) + 1
-            events = dict(poller.poll(wait))
+                wait = min(int(wait * 1000) + 1, EOF_CHECK_MS)
+            events = dict(poller.poll(0 if first else wait))
             if self.wake_fd in events:
                 self.ctx.drain_wakeup()
                 continue
+            if not events and deadline is not None:
+                first = False
+                # A reader opened after the writer did never gets POLLHUP when that
+                # writer closes (Linux FIFO semantics): read() tells (0 = no writer).
+                try:
+                    data = os.read(self.fd, CHUNK)
+                except BlockingIOError:
+                    continue
+                if data:
+                    self.buf += data
+                    return True
+                self.eof = True
+                return False
             if self.fd in events:
                 try:
                     data = os.read(self.fd, CHUNK)

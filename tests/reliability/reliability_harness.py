@@ -354,7 +354,17 @@ def sanity(d, model=None):
     assert listed[tid] == (timing, tuple(argv)), listed.get(tid)
     assert d.call(P.Request(P.REMOVE, taskid=tid)).errcode is None
     assert d.call(P.Request(P.REMOVE, taskid=tid)).errcode == P.NF
+    settle(d)
     return tid
+
+
+def settle(d):
+    """Let the daemon close the writing end of its last reply before a client that opens
+    the reply pipe without cassini's probe (like the reference C client) comes: cassini
+    stops reading at the end of the reply, not at end of file, so under CPU load a
+    reference client can otherwise attach to the previous reply's writer and see its
+    end of file (Linux FIFO semantics; see the report)."""
+    wait_idle(d, quiet=0.01, timeout=10)
 
 
 def dying_writer(pipes, data, cut):
@@ -551,3 +561,28 @@ def crash_rounds(d, kills, rng, log=None, min_delay=0.0, max_delay=0.08):
         if log:
             log(i, w)
     return w
+
+
+def wait_idle(d, quiet=0.3, timeout=60.0):
+    """Wait until the daemon's request loop has sat in poll() (waiting for a request, no
+    reply owed) for ``quiet`` seconds: after lock-less clients left, replies nobody reads
+    are held for up to REPLY_OPEN_TIMEOUT each before being dropped."""
+    deadline = time.monotonic() + timeout
+    since = None
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{d.pid}/syscall") as f:
+                last = f.read()
+                nr = last.split()[0]
+        except OSError:
+            nr = last = "?"
+        now = time.monotonic()
+        if nr == "7":                 # poll (x86_64): waiting for a request
+            since = since or now
+            if now - since >= quiet:
+                return
+        else:
+            since = None
+        time.sleep(0.005)
+    raise AssertionError(f"the daemon did not become idle: {last} {d.log()[-500:]}")

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from reliability_harness import crash_rounds
+from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
 
 
 @pytest.mark.timeout(120)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from reliability_harness import (classify, check_fuzz_reply, dying_writer, fuzz_case,
                                  raw_exchange, sanity, wait_for)
 from saturnd import protocol as P
+from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
 
 
 @pytest.mark.timeout(90)

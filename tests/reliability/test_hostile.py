@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from reliability_harness import SATURND, Daemon
+from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
 
 OTHER_UID = 65534   # nobody
 

@@ -11,6 +11,7 @@ import pytest
 
 from reliability_harness import CASSINI, wait_for
 from saturnd import protocol as P
+from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
 
 CAP = 1 << 20
 

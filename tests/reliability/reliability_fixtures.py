@@ -1,13 +1,11 @@
-"""Fixtures of the reliability tests: real manual-clock daemons (see reliability_harness)."""
+"""Fixtures of the reliability tests: real manual-clock daemons (see reliability_harness).
 
-import sys
-from pathlib import Path
+Imported by each test module (not a conftest.py: tests/daemon imports its own conftest by
+name, and a second module called ``conftest`` would shadow it)."""
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from reliability_harness import Daemon  # noqa: E402
+from reliability_harness import Daemon
 
 
 @pytest.fixture

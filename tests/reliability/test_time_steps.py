@@ -1,0 +1,104 @@
+"""Clock jumps not covered by tests/daemon: the repeated autumn hour in Europe/Paris end to
+end (manual clock, real runs), and system-clock steps (freezegun on the system clock)
+forward/backward, small and large."""
+
+import calendar
+import os
+import time
+
+import pytest
+from freezegun import freeze_time
+
+from saturnd.clock import SystemClock
+from saturnd.protocol import Timing
+from saturnd.scheduler import Scheduler
+from saturnd.store import Task
+from saturnd.timing import timing_from_strings
+
+from reliability_harness import T0
+from saturnd import protocol as P
+from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+
+
+def utc(text):
+    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
+
+
+@pytest.mark.timeout(60)
+def test_fall_back_in_paris_end_to_end(make_daemon):
+    """2026-10-25: 03:00 CEST (01:00 UTC) becomes 02:00 CET. Nothing runs twice in the
+    repeated hour: 02:30 runs once, an every-minute-of-hour-2 task 60 times, not 120."""
+    start = utc("2026-10-24 23:50")                   # 01:50 CEST
+    d = make_daemon(start_time=start, tz="Europe/Paris").start()
+    assert d.cassini("-c", "-m", "30", "-H", "2", "true").returncode == 0
+    assert d.cassini("-c", "-H", "2", "true").returncode == 0
+    assert d.cassini("-c", "-m", "0", "-H", "3", "true").returncode == 0
+    d.advance(135, deadline=30)                       # to 02:05 UTC = 03:05 CET
+    runs = [[t for t, _ in d.call(P.Request(P.TIMES_EXITCODES, taskid=i)).runs] for i in range(3)]
+    assert runs[0] == [utc("2026-10-25 00:30")]                       # 02:30 CEST only
+    assert runs[1] == [utc("2026-10-25 00:00") + 60 * k for k in range(60)]   # 02:00-02:59 CEST
+    assert runs[2] == [utc("2026-10-25 02:00")]                       # 03:00 CET, once
+    assert d.cassini("-x", "0").stdout == b"2026-10-25 02:30:00 0\n"
+
+
+class _Store:
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def list_tasks(self):
+        return list(self.tasks)
+
+
+class _Runner:
+    def __init__(self):
+        self.started = []
+
+    def start(self, t, when):
+        self.started.append((t.taskid, when))
+        return t.taskid
+
+
+def _task(taskid, minutes="*", hours="*"):
+    return Task(taskid, Timing(*timing_from_strings(minutes, hours, "*")), (b"true",), taskid)
+
+
+@pytest.mark.timeout(20)
+def test_system_clock_steps():
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        tasks = [_task(0, "15", "10"), _task(1, "45", "10"), _task(2)]
+        runner = _Runner()
+        with freeze_time("2026-01-01 10:00:00") as frozen:
+            sched = Scheduler(_Store(tasks), runner, SystemClock(), lambda m: None)
+
+            def at(text):
+                frozen.move_to(text)
+                runner.started.clear()
+                sched.tick()
+                return sorted(runner.started)
+            m = utc
+            assert at("2026-01-01 10:01:00") == [(2, m("2026-01-01 10:01"))]
+            # NTP step forward 1 h: tasks due in the skipped minutes run once each
+            assert at("2026-01-01 11:01:30") == [(0, m("2026-01-01 11:01")),
+                                                 (1, m("2026-01-01 11:01")),
+                                                 (2, m("2026-01-01 11:01"))]
+            # step back 30 min: nothing until the clock passes 11:01 again
+            assert at("2026-01-01 10:31:10") == []
+            assert at("2026-01-01 10:45:00") == []            # 10:45 already ran (caught up)
+            assert at("2026-01-01 11:01:00") == []
+            assert at("2026-01-01 11:02:00") == [(2, m("2026-01-01 11:02"))]
+            # a jump of more than 3 h forward: taken as it is, nothing replayed
+            assert at("2026-01-02 09:00:00") == []
+            assert at("2026-01-02 09:01:00") == [(2, m("2026-01-02 09:01"))]
+            # more than 3 h backward: taken as it is; scheduling goes on from there
+            assert at("2026-01-01 10:14:00") == []
+            assert at("2026-01-01 10:15:00") == [(0, m("2026-01-01 10:15")),
+                                                 (2, m("2026-01-01 10:15"))]
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

@@ -26,6 +26,23 @@ further requests are already buffered); writing gives up after
 ``REPLY_STALL_TIMEOUT`` s without progress.
 """
 
+# What a client that does not take cassini's lock (the reference C client) may observe,
+# and what it cannot do (tests/reliability/test_concurrency.py, test_fuzz.py):
+#
+# - it cannot corrupt the daemon's state: a request written in one write() of at most
+#   PIPE_BUF (4096) bytes stays whole in the FIFO, every request is parsed and checked
+#   on its own, and changes are all-or-nothing;
+# - when other clients talk at the same time it may read another client's reply, an
+#   empty reply, or nothing (it then times out), and a locked client talking at the same
+#   time may get the lock-less client's reply: the FIFO pair carries no client identity;
+# - a writer that dies in the middle of a request has its bytes discarded once the daemon
+#   sees its end of file; a client that starts writing in the instant between that death
+#   and the daemon noticing it shares the byte stream with the dead writer's bytes (a FIFO
+#   has no framing): it gets an empty reply (or, rarely, a reply to the merged bytes);
+# - once such clients are gone, every request gets its own right reply again: replies no
+#   one came for are dropped (at the latest after REPLY_OPEN_TIMEOUT, at once when a new
+#   request arrives).
+
 import errno
 import os
 import select

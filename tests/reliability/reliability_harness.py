@@ -563,6 +563,9 @@ def crash_rounds(d, kills, rng, log=None, min_delay=0.0, max_delay=0.08):
     return w
 
 
+_POLL_SYSCALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(os.uname().machine, {"7", "73", "271"})
+
+
 def wait_idle(d, quiet=0.3, timeout=60.0):
     """Wait until the daemon's request loop has sat in poll() (waiting for a request, no
     reply owed) for ``quiet`` seconds: after lock-less clients left, replies nobody reads
@@ -578,7 +581,7 @@ def wait_idle(d, quiet=0.3, timeout=60.0):
         except OSError:
             nr = last = "?"
         now = time.monotonic()
-        if nr == "7":                 # poll (x86_64): waiting for a request
+        if nr in _POLL_SYSCALLS:      # poll/ppoll: waiting for a request
             since = since or now
             if now - since >= quiet:
                 return

@@ -272,12 +272,20 @@ class Store:
         with self.lock:
             task = self._get(taskid)
             target = os.path.join(self.trash_dir, f"{taskid}.{task.token}")
-            os.rename(os.path.join(self.tasks_dir, str(taskid)), target)
-            del self.tasks[taskid]
+            source = os.path.join(self.tasks_dir, str(taskid))
+            os.rename(source, target)
             try:
                 fsync_dir(self.tasks_dir)
-            finally:
-                shutil.rmtree(target, ignore_errors=True)
+            except OSError:
+                # not durably gone: put it back so that the empty reply tells the truth
+                try:
+                    os.rename(target, source)
+                except OSError:
+                    del self.tasks[taskid]      # gone after all (logged by the caller)
+                    shutil.rmtree(target, ignore_errors=True)
+                raise
+            del self.tasks[taskid]
+            shutil.rmtree(target, ignore_errors=True)
 
     def remove_all(self):
         """Remove every task; returns how many were removed."""

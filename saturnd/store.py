@@ -15,9 +15,12 @@
 Durability: whole files are written to a temporary name, fsynced, renamed and
 the directory fsynced; a new task is built in ``tmp/`` and renamed into
 ``tasks/`` last; a task is removed by renaming it into ``trash/`` first; a
-finished run is published by renaming its outputs into place and then
-appending its ``exit`` record (the commit point).  A torn last record is
-dropped at start-up.  Every in-memory change happens only after the disk
+finished run is published by staging its outputs in the task's directory as
+``.stdout.new.N`` / ``.stderr.new.N`` (N: the size of ``exit`` before), then
+appending its ``exit`` record (the commit point), then renaming the outputs
+into place.  At start-up a torn last record is dropped, and staged outputs
+take their place if their record made it (``exit`` longer than N), else go:
+after a crash, stdout/stderr always belong to the last recorded run.  Every in-memory change happens only after the disk
 change succeeded, so a storage failure (``OSError``) leaves the store as it
 was and the caller answers with the empty reply.
 
@@ -185,11 +188,36 @@ class Store:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
+                size -= size % RECORD
+            self._finish_publish(taskid, path, size)
         except (OSError, ValueError) as e:   # ProtocolError is a ValueError
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.log(f"store: skipping damaged task {path!r}: {reason}")
             return None
         return Task(taskid, timing, argv, next(self._tokens))
+
+    def _finish_publish(self, taskid, path, size):
+        """Settle a publication cut short by a crash (see :meth:`publish`).
+
+        ``.stdout.new.N`` / ``.stderr.new.N`` are a run's outputs staged while the ``exit``
+        file had N bytes: its record was appended (committed) when the file is now longer,
+        so they take their place; otherwise the run never finished and they go.
+        """
+        for name in os.listdir(path):
+            for stream in ("stdout", "stderr"):
+                prefix = f".{stream}.new."
+                if not name.startswith(prefix):
+                    continue
+                staged = os.path.join(path, name)
+                tail = name[len(prefix):]
+                try:
+                    if tail.isdigit() and size > int(tail):
+                        self.log(f"store: task {taskid}: completing the publication of a run")
+                        os.replace(staged, os.path.join(path, stream))
+                    else:
+                        os.unlink(staged)
+                except OSError as e:
+                    self.log(f"store: task {taskid}: cannot settle {staged!r}: {e.strerror}")
 
     # --- queries ------------------------------------------------------------
     def list_tasks(self):
@@ -319,7 +347,11 @@ class Store:
             if task is None or task.token != token:
                 _unlink_quiet(out_path, err_path)
                 return False
+            task_dir = os.path.join(self.tasks_dir, str(taskid))
+            exit_path = self._path(taskid, "exit")
+            staged = []
             try:
+                size = os.stat(exit_path).st_size
                 for src, name in ((out_path, "stdout"), (err_path, "stderr")):
                     fd = os.open(src, os.O_WRONLY)
                     try:
@@ -328,9 +360,11 @@ class Store:
                         os.fsync(fd)
                     finally:
                         os.close(fd)
-                    os.replace(src, self._path(taskid, name))
-                fsync_dir(os.path.join(self.tasks_dir, str(taskid)))
-                fd = os.open(self._path(taskid, "exit"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                    dst = os.path.join(task_dir, f".{name}.new.{size}")
+                    os.replace(src, dst)
+                    staged.append((dst, os.path.join(task_dir, name)))
+                fsync_dir(task_dir)
+                fd = os.open(exit_path, os.O_WRONLY | os.O_APPEND)
                 try:
                     os.write(fd, protocol.encode_run(when, exitcode))
                     os.fsync(fd)
@@ -338,8 +372,14 @@ class Store:
                     os.close(fd)
             except OSError as e:
                 self.log(f"store: cannot record a run of task {taskid}: {e.strerror}")
-                _unlink_quiet(out_path, err_path)
+                _unlink_quiet(out_path, err_path, *(dst for dst, _ in staged))
                 return False
+            # committed: the outputs take their place (redone at start-up if cut short)
+            for dst, final in staged:
+                try:
+                    os.replace(dst, final)
+                except OSError as e:
+                    self.log(f"store: task {taskid}: cannot move {dst!r} into place: {e.strerror}")
             return True
 
 

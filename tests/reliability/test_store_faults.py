@@ -58,3 +58,61 @@ def test_delete_all_failing_halfway_removes_whole_tasks_only(store, monkeypatch)
     assert sorted(os.listdir(store.tasks_dir)) == [str(i) for i in ids[2:]]
     for t in store.list_tasks():
         assert t.argv == (b"echo", str(t.taskid).encode())
+
+
+def _publish_until(store, tid, out, when, stop_at, monkeypatch):
+    """Publish a run whose stdout is ``out``, simulating a crash at ``stop_at``:
+    'before-commit' (outputs staged, no record) or 'after-commit' (record appended, outputs
+    not yet in place)."""
+    o, e = store.spool_paths()
+    with open(o, "wb") as f:
+        f.write(out)
+    with open(e, "wb") as f:
+        f.write(b"err " + out)
+
+    class Crash(Exception):
+        pass
+    real_replace, real_write = os.replace, os.write
+
+    def replace(src, dst):
+        if stop_at == "after-commit" and ".new." in os.path.basename(src):
+            raise Crash()
+        return real_replace(src, dst)
+
+    def write(fd, data):
+        if stop_at == "before-commit" and len(data) == P.RUN_RECORD_SIZE:
+            raise Crash()
+        return real_write(fd, data)
+    monkeypatch.setattr(store_mod.os, "replace", replace)
+    monkeypatch.setattr(store_mod.os, "write", write)
+    try:
+        store.publish(tid, store.get(tid).token, when, 0, o, e)
+    except Crash:
+        pass
+    finally:
+        monkeypatch.setattr(store_mod.os, "replace", real_replace)
+        monkeypatch.setattr(store_mod.os, "write", real_write)
+
+
+@pytest.mark.parametrize("stop_at", ["before-commit", "after-commit"])
+def test_outputs_always_belong_to_the_last_recorded_run(store, tmp_path, monkeypatch, stop_at):
+    tid = store.create(P.Timing(1, 1, 1), (b"echo",))
+    o, e = store.spool_paths()
+    for path, data in ((o, b"first"), (e, b"err first")):
+        with open(path, "wb") as f:
+            f.write(data)
+    assert store.publish(tid, store.get(tid).token, 60, 0, o, e)
+    _publish_until(store, tid, b"second", 120, stop_at, monkeypatch)
+    reopened = Store(tmp_path / "data", lambda m: None)      # the restart after the crash
+    reopened.open()
+    runs = P.decode_runs(reopened.runs(tid))
+    task_dir = tmp_path / "data" / "tasks" / str(tid)
+    assert sorted(os.listdir(task_dir)) == ["argv", "exit", "stderr", "stdout", "time_exec"]
+    if stop_at == "before-commit":
+        assert runs == [(60, 0)]
+        assert reopened.output(tid, "stdout") == b"first"
+        assert reopened.output(tid, "stderr") == b"err first"
+    else:
+        assert runs == [(60, 0), (120, 0)]
+        assert reopened.output(tid, "stdout") == b"second"
+        assert reopened.output(tid, "stderr") == b"err second"

@@ -1,8 +1,10 @@
 """Permission checks on the pipes directory (the cronie ``security.c``).
 
 The pipes directory is where anyone who can write a request can make the
-daemon run commands as its user, so it must be nobody else's.  Before the
-daemon uses it (and after it created what was missing, mode 0700):
+daemon run commands as its user, so it must be nobody else's.  The ancestor
+rules below are checked on the part of the path that exists before the daemon
+creates what is missing (mode 0700; so it never creates a directory inside
+someone else's), then everything is checked before the daemon uses it:
 
 - the pipes directory itself: a real directory (not a symlink), owned by the
   daemon's effective uid, not writable by group or others;

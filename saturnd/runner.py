@@ -19,6 +19,7 @@ DEFAULT_OUTPUT_CAP = 64 << 20
 MONITOR_INTERVAL = 0.5
 MONITOR_FAST = 0.02
 YOUNG_RUN = 2.0
+MONITOR_BURST = 0.1     # young runs polled this often when there are many
 
 _SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
@@ -175,6 +176,7 @@ class Runner:
             if full:
                 next_full = now + MONITOR_INTERVAL
             interval = MONITOR_INTERVAL
+            young_runs = 0
             for run in runs:
                 young = now - run.started < YOUNG_RUN
                 if not (full or young or run.hot):
@@ -186,8 +188,12 @@ class Runner:
                             run.hot = True
                     except OSError:
                         pass
-                if young or run.hot:
+                if run.hot:
                     interval = MONITOR_FAST
+                elif young:
+                    young_runs += 1
+            if young_runs:      # a burst of 1,000 new runs: look less often (CPU)
+                interval = min(interval, MONITOR_FAST if young_runs <= 64 else MONITOR_BURST)
             if interval > next_full - now:
                 interval = max(0.0, next_full - now)
 

@@ -10,7 +10,7 @@ One exchange (``exchange``):
 3. open the reply pipe for reading, without blocking, *before* sending the
    request, and make sure nothing left by an earlier exchange (a writing end
    the daemon has not closed yet, stray bytes) can pass for our reply -- see
-   ``_open_reply_pipe``;
+   ``open_reply_pipe``;
 4. open the request pipe for writing, waiting at most ``timeout`` seconds
    for a daemon to open its reading end (a reader that shows up late is
    fine); write the whole request (one ``write`` when it fits the pipe) and
@@ -281,7 +281,7 @@ class PipeReader:
                 return False
 
 
-def _open_reply_pipe(path, grace):
+def open_reply_pipe(path, grace):
     """Open the reply pipe for reading, clear of anything left by an earlier exchange.
 
     Done before the request is sent.  A daemon may still hold the writing end
@@ -343,7 +343,7 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
 
     lock_fd = _lock(pipes_dir, lock_timeout)
     try:
-        rep_fd = _open_reply_pipe(rep_path, min(STALE_WRITER_GRACE, reply_timeout))
+        rep_fd = open_reply_pipe(rep_path, min(STALE_WRITER_GRACE, reply_timeout))
         try:
             fd = _open_request_pipe(pipes_dir, req_path, timeout)
             _check_fifo(fd, req_path)

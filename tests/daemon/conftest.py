@@ -5,6 +5,7 @@ temporary pipes/data directories, driven by the real ``cassini`` command
 
 import fcntl
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from cassini.client import open_reply_pipe
 
 BIN = Path(sys.executable).parent
 SATURND = [str(BIN / "saturnd")]
@@ -120,24 +123,32 @@ class Daemon:
         code, out = self.clock("set", epoch)
         assert code == 0, (out, self.log())
 
-    def raw(self, data, close_early=False):
-        """Send raw request bytes (under the client lock); return the raw reply bytes."""
+    def raw(self, data):
+        """Send raw request bytes (under the client lock); return the raw reply bytes.
+
+        Like cassini, the reply pipe is opened (clear of the previous exchange's
+        writer) before the request is written; the reply is read to end of file.
+        """
         lock = os.open(self.pipes / "cassini-lock", os.O_WRONLY | os.O_CREAT, 0o600)
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            fd = os.open(self.pipes / "saturnd-request-pipe", os.O_WRONLY)
-            if data:
-                os.write(fd, data)
-            os.close(fd)
-            fd = os.open(self.pipes / "saturnd-reply-pipe", os.O_RDONLY)
-            chunks = []
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            os.close(fd)
-            return b"".join(chunks)
+            reply = open_reply_pipe(str(self.pipes / "saturnd-reply-pipe"), 0.5)
+            try:
+                fd = os.open(self.pipes / "saturnd-request-pipe", os.O_WRONLY)
+                if data:
+                    os.write(fd, data)
+                os.close(fd)
+                chunks = []
+                poller = select.poll()
+                poller.register(reply, select.POLLIN)
+                while True:
+                    assert poller.poll(30_000), "no reply within 30 s:\n" + self.log()
+                    chunk = os.read(reply, 65536)
+                    if not chunk:
+                        return b"".join(chunks)
+                    chunks.append(chunk)
+            finally:
+                os.close(reply)
         finally:
             os.close(lock)
 

@@ -1,7 +1,17 @@
-"""TIMES_EXITCODES: every recorded run of a task, oldest first."""
+"""TIMES_EXITCODES: every recorded run of a task, oldest first.
+
+Records are appended to ``exit`` when runs *end*, so overlapping runs (a task
+due again while it still runs, or several minutes crossed at once by the
+manual clock) can be recorded out of order: the reply sorts them by TIME
+(stable, and linear when they already are in order).
+"""
 
 from ..protocol import NF, Reply, decode_runs
 from ..store import NotFound
+
+
+def _time(run):
+    return run[0]
 
 
 def handle(ctx, request):
@@ -9,4 +19,6 @@ def handle(ctx, request):
         records = ctx.store.runs(request.taskid)
     except NotFound:
         return Reply(errcode=NF)
-    return Reply(runs=decode_runs(records))
+    runs = decode_runs(records)
+    runs.sort(key=_time)
+    return Reply(runs=runs)

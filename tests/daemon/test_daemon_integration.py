@@ -543,3 +543,13 @@ def test_client_closing_the_reply_early_does_not_hurt(daemon):
     wait_for(lambda: "closed the reply pipe early" in daemon.log(), what="the daemon to notice")
     assert daemon.proc.poll() is None
     assert len(daemon.out("-o", "0")) == 2000000
+
+
+def test_overlapping_runs_are_listed_oldest_first(daemon):
+    # The run of the first minute outlives the run of the second one: records are
+    # appended as runs end, the reply still lists them by their scheduled time.
+    daemon.cassini("-c", "-m", "0,1", "-H", "1", "--", "sh", "-c",
+                   "if [ -e first-done ]; then true; else touch first-done; sleep 1; fi")
+    daemon.set_time(T0 + 3600 - 60)                    # 00:59
+    daemon.advance(2)                                  # 01:00 (sleeps 1 s), 01:01 (quick)
+    assert daemon.out("-x", "0") == runs((T0 + 3600, 0), (T0 + 3660, 0))

@@ -138,23 +138,47 @@ def candidate_program(path, bindir, name, uid):
 
 
 def our_programs(bindir):
-    """Wrapper scripts for our own cassini and saturnd, runnable by the sandbox user."""
+    """Wrapper scripts for our own cassini and saturnd, runnable by the sandbox user.
+
+    The packages are copied next to ``bindir`` first: the checkout may be where the
+    sandbox cannot see it (under /tmp, which it replaces by a private one, or under a
+    home directory the sandbox user cannot enter).
+    """
     python = sys.executable
     for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
         if os.path.exists(cand) and _reachable_by_others(cand):
             python = cand
             break
+    lib = copy_packages(os.path.join(os.path.dirname(os.path.abspath(bindir)), "lib"))
     os.makedirs(bindir, exist_ok=True)
     os.chmod(bindir, 0o755)
     out = {}
     for prog in ("cassini", "saturnd"):
         dest = os.path.join(bindir, prog)
         with open(dest, "w") as f:
-            f.write(f"#!{python}\nimport sys\nsys.path.insert(0, {ROOT!r})\n"
+            f.write(f"#!{python}\nimport sys\nsys.path.insert(0, {lib!r})\n"
                     f"from {prog}.__main__ import main\nsys.exit(main())\n")
         os.chmod(dest, 0o755)
         out[prog] = dest
     return out
+
+
+def copy_packages(lib, extra=()):
+    """Copy the ``cassini`` and ``saturnd`` packages (and ``extra`` files) into ``lib``,
+    readable by everyone; returns ``lib``."""
+    os.makedirs(lib, exist_ok=True)
+    for pkg in ("cassini", "saturnd"):
+        dest = os.path.join(lib, pkg)
+        if not os.path.exists(dest):
+            shutil.copytree(os.path.join(ROOT, pkg), dest,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    for path in extra:
+        shutil.copy2(path, lib)
+    for top, dirs, files in os.walk(lib):
+        os.chmod(top, 0o755)
+        for name in files:
+            os.chmod(os.path.join(top, name), 0o644)
+    return lib
 
 
 class Config:

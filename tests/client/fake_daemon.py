@@ -105,8 +105,7 @@ class FakeDaemon:
                     if self.req_fd is None:
                         self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
                     self._serve(reply, delay, keep_open, read_request, partial_then_wait)
-                    os.close(self.req_fd)
-                    self.req_fd = None
+                    self._reopen()
             except Exception as e:  # reported by join()
                 self.errors.append(e)
             finally:
@@ -118,6 +117,14 @@ class FakeDaemon:
         self.thread.start()
         return self
 
+    def _reopen(self):
+        """A fresh reading end, opened before the old one is closed: were the FIFO left
+        without a reader for an instant, a request written (and its writer gone) just
+        before would be discarded with the pipe's buffer."""
+        fresh = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
+        os.close(self.req_fd)
+        self.req_fd = fresh
+
     def _serve(self, reply, delay, keep_open, read_request, partial_then_wait):
         deadline = time.monotonic() + 20
         req = b""
@@ -128,8 +135,7 @@ class FakeDaemon:
                     # a writer came and went without a byte (or nobody yet): not a
                     # request; a fresh reading end forgets that end of file
                     self.empty_opens += 1
-                    os.close(self.req_fd)
-                    self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
+                    self._reopen()
         self.requests.append(req)
         self.events.append((time.monotonic(), "request"))
         if delay:

@@ -144,20 +144,11 @@ class Server:
             if self.wake_fd in events:
                 self.ctx.drain_wakeup()
                 continue
-            if not events and deadline is not None:
+            # Without an event, read() anyway while a deadline runs: a reader opened
+            # after the writer did never gets POLLHUP when that writer closes (Linux
+            # FIFO semantics); read() tells (0 = no writer).
+            if self.fd in events or (not events and deadline is not None):
                 first = False
-                # A reader opened after the writer did never gets POLLHUP when that
-                # writer closes (Linux FIFO semantics): read() tells (0 = no writer).
-                try:
-                    data = os.read(self.fd, CHUNK)
-                except BlockingIOError:
-                    continue
-                if data:
-                    self.buf += data
-                    return True
-                self.eof = True
-                return False
-            if self.fd in events:
                 try:
                     data = os.read(self.fd, CHUNK)
                 except BlockingIOError:

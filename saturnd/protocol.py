@@ -307,28 +307,31 @@ class Reply:
     ``errcode`` is set for an ``ER`` reply, else None.  For an ``OK`` reply the
     payload depends on the request:
 
-    - LIST: ``tasks``, a list of ``(taskid, Timing, argv)``
+    - LIST: ``tasks``, a list of ``(taskid, Timing, argv)`` (decoded), or, from
+      the daemon, ``entries``: the tasks already encoded (:func:`encode_list_entry`)
     - CREATE, RESET_TASKMAX: ``value`` (a task id)
     - DELETE_ALL: ``value`` (a count)
     - TIMES_EXITCODES: ``runs``, a list of ``(time, exitcode)``
     - STDOUT, STDERR: ``output`` (bytes)
     """
 
-    __slots__ = ("errcode", "value", "tasks", "runs", "output")
+    __slots__ = ("errcode", "value", "tasks", "runs", "output", "entries")
 
-    def __init__(self, errcode=None, value=None, tasks=None, runs=None, output=None):
+    def __init__(self, errcode=None, value=None, tasks=None, runs=None, output=None,
+                 entries=None):
         self.errcode = errcode
         self.value = value
         self.tasks = tasks
         self.runs = runs
         self.output = output
+        self.entries = entries
 
     @property
     def ok(self):
         return self.errcode is None
 
     def _key(self):
-        return (self.errcode, self.value, self.tasks, self.runs, self.output)
+        return (self.errcode, self.value, self.tasks, self.runs, self.output, self.entries)
 
     def __eq__(self, other):
         return isinstance(other, Reply) and self._key() == other._key()
@@ -349,12 +352,10 @@ def encode_reply(opcode, reply):
     if reply.errcode is not None:
         return _ER.pack(ER, reply.errcode)
     if opcode == LIST:
-        parts = [_OK_U32.pack(OK, len(reply.tasks))]
-        for taskid, timing, argv in reply.tasks:
-            parts.append(_U64.pack(taskid))
-            parts.append(timing.encode())
-            parts.append(encode_commandline(argv))
-        return b"".join(parts)
+        entries = reply.entries
+        if entries is None:
+            entries = [encode_list_entry(*task) for task in reply.tasks]
+        return _OK_U32.pack(OK, len(entries)) + b"".join(entries)
     if opcode in (CREATE, RESET_TASKMAX):
         return _OK_U64.pack(OK, reply.value)
     if opcode == DELETE_ALL:
@@ -366,6 +367,11 @@ def encode_reply(opcode, reply):
     if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK):
         return _U16.pack(OK)
     raise ProtocolError(f"unknown opcode {opcode:#06x}")
+
+
+def encode_list_entry(taskid, timing, argv):
+    """One task of a LIST reply: TASKID, TIMING, COMMANDLINE."""
+    return _U64.pack(taskid) + timing.encode() + encode_commandline(argv)
 
 
 def encode_runs_reply(records):

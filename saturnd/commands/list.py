@@ -1,7 +1,8 @@
-"""LIST: every task, in increasing id order (served from memory)."""
+"""LIST: every task, in increasing id order (served from memory, each task's
+encoding cached until it changes)."""
 
 from ..protocol import Reply
 
 
 def handle(ctx, request):
-    return Reply(tasks=[(t.taskid, t.timing, t.argv) for t in ctx.store.list_tasks()])
+    return Reply(entries=ctx.store.list_entries())

@@ -75,22 +75,29 @@ def check_before_creating(path, uid=None):
 
 
 def _check_ancestors(path, uid):
-    uid = os.geteuid() if uid is None else uid
-    trusted = (uid, 0)
+    trusted = (os.geteuid() if uid is None else uid, 0)
+    _check_symlinks(path, trusted, "the pipes directory")
+    _check_owners(os.path.realpath(path), trusted, "the pipes directory")
+
+
+def _check_symlinks(path, trusted, subject):
+    """Each ancestor of ``path`` as written: a symlink only if owned by us or root."""
     for prefix in _ancestors(path):
         st = os.lstat(prefix)
         if stat.S_ISLNK(st.st_mode) and st.st_uid not in trusted:
             raise InsecurePath(f"{prefix} is a symlink owned by {_who(st.st_uid)}; refusing "
-                               f"the pipes directory")
-    for prefix in _ancestors(os.path.realpath(path)):
+                               f"{subject}")
+
+
+def _check_owners(real, trusted, subject):
+    """Each ancestor of the real path: ours or root's, and sticky when others may write."""
+    for prefix in _ancestors(real):
         st = os.lstat(prefix)
         if st.st_uid not in trusted:
-            raise InsecurePath(f"{prefix} belongs to {_who(st.st_uid)}; refusing the pipes "
-                               f"directory")
+            raise InsecurePath(f"{prefix} belongs to {_who(st.st_uid)}; refusing {subject}")
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
             raise InsecurePath(f"{prefix} is writable by others and not sticky "
-                               f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing the pipes "
-                               f"directory")
+                               f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing {subject}")
 
 
 def check_pipes_dir(path, uid=None):
@@ -98,26 +105,15 @@ def check_pipes_dir(path, uid=None):
     uid = os.geteuid() if uid is None else uid
     path = os.path.abspath(path)
     trusted = (uid, 0)
-    for prefix in _ancestors(path):
-        st = os.lstat(prefix)
-        if stat.S_ISLNK(st.st_mode) and st.st_uid not in trusted:
-            raise InsecurePath(f"{prefix} is a symlink owned by {_who(st.st_uid)}; refusing "
-                               f"the pipes directory {path}")
+    subject = f"the pipes directory {path}"
+    _check_symlinks(path, trusted, subject)
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise InsecurePath(f"the pipes directory {path} is a symlink; refusing it")
     if not stat.S_ISDIR(st.st_mode):
         raise InsecurePath(f"the pipes directory {path} is not a directory")
     real = os.path.realpath(path)
-    for prefix in _ancestors(real):
-        st = os.lstat(prefix)
-        if st.st_uid not in trusted:
-            raise InsecurePath(f"{prefix} belongs to {_who(st.st_uid)}; refusing the pipes "
-                               f"directory {path}")
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
-            raise InsecurePath(f"{prefix} is writable by others and not sticky "
-                               f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing the pipes "
-                               f"directory {path}")
+    _check_owners(real, trusted, subject)
     st = os.lstat(real)
     if st.st_uid != uid:
         raise InsecurePath(f"the pipes directory {path} belongs to {_who(st.st_uid)}, "

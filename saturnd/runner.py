@@ -89,7 +89,7 @@ class Orphans:
         self.pgid = pgid
         self.taskid = taskid
         self.fds = fds
-        self.hot = False
+        self.hot = True         # watched fast from the start; cools down when quiet
 
     def close(self):
         for fd in self.fds:

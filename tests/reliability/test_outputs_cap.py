@@ -91,14 +91,20 @@ def test_yes_in_background_keeps_the_disk_and_the_output_bounded(make_daemon):
         peak = 0
         end = time.monotonic() + 3.0
         while time.monotonic() < end:     # `yes` writes hundreds of MiB/s meanwhile
-            peak = max(peak, _data_disk_use(d))
-            if peak > 256 << 20:
+            try:    # the file `yes` writes to (unlinked once the run is recorded)
+                held = os.stat(f"/proc/{yes_pid}/fd/1").st_blocks * 512
+            except OSError:
+                held = 0
+            peak = max(peak, _data_disk_use(d) + held)
+            if peak > 512 << 20:
                 break
             time.sleep(0.02)
         out = d.call(P.Request(P.STDOUT, taskid=0)).output
         assert out == recorded, len(out)        # never changes after it was recorded
         assert (d.data / "tasks" / "0" / "stdout").read_bytes() == recorded
-        assert peak <= 64 << 20, peak
+        # cut back every 20 ms, like a running run's spool (test_limits): a `yes` writing
+        # ~1 GiB/s leaves a few tens of MiB at a time; the margin is for a loaded machine
+        assert peak <= 160 << 20, peak
         assert pid_alive(yes_pid)          # the daemon does not touch it while it runs
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
@@ -108,6 +114,7 @@ def test_yes_in_background_keeps_the_disk_and_the_output_bounded(make_daemon):
         assert "run: killing" in d.log()
         assert wait_for(lambda: not pid_alive(yes_pid), 10, what="yes killed at shutdown")
         assert took < 1 + 10, took
+        print(f"peak data dir use {peak} B while yes ran; stopped in {took:.2f} s")
     finally:
         _kill_pidfile(pidfile)
 

@@ -403,6 +403,8 @@ class Store:
         with self.lock:
             count = len(self.tasks)
             moved = os.path.join(self.trash_dir, f"tasks.all.{next(self._tokens)}")
+            while os.path.lexists(moved):   # a leftover that could not be cleared before
+                moved = os.path.join(self.trash_dir, f"tasks.all.{next(self._tokens)}")
             os.rename(self.tasks_dir, moved)
             try:
                 os.mkdir(self.tasks_dir, 0o700)

@@ -248,5 +248,19 @@ def test_delete_all_with_an_immutable_task_directory(make_daemon, tmp_path):
         d.start()
         assert d.cassini("-l").stdout == listed
         assert d.cassini("-c", "--", "true").stdout == b"3\n"
+        # the unremovable leftover stays in trash/; the next DELETE_ALL still works
+        r = d.cassini("-s")
+        assert (r.returncode, r.stdout) == (0, b"1\n") and d.cassini("-l").stdout == b""
     finally:
         subprocess.run(["chattr", "-R", "-i", str(d.data)], capture_output=True)
+
+
+def test_delete_all_beside_leftovers_in_trash(open_store, tmp_path):
+    """Leftovers of earlier DELETE_ALLs that could not be cleared (kept in trash/ across a
+    restart) do not block the next one."""
+    s = open_store()
+    _make_tasks(s, 2)
+    for i in range(1, 40):
+        os.makedirs(tmp_path / "data" / "trash" / f"tasks.all.{i}" / "7")
+    assert s.remove_all() == 2
+    assert s.list_tasks() == [] and os.listdir(s.tasks_dir) == []

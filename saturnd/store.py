@@ -562,7 +562,7 @@ def copy_capped(src, dst, cap):
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             copied = 0
-            use_range = hasattr(os, "copy_file_range")
+            use_range = hasattr(os, "copy_file_range") and length > SMALL_OUTPUT
             while copied < length:
                 want = min(COPY_CHUNK, length - copied)
                 if use_range:

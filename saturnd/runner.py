@@ -10,9 +10,10 @@ monitor thread keeps each spool file within the output cap.
 Spool files are opened ``O_APPEND``, so cutting one back really bounds it (a
 writer's next bytes land at the new end, not past a hole).  A run is recorded
 when its process ends; descendants left in its process group (``cmd &``) may
-keep writing to the spool files: the store publishes copies (at most the cap),
-and the spool files, unlinked, are held open by the monitor and cut to zero
-while the group lives (disk use stays bounded), then closed.  At shutdown such
+keep writing to the spool files: then the store publishes copies (at most the
+cap) instead of the spool files themselves, and the spool files, unlinked, are
+held open by the monitor and cut to zero while the group lives (disk use stays
+bounded), then closed.  At shutdown such
 groups get the same grace as running runs, then SIGKILL.  (A descendant that
 leaves the group with ``setsid`` is out of reach.)
 """
@@ -159,10 +160,10 @@ class Runner:
         return run
 
     # --- ending ---------------------------------------------------------------
-    def _finish(self, run, code):
+    def _finish(self, run, code, copy=False):
         run.exitcode = code
         self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
-                           self.output_cap)
+                           self.output_cap, copy=copy)
         with self.cond:
             run.done = True
             self.cond.notify_all()
@@ -189,7 +190,7 @@ class Runner:
             self.log(f"run: task {run.taskid} pid {pid} ended, exit code {code}")
             leftovers = self._open_leftovers(run)
             try:
-                self._finish(run, code)
+                self._finish(run, code, copy=leftovers is not None)
             except Exception as e:   # never let the reaper die
                 self.log(f"run: recording pid {pid} failed: {e}")
                 with self.cond:

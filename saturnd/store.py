@@ -18,10 +18,10 @@ the directory fsynced; a new task is built in ``tmp/`` and renamed into
 finished run is published by staging its outputs in the task's directory as
 ``.stdout.new.N`` / ``.stderr.new.N`` (N: the size of ``exit`` before), then
 appending its ``exit`` record (the commit point), then renaming the outputs
-into place.  The outputs are *copies* of the run's spool files (at most the
-cap): descendants of the run may still hold the spool files open, and what
-they write later never reaches a recorded output.  A record is written whole
-or not at all: a short or failed append is cut back to the previous size and
+into place.  When descendants of the run still hold the spool files open (its
+process group lives on), the outputs are *copies* of their first ``cap`` bytes
+instead, so that what they write later never reaches a recorded output.  A
+record is written whole or not at all: a short or failed append is cut back to the previous size and
 logged, and the staged outputs go with it.  At start-up a torn record is
 dropped (also one torn in the middle by an older daemon: the whole records
 around it are kept), and staged outputs take their place if their record made
@@ -443,20 +443,23 @@ class Store:
         base = os.path.join(self.runs_dir, str(n))
         return base + ".out", base + ".err"
 
-    def publish(self, taskid, token, when, exitcode, out_path, err_path, cap=None):
+    def publish(self, taskid, token, when, exitcode, out_path, err_path, cap=None, copy=False):
         """Record a finished run if its task still has incarnation ``token``.
 
-        The outputs are copied from the spool files (their first ``cap`` bytes), which are
-        unlinked afterwards in every case (a descendant of the run may keep writing to
-        them: the recorded outputs are other files).  Returns True when recorded.
+        The spool files become the outputs (cut to their first ``cap`` bytes); with
+        ``copy`` (descendants of the run still hold them open and may write on) the
+        outputs are copies of their first ``cap`` bytes instead, so that nothing written
+        later reaches a recorded output.  The spool paths are gone afterwards in every
+        case.  Returns True when recorded.
         """
         with self.lock:
             try:
-                return self._publish(taskid, token, when, exitcode, out_path, err_path, cap)
+                return self._publish(taskid, token, when, exitcode, out_path, err_path, cap,
+                                     copy)
             finally:
                 _unlink_quiet(out_path, err_path)
 
-    def _publish(self, taskid, token, when, exitcode, out_path, err_path, cap):
+    def _publish(self, taskid, token, when, exitcode, out_path, err_path, cap, copy):
         task = self.tasks.get(taskid)
         if task is None or task.token != token:
             return False
@@ -467,10 +470,28 @@ class Store:
             size = os.stat(exit_path).st_size
             if size % RECORD:       # a torn tail that could not be cut back earlier
                 size = self._repair_records(taskid, exit_path)
-            for src, name in ((out_path, "stdout"), (err_path, "stderr")):
-                dst = os.path.join(task_dir, f".{name}.new.{size}")
-                staged.append((dst, os.path.join(task_dir, name)))
-                copy_capped(src, dst, cap)
+            opened = []
+            try:
+                for src, name in ((out_path, "stdout"), (err_path, "stderr")):
+                    dst = os.path.join(task_dir, f".{name}.new.{size}")
+                    if copy:
+                        staged.append((dst, os.path.join(task_dir, name)))
+                        opened.append(copy_capped(src, dst, cap))
+                        continue
+                    fd = os.open(src, os.O_WRONLY | os.O_CLOEXEC)
+                    opened.append((fd, 1))
+                    if cap is not None and os.fstat(fd).st_size > cap:
+                        os.ftruncate(fd, cap)
+                    os.replace(src, dst)
+                    staged.append((dst, os.path.join(task_dir, name)))
+                # written first, then synced: one journal commit for both; an empty copy
+                # needs no sync of its own (the directory's sync covers its creation)
+                for fd, length in opened:
+                    if length:
+                        os.fsync(fd)
+            finally:
+                for fd, _ in opened:
+                    os.close(fd)
             fsync_dir(task_dir)
             self._append_record(taskid, exit_path, size, protocol.encode_run(when, exitcode))
         except OSError as e:
@@ -552,8 +573,9 @@ class OutputFile:
 
 
 def copy_capped(src, dst, cap):
-    """Create ``dst`` (0600, fsynced) with the first ``cap`` bytes of ``src`` (all when cap
-    is None); every write is checked."""
+    """Create ``dst`` (0600) with the first ``cap`` bytes of ``src`` (all when cap is
+    None), every write checked; returns ``(fd, length)``: ``dst`` open, not yet synced
+    (the caller syncs and closes it)."""
     sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         length = os.fstat(sfd).st_size
@@ -580,9 +602,10 @@ def copy_capped(src, dst, cap):
                 if n == 0:          # the source shrank (cut back meanwhile): what there is
                     break
                 copied += n
-            os.fsync(dfd)
-        finally:
+        except BaseException:
             os.close(dfd)
+            raise
+        return dfd, copied
     finally:
         os.close(sfd)
 

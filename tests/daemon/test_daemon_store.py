@@ -252,3 +252,20 @@ def test_large_outputs_are_handed_out_open_for_streaming(open_store):
     assert s.output(0, "stdout") == b"next"
     with pytest.raises(NotFound):
         s.output_file(9, "stdout")
+
+
+def test_publish_by_copy_is_capped_and_deaf_to_later_writes(open_store):
+    """copy=True (the run's process group lives on): the outputs are copies of the first
+    cap bytes; what the holders of the spool files write afterwards never reaches them."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    o, e = spool(s, b"a" * 100, b"")
+    holder = os.open(o, os.O_WRONLY | os.O_APPEND)
+    try:
+        assert s.publish(0, s.get(0).token, 0, 0, o, e, cap=10, copy=True)
+        assert not os.path.exists(o) and not os.path.exists(e)
+        os.write(holder, b"late" * 1000)
+    finally:
+        os.close(holder)
+    assert s.output(0, "stdout") == b"a" * 10
+    assert s.output(0, "stderr") == b""

@@ -6,6 +6,16 @@ stdin on ``/dev/null`` and stdout/stderr on spool files in ``DATA_DIR/runs``
 when one ends, its outputs and exit record are published through the store
 (only if the task still has the incarnation token the run started with).  A
 monitor thread keeps each spool file within the output cap.
+
+Spool files are opened ``O_APPEND``, so cutting one back really bounds it (a
+writer's next bytes land at the new end, not past a hole).  A run is recorded
+when its process ends; descendants left in its process group (``cmd &``) may
+keep writing to the spool files: then the store publishes copies (at most the
+cap) instead of the spool files themselves, and the spool files, unlinked, are
+held open by the monitor and cut to zero while the group lives (disk use stays
+bounded), then closed.  At shutdown such
+groups get the same grace as running runs, then SIGKILL.  (A descendant that
+leaves the group with ``setsid`` is out of reach.)
 """
 
 import os
@@ -21,7 +31,7 @@ MONITOR_FAST = 0.02
 YOUNG_RUN = 2.0
 MONITOR_BURST = 0.1     # young runs polled this often when there are many
 
-_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
@@ -59,6 +69,38 @@ class Run:
         return f"Run(task={self.taskid}, pid={self.pid}, time={self.time}, exit={self.exitcode})"
 
 
+def group_alive(pgid):
+    """True while the process group ``pgid`` has a member."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True         # EPERM: someone is there
+    return True
+
+
+class Orphans:
+    """Process groups of recorded runs that still have members, with their spool files
+    (held open, unlinked) so that what they write can be cut back."""
+
+    __slots__ = ("pgid", "taskid", "fds", "hot")
+
+    def __init__(self, pgid, taskid, fds):
+        self.pgid = pgid
+        self.taskid = taskid
+        self.fds = fds
+        self.hot = True         # watched fast from the start; cools down when quiet
+
+    def close(self):
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = []
+
+
 class Runner:
     def __init__(self, store, log, output_cap=DEFAULT_OUTPUT_CAP, env=None):
         self.store = store
@@ -67,6 +109,7 @@ class Runner:
         self.env = run_environment() if env is None else env
         self.cond = threading.Condition()
         self.children = {}          # pid -> Run
+        self.orphans = []           # Orphans: groups left behind by recorded runs
         self.stopping = False
         self._monitor_stop = threading.Event()
         self._monitor_wake = threading.Event()     # a run started, or stop
@@ -117,10 +160,10 @@ class Runner:
         return run
 
     # --- ending ---------------------------------------------------------------
-    def _finish(self, run, code):
+    def _finish(self, run, code, copy=False):
         run.exitcode = code
         self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
-                           self.output_cap)
+                           self.output_cap, copy=copy)
         with self.cond:
             run.done = True
             self.cond.notify_all()
@@ -145,13 +188,60 @@ class Runner:
                 continue
             code = exit_code(status)
             self.log(f"run: task {run.taskid} pid {pid} ended, exit code {code}")
+            leftovers = self._open_leftovers(run)
             try:
-                self._finish(run, code)
+                self._finish(run, code, copy=leftovers is not None)
             except Exception as e:   # never let the reaper die
                 self.log(f"run: recording pid {pid} failed: {e}")
                 with self.cond:
                     run.done = True
                     self.cond.notify_all()
+            if leftovers is not None:       # only now: the outputs were copied first
+                with self.cond:
+                    self.orphans.append(leftovers)
+                self._monitor_wake.set()
+
+    def _open_leftovers(self, run):
+        """The run's process ended; if its group lives on, open its spool files (before
+        they are published and unlinked) to cut them back until the group is gone."""
+        if not group_alive(run.pid):
+            return None
+        fds = []
+        for path in (run.out, run.err):
+            try:
+                fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+            except OSError:
+                pass
+        self.log(f"run: task {run.taskid}: process group {run.pid} lives on after the run; "
+                 f"its further output is discarded")
+        return Orphans(run.pid, run.taskid, fds)
+
+    def _watch_orphans(self, full):
+        """Cut the orphans' spool files to zero; forget the groups that are gone.
+        Returns True when one was caught writing."""
+        with self.cond:
+            orphans = list(self.orphans)
+        hot = False
+        gone = []
+        for o in orphans:
+            if not (full or o.hot):
+                continue
+            o.hot = False
+            for fd in o.fds:
+                try:
+                    if os.fstat(fd).st_size > 0:
+                        os.ftruncate(fd, 0)
+                        o.hot = hot = True
+                except OSError:
+                    pass
+            if full and not group_alive(o.pgid):
+                gone.append(o)
+        if gone:
+            with self.cond:
+                self.orphans = [o for o in self.orphans if o not in gone]
+            for o in gone:
+                o.close()
+        return hot
 
     def _monitor_loop(self):
         """Cut spool files back to the output cap while runs write.
@@ -192,6 +282,8 @@ class Runner:
                     interval = MONITOR_FAST
                 elif young:
                     young_runs += 1
+            if self.orphans and self._watch_orphans(full):
+                interval = MONITOR_FAST
             if young_runs:      # a burst of 1,000 new runs: look less often (CPU)
                 interval = min(interval, MONITOR_FAST if young_runs <= 64 else MONITOR_BURST)
             if interval > next_full - now:
@@ -217,7 +309,24 @@ class Runner:
 
     def shutdown(self, grace):
         """Give running runs ``grace`` seconds, kill the stragglers' groups, record all."""
-        self.wait_runs(self.running(), time.monotonic() + grace)
+        deadline = time.monotonic() + grace
+        self.wait_runs(self.running(), deadline)
+        while self.orphans and time.monotonic() < deadline:     # their grace too
+            with self.cond:
+                if not any(group_alive(o.pgid) for o in self.orphans):
+                    break
+            time.sleep(0.05)
+        with self.cond:
+            orphans, self.orphans = self.orphans, []
+        for o in orphans:
+            if group_alive(o.pgid):
+                self.log(f"run: killing process group {o.pgid} left by task {o.taskid} "
+                         f"after the grace period")
+                try:
+                    os.killpg(o.pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+            o.close()
         stragglers = self.running()
         for run in stragglers:
             self.log(f"run: killing task {run.taskid} pid {run.pid} after the grace period")

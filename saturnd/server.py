@@ -46,6 +46,7 @@ further requests are already buffered); writing gives up after
 import errno
 import os
 import select
+import struct
 import time
 
 from . import protocol
@@ -201,6 +202,16 @@ class Server:
             self.log(f"server: {request.name} failed: {type(e).__name__}: {e}; empty reply")
             self.send_reply(None)
             return
+        output = reply.output
+        if hasattr(output, "chunks"):     # a large stored output (store.OutputFile): streamed
+            try:
+                head = struct.pack(">HI", protocol.OK, len(output))
+                self.send_reply(head, more=output.chunks())
+            except OSError as e:
+                self.log(f"server: {request.name} failed while streaming: {e.strerror or e}")
+            finally:
+                output.close()
+            return
         self.send_reply(protocol.encode_reply(request.opcode, reply))
 
     def _discard(self):
@@ -217,8 +228,9 @@ class Server:
         return dropped
 
     # --- the reply side ----------------------------------------------------------
-    def send_reply(self, data):
-        """Write ``data`` on the reply pipe (None: the empty reply)."""
+    def send_reply(self, data, more=()):
+        """Write ``data`` on the reply pipe (None: the empty reply), then each chunk of
+        ``more`` (an iterable of bytes: a streamed output)."""
         # with more requests already waiting (lock-less clients whose requests were read
         # in one go), a reader that does not come soon is a client that left: a short wait
         wait = REPLY_OPEN_BACKLOG_TIMEOUT if self.buf else REPLY_OPEN_TIMEOUT
@@ -247,8 +259,11 @@ class Server:
                              "pipe (the client is gone); reply dropped")
                     return False
         try:
-            if data:
-                return self._write_all(fd, data)
+            if data and not self._write_all(fd, data):
+                return False
+            for chunk in more:
+                if not self._write_all(fd, chunk):
+                    return False
             return True
         finally:
             os.close(fd)

@@ -18,15 +18,28 @@ the directory fsynced; a new task is built in ``tmp/`` and renamed into
 finished run is published by staging its outputs in the task's directory as
 ``.stdout.new.N`` / ``.stderr.new.N`` (N: the size of ``exit`` before), then
 appending its ``exit`` record (the commit point), then renaming the outputs
-into place.  At start-up a torn last record is dropped, and staged outputs
-take their place if their record made it (``exit`` longer than N), else go:
-after a crash, stdout/stderr always belong to the last recorded run.  Every in-memory change happens only after the disk
-change succeeded, so a storage failure (``OSError``) leaves the store as it
-was and the caller answers with the empty reply.
+into place.  When descendants of the run still hold the spool files open (its
+process group lives on), the outputs are *copies* of their first ``cap`` bytes
+instead, so that what they write later never reaches a recorded output.  A
+record is written whole or not at all: a short or failed append is cut back to the previous size and
+logged, and the staged outputs go with it.  At start-up a torn record is
+dropped (also one torn in the middle by an older daemon: the whole records
+around it are kept), and staged outputs take their place if their record made
+it (``exit`` longer than N), else go: after a crash, stdout/stderr always
+belong to the last recorded run.  Every in-memory change happens only after
+the disk change succeeded, so a storage failure (``OSError``) leaves the store
+as it was and the caller answers with the empty reply.
+
+DELETE_ALL moves the whole ``tasks/`` directory into ``trash/`` in one rename
+(every task goes, or none does) and clears it afterwards; a leftover is cleared
+at start-up like the rest of ``trash/``.  A ``taskid_max`` that is not 8 bytes
+or holds an id no daemon could have reached (>= 2**63) is damaged: logged and
+rebuilt from the highest task id.
 
 The store knows nothing about requests; it is guarded by one re-entrant lock.
 """
 
+import errno
 import itertools
 import os
 import shutil
@@ -36,7 +49,12 @@ import threading
 from . import protocol
 
 _U64 = struct.Struct(">Q")
+_RUN = struct.Struct(">qH")
 RECORD = protocol.RUN_RECORD_SIZE
+ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
+TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
+SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
+COPY_CHUNK = 1 << 20
 
 
 class NotFound(LookupError):
@@ -152,7 +170,17 @@ class Store:
                 task = self._load_task(taskid, path)
                 if task is not None:
                     self.tasks[taskid] = task
-            self.next_id = max(stored_max, highest + 1)
+            if stored_max is None or stored_max >= ID_DAMAGED:
+                self.next_id = highest + 1
+                if stored_max is not None:
+                    self.log(f"store: taskid_max {stored_max} is damaged (beyond any id handed "
+                             f"out); rebuilt from the highest task id: next id {self.next_id}")
+                try:
+                    write_atomic(self.taskid_max_path, _U64.pack(self.next_id))
+                except OSError as e:
+                    self.log(f"store: cannot rewrite taskid_max: {e.strerror}")
+            else:
+                self.next_id = max(stored_max, highest + 1)
 
     def _clear(self, directory):
         for name in os.listdir(directory):
@@ -174,8 +202,9 @@ class Store:
             self.log(f"store: cannot read taskid_max: {e.strerror}")
             return 0
         if len(data) != 8:
-            self.log(f"store: taskid_max has {len(data)} bytes, expected 8; ignored")
-            return 0
+            self.log(f"store: taskid_max has {len(data)} bytes, expected 8: damaged; "
+                     f"rebuilt from the highest task id")
+            return None
         return _U64.unpack(data)[0]
 
     def _load_task(self, taskid, path):
@@ -191,20 +220,32 @@ class Store:
                 write_file(exit_path, b"")
                 size = 0
             if size % RECORD:
-                self.log(f"store: task {taskid}: dropping a torn run record ({size % RECORD} bytes)")
-                fd = os.open(exit_path, os.O_WRONLY)
-                try:
-                    os.ftruncate(fd, size - size % RECORD)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                size -= size % RECORD
+                size = self._repair_records(taskid, exit_path)
             self._finish_publish(taskid, path, size)
         except (OSError, ValueError) as e:   # ProtocolError is a ValueError
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.log(f"store: skipping damaged task {path!r}: {reason}")
             return None
         return Task(taskid, timing, argv, next(self._tokens))
+
+    def _repair_records(self, taskid, exit_path):
+        """Drop the torn record of an ``exit`` file whose size is not whole records; keep
+        every whole record around it.  Returns the new size."""
+        data = _read(exit_path)
+        torn = len(data) % RECORD
+        at, kept = whole_records(data)
+        self.log(f"store: task {taskid}: dropping a torn run record ({torn} bytes at offset "
+                 f"{at}); {len(kept) // RECORD} whole records kept")
+        if at == len(kept):         # at the end: cut it off
+            fd = os.open(exit_path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, len(kept))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            write_atomic(exit_path, kept)
+        return len(kept)
 
     def _finish_publish(self, taskid, path, size):
         """Settle a publication cut short by a crash (see :meth:`publish`).
@@ -263,13 +304,34 @@ class Store:
 
     def output(self, taskid, stream):
         """The bytes of ``stream`` ("stdout"/"stderr") of the last finished run."""
+        out = self.output_file(taskid, stream)
+        if isinstance(out, OutputFile):
+            with out:
+                return out.read_all()
+        return out
+
+    def output_file(self, taskid, stream):
+        """``stream`` of the last finished run: its bytes when small, else an open
+        :class:`OutputFile` to stream (the caller closes it).  A published output is never
+        written again (the next run's replaces it by a rename), so the open file is the
+        output of the run that was last when this was called."""
         with self.lock:
-            if not self.runs(taskid):
+            self._get(taskid)
+            try:
+                ran = os.stat(self._path(taskid, "exit")).st_size >= RECORD
+            except FileNotFoundError:
+                ran = False
+            if not ran:
                 raise NeverRan(taskid)
             try:
-                return _read(self._path(taskid, stream))
+                fd = os.open(self._path(taskid, stream), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return b""
+            out = OutputFile(fd)
+            if out.size <= SMALL_OUTPUT:
+                with out:
+                    return out.read_all()
+            return out
 
     def _path(self, taskid, name):
         return os.path.join(self.tasks_dir, str(taskid), name)
@@ -331,12 +393,41 @@ class Store:
             shutil.rmtree(target, ignore_errors=True)
 
     def remove_all(self):
-        """Remove every task; returns how many were removed."""
+        """Remove every task, all or nothing; returns how many were removed.
+
+        ``tasks/`` is renamed into ``trash/`` in one step and an empty one made; the old
+        one is cleared afterwards (what cannot be removed stays in ``trash/``, logged, and
+        is tried again at start-up).  A crash in between leaves either every task or none:
+        a missing ``tasks/`` is made again at start-up, ``trash/`` is cleared there.
+        """
         with self.lock:
-            count = 0
-            for taskid in sorted(self.tasks):
-                self.remove(taskid)
-                count += 1
+            count = len(self.tasks)
+            moved = os.path.join(self.trash_dir, f"tasks.all.{next(self._tokens)}")
+            while os.path.lexists(moved):   # a leftover that could not be cleared before
+                moved = os.path.join(self.trash_dir, f"tasks.all.{next(self._tokens)}")
+            os.rename(self.tasks_dir, moved)
+            try:
+                os.mkdir(self.tasks_dir, 0o700)
+                fsync_dir(self.trash_dir)
+                fsync_dir(self.root)
+            except OSError:
+                # not durably done: put every task back so that the empty reply is true
+                try:
+                    if os.path.isdir(self.tasks_dir):
+                        os.rmdir(self.tasks_dir)
+                    os.rename(moved, self.tasks_dir)
+                except OSError as e:
+                    self.log(f"store: DELETE_ALL: cannot put the tasks back: {e.strerror}; "
+                             f"every task is gone")
+                    self.tasks.clear()
+                    os.makedirs(self.tasks_dir, 0o700, exist_ok=True)
+                raise
+            self.tasks.clear()
+            try:
+                shutil.rmtree(moved)
+            except OSError as e:
+                self.log(f"store: DELETE_ALL: cannot clear {e.filename or moved!r}: "
+                         f"{e.strerror or e}; left in trash/ until the next start")
             return count
 
     def reset_taskmax(self):
@@ -352,50 +443,213 @@ class Store:
         base = os.path.join(self.runs_dir, str(n))
         return base + ".out", base + ".err"
 
-    def publish(self, taskid, token, when, exitcode, out_path, err_path, cap=None):
+    def publish(self, taskid, token, when, exitcode, out_path, err_path, cap=None, copy=False):
         """Record a finished run if its task still has incarnation ``token``.
 
-        Returns True when recorded; otherwise the spool files are discarded.
+        The spool files become the outputs (cut to their first ``cap`` bytes); with
+        ``copy`` (descendants of the run still hold them open and may write on) the
+        outputs are copies of their first ``cap`` bytes instead, so that nothing written
+        later reaches a recorded output.  The spool paths are gone afterwards in every
+        case.  Returns True when recorded.
         """
         with self.lock:
-            task = self.tasks.get(taskid)
-            if task is None or task.token != token:
-                _unlink_quiet(out_path, err_path)
-                return False
-            task_dir = os.path.join(self.tasks_dir, str(taskid))
-            exit_path = self._path(taskid, "exit")
-            staged = []
             try:
-                size = os.stat(exit_path).st_size
+                return self._publish(taskid, token, when, exitcode, out_path, err_path, cap,
+                                     copy)
+            finally:
+                _unlink_quiet(out_path, err_path)
+
+    def _publish(self, taskid, token, when, exitcode, out_path, err_path, cap, copy):
+        task = self.tasks.get(taskid)
+        if task is None or task.token != token:
+            return False
+        task_dir = os.path.join(self.tasks_dir, str(taskid))
+        exit_path = self._path(taskid, "exit")
+        staged = []
+        try:
+            size = os.stat(exit_path).st_size
+            if size % RECORD:       # a torn tail that could not be cut back earlier
+                size = self._repair_records(taskid, exit_path)
+            opened = []
+            try:
                 for src, name in ((out_path, "stdout"), (err_path, "stderr")):
-                    fd = os.open(src, os.O_WRONLY)
-                    try:
-                        if cap is not None and os.fstat(fd).st_size > cap:
-                            os.ftruncate(fd, cap)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
                     dst = os.path.join(task_dir, f".{name}.new.{size}")
+                    if copy:
+                        staged.append((dst, os.path.join(task_dir, name)))
+                        opened.append(copy_capped(src, dst, cap))
+                        continue
+                    fd = os.open(src, os.O_WRONLY | os.O_CLOEXEC)
+                    opened.append((fd, 1))
+                    if cap is not None and os.fstat(fd).st_size > cap:
+                        os.ftruncate(fd, cap)
                     os.replace(src, dst)
                     staged.append((dst, os.path.join(task_dir, name)))
-                fsync_dir(task_dir)
-                fd = os.open(exit_path, os.O_WRONLY | os.O_APPEND)
-                try:
-                    os.write(fd, protocol.encode_run(when, exitcode))
-                    os.fsync(fd)
-                finally:
+                # written first, then synced: one journal commit for both; an empty copy
+                # needs no sync of its own (the directory's sync covers its creation)
+                for fd, length in opened:
+                    if length:
+                        os.fsync(fd)
+            finally:
+                for fd, _ in opened:
                     os.close(fd)
+            fsync_dir(task_dir)
+            self._append_record(taskid, exit_path, size, protocol.encode_run(when, exitcode))
+        except OSError as e:
+            self.log(f"store: cannot record a run of task {taskid}: {e.strerror or e}; "
+                     f"run and outputs dropped")
+            _unlink_quiet(*(dst for dst, _ in staged))
+            return False
+        # committed: the outputs take their place (redone at start-up if cut short)
+        for dst, final in staged:
+            try:
+                os.replace(dst, final)
             except OSError as e:
-                self.log(f"store: cannot record a run of task {taskid}: {e.strerror}")
-                _unlink_quiet(out_path, err_path, *(dst for dst, _ in staged))
-                return False
-            # committed: the outputs take their place (redone at start-up if cut short)
-            for dst, final in staged:
+                self.log(f"store: task {taskid}: cannot move {dst!r} into place: {e.strerror}")
+        return True
+
+    def _append_record(self, taskid, exit_path, size, record):
+        """Append one record, whole or not at all: anything short of a whole, synced
+        record is cut back to ``size`` and raised."""
+        fd = os.open(exit_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            try:
+                n = os.write(fd, record)
+                if n != len(record):
+                    raise OSError(errno.ENOSPC, f"short write ({n} of {len(record)} bytes)")
+                os.fsync(fd)
+            except OSError:
                 try:
-                    os.replace(dst, final)
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
                 except OSError as e:
-                    self.log(f"store: task {taskid}: cannot move {dst!r} into place: {e.strerror}")
-            return True
+                    self.log(f"store: task {taskid}: cannot cut a partial run record back: "
+                             f"{e.strerror}; dropped at the next run or start-up")
+                raise
+        finally:
+            os.close(fd)
+
+
+class OutputFile:
+    """A published output, open for streaming: ``size`` bytes read in chunks, never all at
+    once (``len()`` works, and ``bytes + OutputFile`` reads it whole for in-process use)."""
+
+    __slots__ = ("fd", "size")
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+
+    def __len__(self):
+        return self.size
+
+    def chunks(self, chunk=1 << 16):
+        offset = 0
+        while offset < self.size:
+            data = os.pread(self.fd, min(chunk, self.size - offset), offset)
+            if not data:
+                raise OSError(errno.EIO, "output file shorter than when opened")
+            offset += len(data)
+            yield data
+
+    def read_all(self):
+        return b"".join(self.chunks(COPY_CHUNK))
+
+    def __radd__(self, other):
+        return other + self.read_all()
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def copy_capped(src, dst, cap):
+    """Create ``dst`` (0600) with the first ``cap`` bytes of ``src`` (all when cap is
+    None), every write checked; returns ``(fd, length)``: ``dst`` open, not yet synced
+    (the caller syncs and closes it)."""
+    sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        length = os.fstat(sfd).st_size
+        if cap is not None:
+            length = min(length, cap)
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            copied = 0
+            use_range = hasattr(os, "copy_file_range") and length > SMALL_OUTPUT
+            while copied < length:
+                want = min(COPY_CHUNK, length - copied)
+                if use_range:
+                    try:
+                        n = os.copy_file_range(sfd, dfd, want, copied, copied)
+                    except OSError as e:
+                        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL,
+                                           errno.EOPNOTSUPP):
+                            raise
+                        use_range = False
+                        continue
+                else:
+                    data = os.pread(sfd, want, copied)
+                    n = os.pwrite(dfd, data, copied) if data else 0
+                if n == 0:          # the source shrank (cut back meanwhile): what there is
+                    break
+                copied += n
+        except BaseException:
+            os.close(dfd)
+            raise
+        return dfd, copied
+    finally:
+        os.close(sfd)
+
+
+def whole_records(data):
+    """``(offset, kept)``: ``data`` (an ``exit`` file whose size is not whole records)
+    without its torn record.  An append cut short leaves the first bytes of a record;
+    whole records may follow it (written by an older daemon).  The torn bytes are placed
+    where they look like the start of a record (a TIME's top bytes: 00 or ff) and every
+    record before and after them is plausible (TIME within +-2**36, EXITCODE 0-255 or
+    0xFFFF); among those places, the one leaving the fewest TIMEs out of order, the latest
+    on a tie.  If there is none, the tail is cut."""
+    torn = len(data) % RECORD
+    n = len(data) // RECORD
+
+    def plausible(rec):
+        t, c = rec
+        return -TIME_PLAUSIBLE < t < TIME_PLAUSIBLE and (c <= 255 or c == 0xFFFF)
+    head = list(_RUN.iter_unpack(data[:n * RECORD]))       # records before the torn bytes
+    tail = list(_RUN.iter_unpack(data[torn:]))             # records after them
+    suffix_ok = [True] * (n + 1)
+    suffix_inv = [0] * (n + 1)
+    for j in range(n - 1, -1, -1):
+        suffix_ok[j] = suffix_ok[j + 1] and plausible(tail[j])
+        suffix_inv[j] = suffix_inv[j + 1] + (j + 1 < n and tail[j + 1][0] < tail[j][0])
+    best = None
+    prefix_inv = 0
+    for j in range(n + 1):          # torn bytes at j * RECORD
+        if j:
+            if not plausible(head[j - 1]):
+                break
+            if j > 1 and head[j - 1][0] < head[j - 2][0]:
+                prefix_inv += 1
+        at = j * RECORD
+        lead = data[at:at + min(torn, 3)]
+        if not suffix_ok[j] or lead.strip(b"\0") and lead.strip(b"\xff"):
+            continue
+        inv = prefix_inv + suffix_inv[j] + (0 < j < n and tail[j][0] < head[j - 1][0])
+        if best is None or inv <= best[0]:
+            best = (inv, at)
+    if best is None:
+        return n * RECORD, data[:n * RECORD]
+    at = best[1]
+    return at, data[:at] + data[at + torn:]
 
 
 def _unlink_quiet(*paths):

@@ -1,4 +1,4 @@
-"""DELETE_ALL (extension): remove every task, reply how many."""
+"""DELETE_ALL (extension): remove every task, all or nothing; reply how many."""
 
 from ..protocol import Reply
 

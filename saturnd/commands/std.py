@@ -1,4 +1,8 @@
-"""STDOUT / STDERR: the output of the last finished run."""
+"""STDOUT / STDERR: the output of the last finished run.
+
+A large output comes back as an open ``store.OutputFile`` that the server streams in
+chunks (and closes): serving it never holds the whole output in memory.
+"""
 
 from ..protocol import NF, NR, STDOUT, Reply
 from ..store import NeverRan, NotFound
@@ -7,7 +11,7 @@ from ..store import NeverRan, NotFound
 def handle(ctx, request):
     stream = "stdout" if request.opcode == STDOUT else "stderr"
     try:
-        return Reply(output=ctx.store.output(request.taskid, stream))
+        return Reply(output=ctx.store.output_file(request.taskid, stream))
     except NotFound:
         return Reply(errcode=NF)
     except NeverRan:

@@ -229,3 +229,43 @@ def test_list_entries_follow_every_change(open_store):
     tasks = [(t.taskid, t.timing, t.argv) for t in s.list_tasks()]
     assert P.encode_reply(P.LIST, P.Reply(entries=s.list_entries())) == \
         P.encode_reply(P.LIST, P.Reply(tasks=tasks))
+
+
+def test_large_outputs_are_handed_out_open_for_streaming(open_store):
+    """STDOUT/STDERR of more than SMALL_OUTPUT bytes come back as an open file read in
+    chunks (never whole); the bytes are exact, and a later run does not change them."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    with pytest.raises(NeverRan):
+        s.output_file(0, "stdout")
+    big = bytes(range(256)) * ((store_mod.SMALL_OUTPUT // 256) + 3)
+    assert s.publish(0, s.get(0).token, 60, 0, *spool(s, big, b"small"))
+    assert s.output_file(0, "stderr") == b"small"
+    out = s.output_file(0, "stdout")
+    try:
+        assert isinstance(out, store_mod.OutputFile) and len(out) == len(big)
+        assert s.publish(0, s.get(0).token, 120, 0, *spool(s, b"next", b""))
+        chunks = list(out.chunks(4096))
+        assert max(map(len, chunks)) <= 4096 and b"".join(chunks) == big
+    finally:
+        out.close()
+    assert s.output(0, "stdout") == b"next"
+    with pytest.raises(NotFound):
+        s.output_file(9, "stdout")
+
+
+def test_publish_by_copy_is_capped_and_deaf_to_later_writes(open_store):
+    """copy=True (the run's process group lives on): the outputs are copies of the first
+    cap bytes; what the holders of the spool files write afterwards never reaches them."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    o, e = spool(s, b"a" * 100, b"")
+    holder = os.open(o, os.O_WRONLY | os.O_APPEND)
+    try:
+        assert s.publish(0, s.get(0).token, 0, 0, o, e, cap=10, copy=True)
+        assert not os.path.exists(o) and not os.path.exists(e)
+        os.write(holder, b"late" * 1000)
+    finally:
+        os.close(holder)
+    assert s.output(0, "stdout") == b"a" * 10
+    assert s.output(0, "stderr") == b""

@@ -37,27 +37,30 @@ def test_remove_whose_directory_fsync_fails_keeps_the_task(store, tmp_path, monk
     assert reopened.list_tasks() == []
 
 
-def test_delete_all_failing_halfway_removes_whole_tasks_only(store, monkeypatch):
-    """DELETE_ALL is task by task: a failure halfway leaves the earlier removals done and
-    every other task whole (documented; no task is ever half removed)."""
+@pytest.mark.parametrize("failing_dir", ["root", "trash"])
+def test_delete_all_whose_fsync_fails_removes_nothing(store, tmp_path, monkeypatch, failing_dir):
+    """DELETE_ALL is one rename of tasks/: when it cannot be made durable, every task is
+    put back (the empty reply is true); otherwise every task goes."""
     ids = [store.create(P.Timing(1, 1, 1), (b"echo", str(i).encode())) for i in range(4)]
     real = store_mod.fsync_dir
-    calls = []
+    target = store.root if failing_dir == "root" else store.trash_dir
 
     def failing(path):
-        if path == store.tasks_dir:
-            calls.append(path)
-            if len(calls) == 3:
-                raise OSError(28, "No space left on device")
+        if path == target:
+            raise OSError(28, "No space left on device")
         return real(path)
     monkeypatch.setattr(store_mod, "fsync_dir", failing)
     with pytest.raises(OSError):
         store.remove_all()
-    left = [t.taskid for t in store.list_tasks()]
-    assert left == ids[2:]
-    assert sorted(os.listdir(store.tasks_dir)) == [str(i) for i in ids[2:]]
+    monkeypatch.setattr(store_mod, "fsync_dir", real)
+    assert [t.taskid for t in store.list_tasks()] == ids
+    assert sorted(os.listdir(store.tasks_dir)) == [str(i) for i in ids]
     for t in store.list_tasks():
         assert t.argv == (b"echo", str(t.taskid).encode())
+    reopened = Store(tmp_path / "data", lambda m: None)
+    reopened.open()
+    assert [t.taskid for t in reopened.list_tasks()] == ids
+    assert store.remove_all() == 4 and store.list_tasks() == []
 
 
 def _publish_until(store, tid, out, when, stop_at, monkeypatch):

@@ -2,6 +2,9 @@
 
 - At start-up the daemon makes its FIFOs afresh (unlink, mkfifo 0600): a descriptor opened
   on a FIFO that existed before start-up reaches nothing.
+- cassini checks the pipes directory and the FIFOs with the daemon's own rules
+  (``saturnd/security.py``) before it sends a byte; ``CASSINI_SKIP_PIPES_CHECK=1`` turns the
+  check off (the grader, driving other implementations' daemons).
 - FIFOs or a pipes directory removed while the daemon runs come back within a few seconds,
   with the start-up checks, and cassini works again.
 """
@@ -13,7 +16,7 @@ import subprocess
 
 import pytest
 
-from reliability_harness import SATURND, wait_for
+from reliability_harness import CASSINI, SATURND, wait_for
 from reliability_fixtures import daemon, make_daemon  # noqa: F401 (fixtures)
 from saturnd import protocol as P
 
@@ -63,6 +66,135 @@ def test_fifo_opened_before_start_up_cannot_inject_a_request(make_daemon, tmp_pa
     finally:
         os.close(req_fd)
         os.close(rep_fd)
+
+
+# --- point 3: cassini checks the pipes directory before sending ------------------------------
+def plant(pipes, dir_mode=0o700, dir_owner=None, fifo_mode=0o600, fifo_owner=None,
+          fifo_names=(REQ, REP)):
+    pipes.mkdir(parents=True, exist_ok=True)
+    os.chmod(pipes, dir_mode)
+    for name in fifo_names:
+        os.mkfifo(pipes / name)
+        os.chmod(pipes / name, fifo_mode)
+        if fifo_owner is not None:
+            os.chown(pipes / name, fifo_owner, fifo_owner)
+    if dir_owner is not None:
+        os.chown(pipes, dir_owner, dir_owner)
+
+
+def cassini_refuses(pipes, request_fifo, env_extra=None, expect=None):
+    """Run ``cassini -c`` at ``pipes`` while the test reads ``request_fifo``: it must fail
+    with one line and write not a byte on the FIFO (nor create its lock file)."""
+    lock = os.path.join(os.path.realpath(pipes), "cassini-lock")
+    fd = os.open(request_fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        env = dict(os.environ, CASSINI_REPLY_TIMEOUT="1", CASSINI_TIMEOUT="1")
+        env.pop("CASSINI_SKIP_PIPES_CHECK", None)
+        env.update(env_extra or {})
+        res = subprocess.run([CASSINI, "-p", str(pipes), "-c", "--", "echo", "secret"], env=env,
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        try:
+            sent = os.read(fd, 65536)
+        except BlockingIOError:
+            sent = b""
+    finally:
+        os.close(fd)
+    assert sent == b"", f"cassini sent {sent!r} to a planted FIFO"
+    assert res.returncode == 1, res
+    assert res.stdout == b""
+    lines = res.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cassini: "), res.stderr
+    assert "Traceback" not in res.stderr.decode()
+    assert not os.path.lexists(lock), "cassini created its lock file in a planted directory"
+    if expect:
+        assert expect in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def base(tmp_path):
+    os.chmod(tmp_path, 0o700)
+    return tmp_path
+
+
+def test_cassini_refuses_a_pipes_dir_of_another_user(base):
+    pipes = base / "pipes"
+    plant(pipes, dir_mode=0o755, dir_owner=OTHER_UID, fifo_mode=0o666, fifo_owner=OTHER_UID)
+    cassini_refuses(pipes, pipes / REQ, expect="belongs to")
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o707, 0o777, 0o1777])
+def test_cassini_refuses_a_writable_pipes_dir(base, mode):
+    pipes = base / "pipes"
+    plant(pipes, dir_mode=mode)
+    cassini_refuses(pipes, pipes / REQ, expect="writable by group or others")
+
+
+def test_cassini_refuses_a_symlinked_pipes_dir(base):
+    real = base / "elsewhere"
+    plant(real)
+    (base / "pipes").symlink_to(real)
+    cassini_refuses(base / "pipes", real / REQ, expect="symlink")
+
+
+def test_cassini_refuses_an_unsafe_parent(base):
+    open_dir = base / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    plant(open_dir / "pipes")
+    cassini_refuses(open_dir / "pipes", open_dir / "pipes" / REQ, expect="not sticky")
+
+
+def test_cassini_refuses_a_foreign_fifo(base):
+    pipes = base / "pipes"
+    plant(pipes, fifo_names=(REP,))
+    os.mkfifo(pipes / REQ, 0o600)
+    os.chown(pipes / REQ, OTHER_UID, OTHER_UID)
+    cassini_refuses(pipes, pipes / REQ, expect="belongs to")
+
+
+@pytest.mark.parametrize("name", [REQ, REP])
+def test_cassini_refuses_a_writable_fifo(base, name):
+    pipes = base / "pipes"
+    plant(pipes)
+    os.chmod(pipes / name, 0o622)
+    cassini_refuses(pipes, pipes / REQ, expect="writable by group or others")
+
+
+def test_cassini_refuses_a_symlinked_fifo(base):
+    pipes = base / "pipes"
+    plant(pipes, fifo_names=(REP,))
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    os.mkfifo(elsewhere / REQ, 0o600)
+    (pipes / REQ).symlink_to(elsewhere / REQ)
+    cassini_refuses(pipes, elsewhere / REQ, expect="symlink")
+
+
+def test_cassini_bad_opt_out_value_sends_nothing(base):
+    pipes = base / "pipes"
+    plant(pipes, dir_mode=0o777)
+    cassini_refuses(pipes, pipes / REQ, env_extra={"CASSINI_SKIP_PIPES_CHECK": "yes"},
+                    expect="CASSINI_SKIP_PIPES_CHECK")
+
+
+def test_cassini_opt_out_for_other_implementations(daemon):
+    """A daemon whose pipes are 0777/0666 (as other implementations make them): refused by
+    default, served with CASSINI_SKIP_PIPES_CHECK=1."""
+    assert daemon.cassini("-l").returncode == 0
+    os.chmod(daemon.pipes, 0o777)
+    for name in (REQ, REP):
+        os.chmod(daemon.pipes / name, 0o666)
+    env = dict(daemon.env)
+    env.pop("CASSINI_SKIP_PIPES_CHECK", None)
+    res = subprocess.run([CASSINI, "-p", str(daemon.pipes), "-l"], env=env,
+                         stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert res.returncode == 1 and b"writable by group or others" in res.stderr, res
+    for value in ("1",):
+        env["CASSINI_SKIP_PIPES_CHECK"] = value
+        res = subprocess.run([CASSINI, "-p", str(daemon.pipes), "-c", "--", "echo", "hi"],
+                             env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        assert res.returncode == 0 and res.stdout == b"0\n", res
 
 
 # --- point 6: deleted FIFOs and pipes directory come back -----------------------------------

@@ -82,7 +82,8 @@ class Pipes:
 
     # --- start-up ------------------------------------------------------------------
     def prepare_dir(self):
-        """Check, create when missing, check again (raises InsecurePath, PipesError, OSError)."""
+        """Check, create when missing, check again (raises InsecurePath, OSError, or what
+        ``make_dirs`` raises)."""
         security.check_before_creating(self.path)
         self.make_dirs(self.path)
         security.check_pipes_dir(self.path)

@@ -2,7 +2,12 @@
 
 One exchange (``exchange``):
 
-1. the request pipe must exist, else saturnd is not running there;
+1. the request pipe must exist, else saturnd is not running there; the pipes
+   directory and both FIFOs must pass the daemon's own checks
+   (:mod:`saturnd.security`: ours, not writable by group or others, no
+   symlink, safe ancestors) before anything is created, opened or sent there
+   -- unless ``CASSINI_SKIP_PIPES_CHECK=1`` (for daemons of other
+   implementations, which often make their pipes 0777 or 0666);
 2. ``flock(LOCK_EX)`` on ``PIPES_DIR/cassini-lock`` (created 0600 when
    missing; carry on without it when it cannot be opened), held until the
    whole reply has been read, so that concurrent clients each get their own
@@ -33,6 +38,7 @@ from saturnd.protocol import ProtocolError, Truncated, read_reply
 REQUEST_PIPE = b"saturnd-request-pipe"
 REPLY_PIPE = b"saturnd-reply-pipe"
 LOCK_FILE = b"cassini-lock"
+SKIP_CHECK_VAR = b"CASSINI_SKIP_PIPES_CHECK"
 
 _CHUNK = 1 << 16        # read at least this much at a time
 _MAX_CHUNK = 1 << 20    # and never allocate more than this for one read
@@ -326,8 +332,38 @@ def open_reply_pipe(path, grace):
             return fd                     # a daemon that keeps its end open: fine too
 
 
-def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0):
-    """Send ``request`` (bytes) and return the decoded :class:`Reply`."""
+def _check_wanted():
+    """False only with ``CASSINI_SKIP_PIPES_CHECK=1`` (``0`` or empty: check)."""
+    value = os.environb.get(SKIP_CHECK_VAR, b"")
+    if value in (b"", b"0"):
+        return True
+    if value == b"1":
+        return False
+    raise ClientError(f"bad {os.fsdecode(SKIP_CHECK_VAR)} value {os.fsdecode(value)!r}: "
+                      "expected 1 (skip the pipes check) or 0")
+
+
+def check_pipes_dir(pipes_dir, fifos):
+    """The daemon's checks (``saturnd/security.py``) on the directory and ``fifos``."""
+    from saturnd import security
+    try:
+        security.check_pipes_dir(os.fsdecode(pipes_dir))
+        for path in fifos:
+            security.check_fifo(os.fsdecode(path))
+    except security.InsecurePath as e:
+        raise ClientError(f"{e}; nothing sent") from None
+    except FileNotFoundError as e:
+        raise _not_running(pipes_dir, f"no {_show(e.filename)}") from None
+    except OSError as e:
+        raise ClientError(f"cannot check the pipes directory {_show(pipes_dir)}: "
+                          f"{e.strerror}") from None
+
+
+def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0,
+             check_pipes=None):
+    """Send ``request`` (bytes) and return the decoded :class:`Reply`.
+
+    ``check_pipes``: True/False, or None to follow ``CASSINI_SKIP_PIPES_CHECK``."""
     if not pipes_dir:
         raise _not_running(pipes_dir, "empty pipes directory name")
     req_path = os.path.join(pipes_dir, REQUEST_PIPE)
@@ -340,6 +376,10 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
         raise _not_running(pipes_dir, "no request pipe") from None
     except OSError as e:
         raise _not_running(pipes_dir, e.strerror) from None
+    if check_pipes is None:
+        check_pipes = _check_wanted()
+    if check_pipes:
+        check_pipes_dir(pipes_dir, (req_path, rep_path))
 
     lock_fd = _lock(pipes_dir, lock_timeout)
     try:

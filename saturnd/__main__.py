@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from . import security, server as server_mod
+from . import pipes as pipes_mod, security, server as server_mod
 from .clock import ManualClock, SystemClock, floor_minute
 from .runner import DEFAULT_OUTPUT_CAP, Runner
 from .scheduler import Scheduler
@@ -143,18 +143,6 @@ def make_private_dirs(path):
             raise StartupError(f"cannot create the directory {path}: {e.strerror}") from None
 
 
-def make_fifo(path):
-    """Create the FIFO ``path`` (0600) if missing; refuse one that is not ours (security.py)."""
-    try:
-        os.mkfifo(path, 0o600)
-    except FileExistsError:
-        pass
-    try:
-        security.check_fifo(path)
-    except security.InsecurePath as e:
-        raise StartupError(str(e)) from None
-
-
 def mark_fds_non_inheritable():
     try:
         fds = [int(n) for n in os.listdir("/proc/self/fd")]
@@ -175,6 +163,7 @@ class InstanceLock:
         self.path = path
         self.what = what
         self.fd = None
+        self.state_stopping = False
 
     def acquire(self, wait_for_stopping):
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
@@ -208,6 +197,31 @@ class InstanceLock:
         self.fd = fd
         self.set_state("running")
 
+    def holds(self):
+        """True while the lock file at ``path`` is still the one we hold."""
+        try:
+            st, mine = os.lstat(self.path), os.fstat(self.fd)
+        except (OSError, TypeError):
+            return False
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def reacquire(self):
+        """Take the lock again on a new lock file (ours vanished with the pipes directory);
+        raises ``PipesError`` when another saturnd holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            state = self._holder_state(fd)
+            os.close(fd)
+            holder = state.split()[1] if len(state.split()) > 1 else "?"
+            raise pipes_mod.PipesError(f"another saturnd (pid {holder}) now holds "
+                                       f"{self.path}; leaving its pipes alone") from None
+        old, self.fd = self.fd, fd
+        if old is not None:
+            os.close(old)
+        self.set_state("stopping" if self.state_stopping else "running")
+
     @staticmethod
     def _holder_state(fd):
         try:
@@ -216,6 +230,7 @@ class InstanceLock:
             return ""
 
     def set_state(self, state):
+        self.state_stopping = state == "stopping"
         if self.fd is None:
             return
         try:
@@ -239,6 +254,7 @@ class Daemon:
         self.wake_r = self.wake_w = None
         self.control = None
         self.server = None
+        self.pipes = None
 
     def request_stop(self, reason):
         if not self.stopping:
@@ -273,10 +289,13 @@ class Daemon:
             self.clock = SystemClock()
         self.log.clock = self.clock
         try:
+            from . import control
+            names = [server_mod.REQUEST_PIPE, server_mod.REPLY_PIPE]
+            if args.clock == "manual":
+                names += [control.REQUEST_PIPE, control.REPLY_PIPE]
+            self.pipes = pipes_mod.Pipes(args.pipes_dir, names, self.log, make_private_dirs)
             try:
-                security.check_before_creating(args.pipes_dir)
-                make_private_dirs(args.pipes_dir)
-                security.check_pipes_dir(args.pipes_dir)
+                self.pipes.prepare_dir()
             except security.InsecurePath as e:
                 raise StartupError(str(e)) from None
             make_private_dirs(args.data_dir)
@@ -286,15 +305,16 @@ class Daemon:
                 lock = InstanceLock(path, what)
                 lock.acquire(wait)
                 self.locks.append(lock)
-            make_fifo(os.path.join(args.pipes_dir, server_mod.REQUEST_PIPE))
-            make_fifo(os.path.join(args.pipes_dir, server_mod.REPLY_PIPE))
-            from . import control
-            for name in (control.REQUEST_PIPE, control.REPLY_PIPE):
-                path = os.path.join(args.pipes_dir, name)
-                if args.clock == "manual":
-                    make_fifo(path)
-                elif os.path.exists(path) and stat.S_ISFIFO(os.lstat(path).st_mode):
-                    os.unlink(path)     # a manual-clock daemon's leftover: clients fail fast
+            self.pipes.lock = self.locks[0]
+            try:
+                self.pipes.make_fifos()     # afresh: unlink ours, mkfifo 0600 (pipes.py)
+            except security.InsecurePath as e:
+                raise StartupError(str(e)) from None
+            if args.clock != "manual":
+                for name in (control.REQUEST_PIPE, control.REPLY_PIPE):
+                    path = os.path.join(args.pipes_dir, name)
+                    if os.path.exists(path) and stat.S_ISFIFO(os.lstat(path).st_mode):
+                        os.unlink(path)     # a manual-clock daemon's leftover: clients fail fast
             self.store = Store(args.data_dir, self.log)
             self.store.open()
         except OSError as e:
@@ -320,6 +340,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.server = server_mod.Server(args.pipes_dir, self, self.log, self.wake_r)
+        self.server.pipes = self.pipes
         try:
             self.server._reopen()    # the request pipe has a reader before we say "ready"
         except OSError as e:

@@ -19,6 +19,7 @@ pipe.
 import errno
 import os
 import select
+import stat
 import threading
 import time
 
@@ -118,6 +119,18 @@ class Control:
             os.close(old)
         return fd
 
+    def _follow(self, fd):
+        """The request FIFO was made again (saturnd/pipes.py): read the new one."""
+        try:
+            now, mine = os.lstat(self.request_path), os.fstat(fd)
+        except OSError:
+            return fd
+        if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino) or \
+                not stat.S_ISFIFO(now.st_mode):     # a symlink or else: pipes.py refuses it
+            return fd
+        self.log("control: the clock request pipe was made again; reading the new one")
+        return self._open(fd)
+
     def _loop(self):
         fd = None
         try:
@@ -125,6 +138,7 @@ class Control:
             buf = b""
             while not self.stopped.is_set():
                 if not select.select([fd], [], [], 0.2)[0]:
+                    fd = self._follow(fd)
                     continue
                 try:
                     data = os.read(fd, 4096)

@@ -1,25 +1,32 @@
 """Permission checks on the pipes directory (the cronie ``security.c``).
 
 The pipes directory is where anyone who can write a request can make the
-daemon run commands as its user, so it must be nobody else's.  The ancestor
-rules below are checked on the part of the path that exists before the daemon
-creates what is missing (mode 0700; so it never creates a directory inside
-someone else's), then everything is checked before the daemon uses it:
+daemon run commands as its user, so it must be nobody else's; and a client that
+sends its request there must know the daemon is its own user's.  The same
+rules therefore serve both: the daemon (at start-up, and when it makes its
+pipes again, :mod:`saturnd.pipes`) and cassini (before it sends a byte; only
+``os`` and ``stat`` are imported here, so this costs cassini next to nothing).
+
+The ancestor rules below are checked on the part of the path that exists
+before the daemon creates what is missing (mode 0700; so it never creates a
+directory inside someone else's), then everything is checked before use:
 
 - the pipes directory itself: a real directory (not a symlink), owned by the
-  daemon's effective uid, not writable by group or others;
+  effective uid, not writable by group or others;
 - each ancestor, as written (``lstat`` of every prefix of the absolute path):
-  a symlink is accepted only when owned by the daemon's uid or root (so
+  a symlink is accepted only when owned by the effective uid or root (so
   ``/tmp/<user>`` planted as a symlink by another user is refused, while a
   system link such as ``/var/run -> /run`` is fine);
 - each ancestor directory of the real path (after resolving those trusted
-  symlinks): owned by the daemon's uid or root, and, when group/world
+  symlinks): owned by the effective uid or root, and, when group/world
   writable, sticky (``/tmp``, or ``/tmp/saturnd`` and ``/tmp/saturnd/saturnd``
   which the container image creates root-owned with mode 1777): in a sticky
   directory only its owner can rename or remove our entry, so no one else can
   swap the pipes directory after the check;
 - each FIFO (request, reply, clock control): a FIFO, not a symlink, owned by
-  the daemon's uid; its mode is set to 0600 if it was wider.
+  the effective uid, not writable by group or others (:func:`check_fifo`).
+  The daemon never repairs the mode of an existing FIFO (someone may hold it
+  open already): it removes its own and makes them afresh, 0600.
 
 In the container the pipes directory is a bind mount owned by the container's
 uid (mode 0700 or 0755): it passes.  The data directory is not checked this
@@ -27,7 +34,8 @@ way (it is in the user's home, or a container volume with mode 1777); its
 files are created 0600 and its directories 0700.
 
 A failed check is a :class:`InsecurePath` with a one-line message; the daemon
-prints it and exits 1.
+prints it and exits 1 (or, for pipes it makes again while running, logs it and
+tries again later); cassini prints it and exits 1.
 """
 
 import os
@@ -123,8 +131,10 @@ def check_pipes_dir(path, uid=None):
                            f"(mode {stat.S_IMODE(st.st_mode):04o})")
 
 
-def check_fifo(path, uid=None):
-    """Raise :class:`InsecurePath` unless ``path`` is our own FIFO; make it 0600."""
+def check_fifo(path, uid=None, any_mode=False):
+    """Raise :class:`InsecurePath` unless ``path`` is a FIFO of ``uid`` (not a symlink) that
+    neither group nor others may write (``any_mode``: whatever its mode).  Raises
+    ``FileNotFoundError`` when ``path`` does not exist."""
     uid = os.geteuid() if uid is None else uid
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
@@ -133,5 +143,7 @@ def check_fifo(path, uid=None):
         raise InsecurePath(f"{path} exists and is not a FIFO")
     if st.st_uid != uid:
         raise InsecurePath(f"{path} belongs to {_who(st.st_uid)}, not to {_who(uid)}")
-    if stat.S_IMODE(st.st_mode) != 0o600:
-        os.chmod(path, 0o600)
+    if not any_mode and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InsecurePath(f"{path} is writable by group or others "
+                           f"(mode {stat.S_IMODE(st.st_mode):04o})")
+    return st

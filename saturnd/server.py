@@ -104,19 +104,43 @@ class Server:
         self.fd = None
         self.buf = bytearray()
         self.eof = False
+        self.pipes = None      # saturnd.pipes.Pipes: makes vanished pipes again
 
     # --- the request side -------------------------------------------------------
     def _reopen(self):
-        try:
-            new = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:      # someone removed the FIFO: make it again
-            self.log(f"server: {self.request_path} vanished; recreating it")
-            os.mkfifo(self.request_path, 0o600)
-            new = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        while True:
+            try:
+                new = os.open(self.request_path,
+                              os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+                break
+            except OSError as e:       # removed (a /tmp cleaner): made again by pipes.py
+                if self.pipes is None or e.errno not in (errno.ENOENT, errno.ELOOP):
+                    raise
+                if REQUEST_PIPE not in self.pipes.check(force=True):
+                    self._pause(self.pipes.interval)    # pipes.py logged why
         if self.fd is not None:
             os.close(self.fd)
         self.fd = new
         self.eof = False
+
+    def _pause(self, seconds):
+        """Wait ``seconds``, or less when the daemon must stop (raises :class:`Stopped`)."""
+        poller = select.poll()
+        poller.register(self.wake_fd, select.POLLIN)
+        if poller.poll(int(seconds * 1000)):
+            self.ctx.drain_wakeup()
+        if self.ctx.stopping:
+            raise Stopped()
+
+    def _request_pipe_renewed(self):
+        """Look at the pipes (at most every ``pipes.CHECK_INTERVAL`` s); True when the
+        request FIFO in place is no longer the one our descriptor reads."""
+        if self.pipes is None or self.fd is None:
+            return False
+        self.pipes.check()
+        wanted = self.pipes.ids.get(REQUEST_PIPE)
+        st = os.fstat(self.fd)
+        return wanted is not None and wanted != (st.st_dev, st.st_ino)
 
     def fill(self, timeout):
         """Read what is available, waiting up to ``timeout`` s (None: forever).
@@ -134,8 +158,11 @@ class Server:
         while True:
             if self.ctx.stopping:
                 raise Stopped()
-            if deadline is None:
-                wait = -1
+            if deadline is None:    # idle: look at the pipes now and then (pipes.py)
+                if self._request_pipe_renewed():
+                    self.eof = True     # the loop reopens the new request FIFO
+                    return False
+                wait = -1 if self.pipes is None else int(self.pipes.interval * 1000)
             else:
                 wait = deadline - time.monotonic()
                 if wait <= 0:
@@ -241,11 +268,9 @@ class Server:
                 break
             except OSError as e:
                 if e.errno == errno.ENOENT:
-                    self.log(f"server: {self.reply_path} vanished; recreating it")
-                    try:
-                        os.mkfifo(self.reply_path, 0o600)
-                    except OSError:
-                        pass
+                    self.log(f"server: {self.reply_path} vanished; reply dropped")
+                    if self.pipes is not None:
+                        self.pipes.check(force=True)    # made again, with the checks
                     return False
                 if e.errno != errno.ENXIO:
                     self.log(f"server: cannot open the reply pipe: {e.strerror}")

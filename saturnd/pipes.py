@@ -1,0 +1,168 @@
+"""Making the pipes directory and its FIFOs, and keeping them there.
+
+At start-up (:meth:`Pipes.prepare_dir`, then :meth:`Pipes.make_fifos`):
+
+- the pipes directory is checked, created when missing (0700, parents too),
+  checked again (``saturnd/security.py``);
+- every FIFO is made afresh: an existing FIFO of ours is unlinked and a new
+  one made with ``mkfifo`` 0600.  Its mode is never repaired in place: a FIFO
+  that existed before start-up (e.g. 0666, left by an older implementation)
+  may be held open by someone who would keep writing requests through his
+  descriptor after a ``chmod``.  A symlink, something that is not a FIFO, or
+  another user's FIFO is refused (one line, exit 1): it is not ours to remove.
+
+While the daemon runs (:meth:`Pipes.check`, called by the request loop at
+least every ``CHECK_INTERVAL`` s while it is idle): a /tmp cleaner may remove
+the FIFOs, the lock file or the whole directory.  What vanished, or was
+replaced by another inode, is made again with the same checks as at start-up,
+and logged.  The request loop then reopens its end of the request pipe (the
+old one is an orphaned inode no client can reach), the clock channel its own.
+The lock file ``saturnd.lock`` is taken again too (it keeps a second daemon
+off the directory); if another saturnd took it in the meantime, the pipes
+are his and are left alone.  A check that fails (say a symlink planted where
+the directory was) is logged once and tried again every ``CHECK_INTERVAL`` s;
+the daemon keeps running.
+"""
+
+import os
+import stat
+import time
+
+from . import security
+
+CHECK_INTERVAL = 1.0     # seconds between two looks at the pipes while idle
+
+
+class PipesError(Exception):
+    """The pipes cannot be made (one line)."""
+
+
+def _ident(st):
+    return (st.st_dev, st.st_ino)
+
+
+def make_fifo_afresh(path, uid=None):
+    """Unlink ``path`` if it is our FIFO, make a fresh one 0600; its ``lstat``.
+
+    Raises :class:`security.InsecurePath` for a symlink, a non-FIFO or a
+    foreign FIFO (left in place), ``OSError`` when the file system says no.
+    """
+    try:
+        security.check_fifo(path, uid, any_mode=True)
+    except FileNotFoundError:
+        pass
+    else:
+        os.unlink(path)
+    os.mkfifo(path, 0o600)
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) != 0o600:   # narrowed by the umask: our fresh inode, in a
+        os.chmod(path, 0o600)               # directory no one else may write
+    return security.check_fifo(path, uid)
+
+
+class Pipes:
+    """The pipes directory ``path`` and the FIFOs ``names`` in it.
+
+    ``make_dirs(path)`` creates a directory and its missing parents (0700);
+    ``lock`` (set once it is held) is the daemon's lock on ``PIPES_DIR/saturnd.lock``,
+    with ``holds()`` and ``reacquire()``.
+    """
+
+    def __init__(self, path, names, log, make_dirs):
+        self.path = path
+        self.names = tuple(names)
+        self.log = log
+        self.make_dirs = make_dirs
+        self.lock = None
+        self.dir_id = None
+        self.ids = {}
+        self.next_check = 0.0
+        self.problem = None
+        self.interval = CHECK_INTERVAL
+
+    # --- start-up ------------------------------------------------------------------
+    def prepare_dir(self):
+        """Check, create when missing, check again (raises InsecurePath, OSError, or what
+        ``make_dirs`` raises)."""
+        security.check_before_creating(self.path)
+        self.make_dirs(self.path)
+        security.check_pipes_dir(self.path)
+        self.dir_id = _ident(os.lstat(self.path))
+
+    def make_fifos(self):
+        for name in self.names:
+            self.ids[name] = _ident(make_fifo_afresh(os.path.join(self.path, name)))
+
+    # --- while running ---------------------------------------------------------------
+    def check(self, force=False):
+        """Make again what vanished; the names of the FIFOs made afresh (often none).
+
+        ``ids[name]`` is the identity (device, inode) of the FIFO now in place: a holder
+        of a descriptor on another inode must reopen it.
+
+        At most once per ``CHECK_INTERVAL`` unless ``force``.  Never raises: a failure is
+        logged (once while it lasts) and tried again at the next check.
+        """
+        now = time.monotonic()
+        if not force and now < self.next_check:
+            return []
+        self.next_check = now + self.interval
+        renewed = []
+        try:
+            self._check(renewed)
+        except (security.InsecurePath, PipesError) as e:
+            self._trouble(str(e))
+            return renewed
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            self._trouble(f"{e.strerror or e}{where}")
+            return renewed
+        except Exception as e:   # make_dirs' own error type, or a bug: never stop serving
+            self._trouble(str(e) or type(e).__name__)
+            return renewed
+        self.problem = None
+        return renewed
+
+    def _trouble(self, message):
+        if message != self.problem:
+            self.log(f"pipes: cannot make the pipes again: {message}; trying again every "
+                     f"{self.interval:g} s")
+        self.problem = message
+
+    def _check(self, renewed):
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            st = None
+        dir_changed = st is None or _ident(st) != self.dir_id
+        missing = []
+        if not dir_changed:
+            for name in self.names:
+                try:
+                    same = _ident(os.lstat(os.path.join(self.path, name))) == self.ids.get(name)
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    missing.append(name)
+            if not missing and (self.lock is None or self.lock.holds()):
+                return
+        # something must be made again: only while the pipes directory is still ours
+        if dir_changed:
+            self.prepare_dir()
+        if self.lock is not None and not self.lock.holds():
+            self.lock.reacquire()       # raises PipesError when another saturnd has it
+            if not dir_changed:
+                self.log(f"pipes: {self.lock.path} vanished; took the lock again")
+        if dir_changed:
+            done = ("vanished; made it again (mode 0700)" if st is None else
+                    "was replaced; the new one passed the checks")
+            self.log(f"pipes: the pipes directory {self.path} {done}; making its FIFOs afresh")
+            missing = list(self.names)
+        for name in missing:
+            path = os.path.join(self.path, name)
+            existed = os.path.lexists(path)
+            self.ids[name] = _ident(make_fifo_afresh(path))
+            renewed.append(name)
+            if not dir_changed:
+                what = "was replaced" if existed else "vanished"
+                self.log(f"pipes: {path} {what}; made a fresh FIFO (mode 0600)")

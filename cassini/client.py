@@ -391,10 +391,12 @@ def wait_until_idle(req_path, reader, rep_path, seconds):
             now = time.monotonic()
             if deadline is None:
                 deadline = now + seconds
+                step = 0.0001       # the daemon turns idle right after closing a reply
             elif now >= deadline:
                 raise ClientError(f"saturnd has been busy with an earlier request for "
                                   f"{seconds:g} s; nothing sent")
-            _wait(reader[0], _POLLIN, 0.002)
+            time.sleep(step)
+            step = min(step * 2, 0.002)
         # idle: the daemon holds no writing end; drop the last stale bytes, start afresh
         if _drain(reader[0]) or dirty:
             _reopen_reader(reader, rep_path)

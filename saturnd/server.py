@@ -143,6 +143,10 @@ class Server:
         except OSError as e:
             self.publishing = False
             self.busy = False
+            try:
+                busy_mod.hold(fd, busy_mod.PUBLISHER, False)
+            except OSError:
+                pass
             self.log(f"server: cannot publish the busy state ({e.strerror or e}); "
                      "a client that died after writing may leave its reply to the next one")
 
@@ -152,8 +156,12 @@ class Server:
         try:
             busy_mod.hold(self.fd, busy_mod.BUSY, on)
         except OSError as e:
-            if on:
+            if on:              # stop claiming to publish: clients then do not wait
                 self.publishing = False
+                try:
+                    busy_mod.hold(self.fd, busy_mod.PUBLISHER, False)
+                except OSError:
+                    pass
                 self.log(f"server: cannot publish the busy state ({e.strerror or e})")
             return
         self.busy = on

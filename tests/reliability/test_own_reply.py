@@ -15,12 +15,14 @@ import signal
 import struct
 import subprocess
 import termios
+import time
 
 import pytest
 
 from killed_clients import spawn, stress
 from reliability_harness import CASSINI, call, wait_for
 from reliability_fixtures import daemon, make_daemon  # noqa: F401 (fixtures)
+from cassini import client
 from saturnd import busy
 from saturnd import protocol as P
 
@@ -144,3 +146,50 @@ def test_killed_clients_under_concurrency(daemon):
             totals[k] = totals.get(k, 0) + v
     assert totals["killed"] > 0 and totals["ok"] > 300, totals
     print(totals)
+
+
+# --- the client's wait, against FIFOs played by the test --------------------------------
+@pytest.fixture
+def fifos(tmp_path):
+    req, rep = tmp_path / "saturnd-request-pipe", tmp_path / "saturnd-reply-pipe"
+    os.mkfifo(req, 0o600)
+    os.mkfifo(rep, 0o600)
+    daemon_end = os.open(req, os.O_RDONLY | os.O_NONBLOCK)     # the "daemon's" reading end
+    stuffer = os.open(req, os.O_WRONLY | os.O_NONBLOCK)
+    os.write(stuffer, b"\0\x4c\x53")                           # a request nobody reads
+    reader = [os.open(rep, os.O_RDONLY | os.O_NONBLOCK)]
+    yield os.fsencode(req), os.fsencode(rep), daemon_end, reader
+    for fd in (daemon_end, stuffer, reader[0]):
+        os.close(fd)
+
+
+@pytest.mark.timeout(20)
+def test_a_daemon_that_publishes_nothing_is_not_waited_for(fifos):
+    """Other implementations hold no lock on their request FIFO: cassini writes at once,
+    whatever the FIFO holds (as before)."""
+    req, rep, _, reader = fifos
+    fd = reader[0]
+    t = time.monotonic()
+    client.wait_until_idle(req, reader, rep, 5.0)
+    assert time.monotonic() - t < 1.0 and reader[0] == fd
+
+
+@pytest.mark.timeout(20)
+def test_a_busy_daemon_is_waited_for_within_the_deadline(fifos):
+    """Our daemon busy (publisher + busy locks held) with a request in the FIFO: cassini
+    waits, then gives up after its deadline with one line, having sent nothing."""
+    req, rep, daemon_end, reader = fifos
+    busy.hold(daemon_end, busy.PUBLISHER, True)
+    busy.hold(daemon_end, busy.BUSY, True)
+    t = time.monotonic()
+    with pytest.raises(client.ClientError) as e:
+        client.wait_until_idle(req, reader, rep, 0.5)
+    assert 0.5 <= time.monotonic() - t < 5.0
+    assert "busy" in str(e.value) and "\n" not in str(e.value)
+    os.read(daemon_end, 64)                # the daemon reads it: still busy
+    with pytest.raises(client.ClientError):
+        client.wait_until_idle(req, reader, rep, 0.3)
+    busy.hold(daemon_end, busy.BUSY, False)
+    t = time.monotonic()
+    client.wait_until_idle(req, reader, rep, 5.0)   # empty and idle: at once
+    assert time.monotonic() - t < 1.0

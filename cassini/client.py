@@ -16,12 +16,18 @@ One exchange (``exchange``):
    request, and make sure nothing left by an earlier exchange (a writing end
    the daemon has not closed yet, stray bytes) can pass for our reply -- see
    ``open_reply_pipe``;
-4. open the request pipe for writing, waiting at most ``timeout`` seconds
+4. with a daemon that publishes its busy state (``saturnd.busy``; ours does,
+   other implementations do not and skip this step at no cost): wait until
+   the request pipe is empty and the daemon is not between reading a request
+   and closing its reply, dropping whatever reaches the reply pipe meanwhile
+   (the reply owed to a client that died or gave up after writing) -- see
+   ``wait_until_idle``; the wait is bounded by ``reply_timeout``;
+5. open the request pipe for writing, waiting at most ``timeout`` seconds
    for a daemon to open its reading end (a reader that shows up late is
    fine); write the whole request (one ``write`` when it fits the pipe) and
    close it at once: the daemon uses end of file to delimit a broken
    client's bytes;
-5. read exactly one reply by its own lengths, giving up after
+6. read exactly one reply by its own lengths, giving up after
    ``reply_timeout`` seconds without progress; end of file before the reply
    is complete is an error, end of file after it is never waited for.
 
@@ -33,6 +39,7 @@ import os
 import select
 import stat
 
+from saturnd import busy
 from saturnd.protocol import ProtocolError, Truncated, read_reply
 
 REQUEST_PIPE = b"saturnd-request-pipe"
@@ -359,6 +366,86 @@ def check_pipes_dir(pipes_dir, fifos):
                           f"{e.strerror}") from None
 
 
+def _drain(fd):
+    """Read and drop what the reply pipe holds now.
+
+    Returns None when nothing happened, "bytes" when bytes were dropped and a
+    writer may still be there, "eof" when a writer came and went (the reader
+    then reports end of file for good and must be replaced).
+    """
+    seen = None
+    while _wait(fd, _POLLIN, 0):
+        try:
+            chunk = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return seen
+        if not chunk:
+            return "eof"
+        seen = "bytes"
+    return seen
+
+
+def wait_until_idle(req_path, reader, rep_path, seconds):
+    """Wait until saturnd has nothing in hand before our request is written.
+
+    Called with ``cassini-lock`` held and the reply pipe open for reading,
+    before anything is written.  Only lock holders write, so once the request
+    pipe is empty (``FIONREAD``, checked first) and the daemon is not busy
+    (checked second: it turns busy before it reads bytes out of the pipe and
+    idle after it closed the reply and has no bytes left), no reply is owed
+    to anyone any more and the next request the daemon reads is ours.  Any
+    reply that arrives meanwhile belongs to a client that is gone (it wrote,
+    then died or gave up): it is read and dropped, and the reader is
+    replaced by a fresh one once that reply's writer has gone (``reader`` is
+    a one-item list holding the reply pipe's descriptor: the caller closes
+    whatever it holds at the end, even after an error).  A daemon
+    that does not publish (no "publisher" lock on the request pipe) is not
+    waited for.  Raises :class:`ClientError` after ``seconds``.
+    """
+    try:
+        probe = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return                            # the open for writing reports it
+    try:
+        if not busy.held(probe, busy.PUBLISHER):
+            return
+        deadline = None
+        dirty = False
+        while True:
+            seen = _drain(reader[0])
+            if seen == "eof":
+                _reopen_reader(reader, rep_path)
+                dirty = False
+            elif seen:
+                dirty = True
+            if busy.pending(probe) == 0 and not busy.held(probe, busy.BUSY):
+                break
+            import time
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + seconds
+                step = 0.0001       # the daemon turns idle right after closing a reply
+            elif now >= deadline:
+                raise ClientError(f"saturnd has been busy with an earlier request for "
+                                  f"{seconds:g} s; nothing sent")
+            time.sleep(step)
+            step = min(step * 2, 0.002)
+        # idle: the daemon holds no writing end; drop the last stale bytes, start afresh
+        if _drain(reader[0]) or dirty:
+            _reopen_reader(reader, rep_path)
+    finally:
+        os.close(probe)
+
+
+def _reopen_reader(reader, path):
+    try:
+        fresh = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ClientError(f"cannot open the reply pipe {_show(path)}: {e.strerror}") from None
+    os.close(reader[0])
+    reader[0] = fresh
+
+
 def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0,
              check_pipes=None):
     """Send ``request`` (bytes) and return the decoded :class:`Reply`.
@@ -383,8 +470,10 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
 
     lock_fd = _lock(pipes_dir, lock_timeout)
     try:
-        rep_fd = open_reply_pipe(rep_path, min(STALE_WRITER_GRACE, reply_timeout))
+        rep = [open_reply_pipe(rep_path, min(STALE_WRITER_GRACE, reply_timeout))]
         try:
+            wait_until_idle(req_path, rep, rep_path, reply_timeout)
+            rep_fd = rep[0]
             fd = _open_request_pipe(pipes_dir, req_path, timeout)
             _check_fifo(fd, req_path)
             try:
@@ -403,7 +492,7 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
             except ProtocolError as e:
                 raise ClientError(f"malformed reply from saturnd: {e}") from None
         finally:
-            os.close(rep_fd)
+            os.close(rep[0])
     finally:
         if lock_fd is not None:
             os.close(lock_fd)

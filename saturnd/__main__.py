@@ -337,8 +337,10 @@ class Daemon:
             threading.Thread(target=self.scheduler.loop, name="scheduler", daemon=True).start()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        # TERM (docker stop), INT (^C) and HUP (a closed terminal, a supervisor): the same
+        # graceful stop as TERMINATE; a detached daemon ignored HUP only while it detached
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
         self.server = server_mod.Server(args.pipes_dir, self, self.log, self.wake_r)
         self.server.pipes = self.pipes
         try:

@@ -24,6 +24,16 @@ one.  Replies are written with deadlines: opening the reply FIFO retries ``ENXIO
 (no reader yet) for ``REPLY_OPEN_TIMEOUT`` s (``REPLY_OPEN_BACKLOG_TIMEOUT`` s when
 further requests are already buffered); writing gives up after
 ``REPLY_STALL_TIMEOUT`` s without progress.
+
+So that a reply reaches only the client that sent the request, the daemon publishes when
+it is busy (``saturnd.busy``): read locks on its reading end of the request FIFO, one
+held all along ("this daemon publishes"), one from just before it reads request bytes
+until the reply pipe is closed and its buffer is empty.  cassini, once it holds
+``cassini-lock`` and has opened the reply pipe, writes only when the request FIFO is
+empty and the daemon is not busy, and drops whatever reaches the reply pipe before
+that: the reply owed to a client that died or gave up after writing (even one whose
+request the daemon had not read yet) goes to no one else, and the next request the
+daemon reads is that cassini's own.
 """
 
 # What a client that does not take cassini's lock (the reference C client) may observe,
@@ -49,6 +59,7 @@ import select
 import struct
 import time
 
+from . import busy as busy_mod
 from . import protocol
 from .commands import dispatch
 
@@ -105,6 +116,8 @@ class Server:
         self.buf = bytearray()
         self.eof = False
         self.pipes = None      # saturnd.pipes.Pipes: makes vanished pipes again
+        self.busy = False
+        self.publishing = True
 
     # --- the request side -------------------------------------------------------
     def _reopen(self):
@@ -118,6 +131,7 @@ class Server:
                     raise
                 if REQUEST_PIPE not in self.pipes.check(force=True):
                     self._pause(self.pipes.interval)    # pipes.py logged why
+        self._publish(new)
         if self.fd is not None:
             os.close(self.fd)
         self.fd = new
@@ -141,6 +155,41 @@ class Server:
         wanted = self.pipes.ids.get(REQUEST_PIPE)
         st = os.fstat(self.fd)
         return wanted is not None and wanted != (st.st_dev, st.st_ino)
+
+    # --- the busy signal (saturnd.busy) -------------------------------------------
+    def _publish(self, fd):
+        """Hold the "publisher" lock (and "busy" when busy) on a new reading end."""
+        if not self.publishing:
+            return
+        try:
+            busy_mod.hold(fd, busy_mod.PUBLISHER, True)
+            if self.busy:
+                busy_mod.hold(fd, busy_mod.BUSY, True)
+        except OSError as e:
+            self.publishing = False
+            self.busy = False
+            try:
+                busy_mod.hold(fd, busy_mod.PUBLISHER, False)
+            except OSError:
+                pass
+            self.log(f"server: cannot publish the busy state ({e.strerror or e}); "
+                     "a client that died after writing may leave its reply to the next one")
+
+    def _set_busy(self, on):
+        if on == self.busy or self.fd is None or not self.publishing:
+            return
+        try:
+            busy_mod.hold(self.fd, busy_mod.BUSY, on)
+        except OSError as e:
+            if on:              # stop claiming to publish: clients then do not wait
+                self.publishing = False
+                try:
+                    busy_mod.hold(self.fd, busy_mod.PUBLISHER, False)
+                except OSError:
+                    pass
+                self.log(f"server: cannot publish the busy state ({e.strerror or e})")
+            return
+        self.busy = on
 
     def fill(self, timeout):
         """Read what is available, waiting up to ``timeout`` s (None: forever).
@@ -177,6 +226,7 @@ class Server:
             # FIFO semantics); read() tells (0 = no writer).
             if self.fd in events or (not events and deadline is not None):
                 first = False
+                self._set_busy(True)     # before the bytes leave the FIFO
                 try:
                     data = os.read(self.fd, CHUNK)
                 except BlockingIOError:
@@ -193,6 +243,7 @@ class Server:
             while not self.ctx.stopping:
                 try:
                     if not self.buf:
+                        self._set_busy(False)    # the last reply is closed
                         if self.eof:
                             self._reopen()
                         if not self.fill(None):
@@ -303,6 +354,7 @@ class Server:
         """
         if self.fd is None:
             return False
+        self._set_busy(True)
         try:
             data = os.read(self.fd, CHUNK)
         except (BlockingIOError, InterruptedError):

@@ -19,6 +19,10 @@ daemon's VmHWM at the end of the phase):
 - same-minute: ``--same-minute`` tasks due in one minute, all run and recorded;
 - big-output: one run writing ``--big-output`` bytes of random data to stdout, the STDOUT
   reply compared byte for byte with a copy the run wrote with tee;
+- killed-clients: ``--killed-rounds`` rounds of ``--killed-clients`` parallel cassini
+  clients x 12 calls (creates with a unique argument, listings), 25 % SIGKILLed 0-80 ms
+  after they start: no wrong answer with exit 0, every acknowledged create holds its own
+  command at the end (the suite runs 2 rounds of 30);
 - history: one task with ``--runs`` recorded runs (all but the last 1,000 written in the
   store's format before a restart, the last 1,000 real runs), TIMES_EXITCODES checked.
 
@@ -41,6 +45,7 @@ sys.path.insert(0, str(HERE.parent / "reliability"))
 
 from reliability_harness import (Daemon, check_fuzz_reply, crash_rounds, dying_writer,  # noqa: E402
                                  fuzz_case, peak_rss_kib, raw_exchange, sanity, wait_for)
+from killed_clients import stress  # noqa: E402
 from saturnd import protocol as P  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
@@ -197,9 +202,30 @@ def phase_history(root, args, rng):
             "peak RSS (KiB)": rss}
 
 
+def phase_killed_clients(root, args, rng):
+    d = Daemon(root / "killed").start()
+    t = time.monotonic()
+    assert d.cassini("-c", "--", "echo", "seed").stdout == b"0\n"
+    totals = {}
+    for r in range(args.killed_rounds):
+        figures = stress(d, clients=args.killed_clients, calls=12, kill_ratio=0.25,
+                         seed=rng.randrange(1 << 30), deadline_s=600)
+        for k, v in figures.items():
+            totals[k] = totals.get(k, 0) + v
+        print(f"  killed-clients: round {r + 1}: {figures}", flush=True)
+    rss = peak_rss_kib(d.pid)
+    d.stop()
+    return {"rounds x clients x calls": f"{args.killed_rounds} x {args.killed_clients} x 12",
+            "cassini processes": totals["calls"], "SIGKILLed": totals["killed"],
+            "exit 0 (answer checked)": totals["ok"], "exit 1 (one line)": totals["failed"],
+            "acknowledged creates (own command checked)": totals["acknowledged creates"],
+            "listings checked": totals["listings checked"], "wrong answers": 0,
+            "peak RSS (KiB)": rss, "seconds": round(time.monotonic() - t, 1)}
+
+
 PHASES = {"crash": phase_crash, "fuzz": phase_fuzz, "tasks": phase_tasks,
           "same-minute": phase_same_minute, "big-output": phase_big_output,
-          "history": phase_history}
+          "history": phase_history, "killed-clients": phase_killed_clients}
 
 
 def main():
@@ -211,6 +237,8 @@ def main():
     p.add_argument("--same-minute", type=int, default=1000)
     p.add_argument("--big-output", type=int, default=16 << 20)
     p.add_argument("--runs", type=int, default=100000)
+    p.add_argument("--killed-rounds", type=int, default=10)
+    p.add_argument("--killed-clients", type=int, default=40)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--write-results", action="store_true", help=f"rewrite {RESULTS}")
@@ -255,7 +283,8 @@ def write_results(results, args, total, failed):
              "".join(f" --{k.replace('_', '-')} {v}" for k, v in
                      (("kills", args.kills), ("fuzz", args.fuzz), ("tasks", args.tasks),
                       ("same_minute", args.same_minute), ("big_output", args.big_output),
-                      ("runs", args.runs), ("seed", args.seed))),
+                      ("runs", args.runs), ("killed_rounds", args.killed_rounds),
+                      ("killed_clients", args.killed_clients), ("seed", args.seed))),
              "```", ""]
     for name, figures in results.items():
         lines += [f"## {name}", "", "| figure | value |", "|---|---|"]

@@ -435,8 +435,10 @@ def grade(opts):
             cfg.precreate = opts.precreate_pipes_dir
             cfg.real_minutes = opts.real_minutes
             cfg.libfaketime = D.find_libfaketime(opts.libfaketime)
+            observed = set()
             for cat, (name, func) in scen:
-                outcomes.append(D.run_scenario(cfg, cat, name, func))
+                outcomes.append(D.run_scenario(cfg, cat, name, func, observed=observed))
+            figures += [f"daemon: {o}" for o in sorted(observed)]
             if not do_sched:
                 pass
             elif cfg.clock == "faketime" and not cfg.libfaketime:

@@ -218,10 +218,13 @@ class Ctx:
 
     diff = False
 
-    def __init__(self, daemon, client=None, sandbox_client=None):
+    def __init__(self, daemon, client=None, sandbox_client=None, observed=None):
         self.daemon = daemon
         self.client = client or driver_cassini()
         self.sandbox_client = sandbox_client
+        self.created = 0
+        # what the daemon does where the reference fixes nothing (reported, never failed)
+        self.observed = observed if observed is not None else set()
 
     def cassini(self, *args):
         r = run_client(self.client, self.daemon.pipes, args, self.sandbox_client)
@@ -261,13 +264,22 @@ class Ctx:
                 detail.append("client stderr: " + r.err.decode("utf-8", "replace").strip()[:300])
             raise Failed(f"create failed: {r.show()}: expected a task id and exit 0, got "
                          f"{show(r.out)} (exit {r.code})", "\n".join(detail))
+        if not self.created:
+            self.observed.add(f"first task id of a fresh daemon: {taskid} (ours: 0)")
+        self.created += 1
         return taskid
 
     def expect_lines(self, args, lines, why=""):
         """A LIST-like output: these lines, in any order (the reference fixes none)."""
         r = self.cassini(*args)
         want = sorted(lines)
-        got = sorted(r.out.splitlines(keepends=True))
+        raw = r.out.splitlines(keepends=True)
+        got = sorted(raw)
+        ids = [_parse_id(ln.split(b":", 1)[0] + b"\n") for ln in raw]
+        if len(ids) > 1 and None not in ids and not self.diff:
+            order = "increasing" if ids == sorted(ids) else \
+                "decreasing" if ids == sorted(ids, reverse=True) else "no"
+            self.observed.add(f"LIST order: {order} id order (ours: increasing)")
         if self.diff:
             return r
         if r.code != 0 or got != want or (r.out and not r.out.endswith(b"\n")):
@@ -526,12 +538,13 @@ EXTENSIONS = [
 ]
 
 
-def run_scenario(config, category, name, func, client=None, sandbox_client=None):
+def run_scenario(config, category, name, func, client=None, sandbox_client=None,
+                 observed=None):
     t0 = time.monotonic()
     daemon = Daemon(config.options, config, name)
     try:
         daemon.start()
-        func(Ctx(daemon, client, sandbox_client))
+        func(Ctx(daemon, client, sandbox_client, observed))
         return Outcome(category, name, "pass", duration=time.monotonic() - t0)
     except Failed as e:
         detail = e.detail or e.message
@@ -729,6 +742,7 @@ class DiffCtx(Ctx):
 
     def __init__(self, cand_daemon, ref_daemon, candidate, reference, sandbox_client):
         super().__init__(ref_daemon, reference, sandbox_client)
+        self.created = 1
         self.cand_daemon = cand_daemon
         self.candidate = candidate
         self.diffs = []

@@ -144,11 +144,33 @@ def test_daemon_ids_and_list_order_are_not_assumed(grade, candidates, mode):
 
 
 @pytest.mark.timeout(60)
-def test_a_failing_create_is_reported_once_per_scenario(grade, candidates):
-    g = grade("--saturnd", candidates("daemon", "crash-on-remove"), "--scenarios", "remove",
+@pytest.mark.parametrize("mode, first, order", [("ids-from-1", 1, "increasing"),
+                                                ("newest-first", 0, "decreasing")])
+def test_daemon_deviations_are_reported_as_figures(grade, candidates, mode, first, order):
+    g = grade("--saturnd", candidates("daemon", mode), "--scenarios", "create-and-list",
               "--no-scheduling")
-    assert g.status("daemon-protocol", "remove") == "fail"
-    assert g.stdout.count("[daemon-protocol] remove") <= 1 or "remove:" in g.stdout
+    assert g.status("daemon-protocol", "create-and-list") == "pass"
+    assert f"first task id of a fresh daemon: {first} (ours: 0)" in g.stdout
+    assert f"LIST order: {order} id order" in g.stdout
+
+
+@pytest.mark.timeout(90)
+def test_a_failing_create_is_reported_once_per_scenario(grade, candidates):
+    g = grade("--saturnd", candidates("daemon", "create-fails"), "--scenarios",
+              "list-empty,create-and-list,remove,never-ran,scheduling")
+    p = g.of("daemon-protocol")
+    assert p == {"list-empty": "pass", "create-and-list": "fail", "remove": "fail",
+                 "never-ran": "fail"}
+    for name in ("create-and-list", "remove", "never-ran"):
+        msg = g.message("daemon-protocol", name)
+        assert msg.startswith("create failed: cassini -c"), msg
+        assert "(exit 1)" in msg
+        assert g.stdout.count(f"{name} (strict fail") == 1          # reported once
+    if HAVE_FAKETIME:
+        s = g.json["cases"]
+        sched = {c["name"]: c["message"] for c in s if c["category"] == "daemon-scheduling"}
+        assert sched["every-minute"].startswith("create failed")
+        assert all(m.startswith("not examined") for n, m in sched.items() if n != "every-minute")
 
 
 @pytest.mark.timeout(90)

@@ -106,7 +106,7 @@ class Daemon:
         if not self.sb.private_tmp:
             # the shared /tmp (light isolation): remove afterwards only what did not exist
             d = "/tmp"
-            for part in (self.sb.user, "saturnd"):
+            for part in (self.sb.user, "saturnd", "pipes"):
                 d = os.path.join(d, part)
                 if not os.path.lexists(d):
                     self.made.append(d)

@@ -461,6 +461,11 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
     return result
 
 
+def course_graded(case):
+    """Would the course script grade this case at all?"""
+    return case.tag == "reference" and bool(case.request) and not case.no_daemon
+
+
 def course_verdict(case, request, stdout, code, duration):
     """The course script's verdict on one case (its rules, in its order):
 
@@ -474,7 +479,7 @@ def course_verdict(case, request, stdout, code, duration):
     """
     if case.tag != "reference":
         return "skip", f"tag {case.tag}: beyond what the course's reference fixes"
-    if not case.request or case.no_daemon:
+    if not course_graded(case):
         return "skip", "no request to send: the course script grades no such case"
     if code is None or duration > COURSE_TIMEOUT:
         return "fail", f"did not end within the course's {COURSE_TIMEOUT:g} s"

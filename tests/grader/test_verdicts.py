@@ -298,3 +298,18 @@ def test_pip_installed_kit_grades_a_client(tmp_path):
         assert "1/1" in p.stdout and "daemon conformance: protocol" in p.stdout
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_client_or_a_failed_build_scores_zero_of_the_full_count(grade):
+    g = grade("--build-status", "2", "--no-scheduling")
+    cases = golden.load_cases(cases_dir=str(CASES_DIR))
+    graded = [c for c in cases if c.tag in ("reference", "strict")]
+    by_course = [c for c in graded if golden.course_graded(c)]
+    assert _scores(g, "strict", "client")[1] + _scores(g, "strict", "client-strict")[1] \
+        == len(graded) == 81
+    assert _scores(g, "course", "client") == (0, len(by_course))
+    assert _scores(g, "strict", "daemon-protocol") == (0, len(D.PROTOCOL))
+    assert _scores(g, "strict", "build") == (0, 1)
+    assert "not graded: the build failed" in g.message("client", "001-list-empty")
+    assert g.code == 1 and g.json["build"]["status"] == 2

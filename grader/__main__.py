@@ -388,6 +388,15 @@ def grade(opts):
                     return report.Outcome(cat, case.name, verdicts[opts.profile],
                                           missing["cassini"], verdicts=verdicts, tags=[case.tag])
                 r = golden.run_case(case, [cassini], jail=jail, exit_deadline=opts.client_timeout)
+                retried = ""
+                if r.course == "fail" and "did not end within the course's" in r.course_why \
+                        and r.duration < opts.client_timeout:
+                    # the 3 s include our sandbox's start: on a loaded machine, try once more
+                    again = golden.run_case(case, [cassini], jail=jail,
+                                            exit_deadline=opts.client_timeout)
+                    retried = f"course: over {golden.COURSE_TIMEOUT:g} s once " \
+                              f"({r.duration:.1f} s), then {again.duration:.1f} s"
+                    r = again
                 verdicts = {"strict": "pass" if r.ok else "fail", "course": r.course}
                 if not r.ok:
                     message = r.headline()
@@ -395,7 +404,7 @@ def grade(opts):
                     message = f"course: {r.course_why}"
                 else:
                     message = ""
-                lines = []
+                lines = [retried] if retried else []
                 if r.course != "pass" and r.course_why and r.course_why not in message:
                     lines.append(f"course verdict: {r.course} ({r.course_why})")
                 if r.stderr and (not r.ok or r.course == "fail"):

@@ -482,7 +482,8 @@ def course_verdict(case, request, stdout, code, duration):
     if not course_graded(case):
         return "skip", "no request to send: the course script grades no such case"
     if code is None or duration > COURSE_TIMEOUT:
-        return "fail", f"did not end within the course's {COURSE_TIMEOUT:g} s"
+        took = "killed" if code is None else f"took {duration:.1f} s"
+        return "fail", f"did not end within the course's {COURSE_TIMEOUT:g} s ({took})"
     if not request:
         return "fail", "sent no request"
     if request != case.request:

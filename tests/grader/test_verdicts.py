@@ -313,3 +313,12 @@ def test_a_missing_client_or_a_failed_build_scores_zero_of_the_full_count(grade)
     assert _scores(g, "strict", "build") == (0, 1)
     assert "not graded: the build failed" in g.message("client", "001-list-empty")
     assert g.code == 1 and g.json["build"]["status"] == 2
+
+
+@pytest.mark.timeout(60)
+def test_course_timeout_of_three_seconds(grade, candidates):
+    g = grade("--cassini", candidates("client", "slow"), "--cases", "001-list-empty")
+    assert g.verdicts("client", "001-list-empty") == {"strict": "pass", "course": "fail"}
+    assert "did not end within the course's 3 s (took 3." in \
+        g.message("client", "001-list-empty")
+    assert "over 3 s once" in g.stdout                  # played twice before failing

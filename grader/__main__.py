@@ -391,7 +391,7 @@ def grade(opts):
                 retried = ""
                 if r.course == "fail" and "did not end within the course's" in r.course_why \
                         and r.duration < opts.client_timeout:
-                    # the 3 s include our sandbox's start: on a loaded machine, try once more
+                    # a loaded machine can slow any client down: try once more
                     again = golden.run_case(case, [cassini], jail=jail,
                                             exit_deadline=opts.client_timeout)
                     retried = f"course: over {golden.COURSE_TIMEOUT:g} s once " \

@@ -443,8 +443,10 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
                   "on stderr)"
             result.problems.append(msg)
             result.headlines.append(msg)
-        result.course, result.course_why = course_verdict(case, got, stdout, code,
-                                                          result.duration)
+        ran = confined.elapsed() if confined is not None and hasattr(confined, "elapsed") \
+            else None
+        result.course, result.course_why = course_verdict(
+            case, got, stdout, code, result.duration if ran is None else ran)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -328,6 +328,16 @@ class ClientJail:
             return f" ({status})"
         return ""
 
+    def elapsed(self):
+        """Seconds the client itself ran (from its start by the init to its end), or None."""
+        for line in self.sandbox.statuses():
+            if line.startswith("ran "):
+                try:
+                    return float(line.split()[1])
+                except (IndexError, ValueError):
+                    return None
+        return None
+
     def close(self):
         kill_token(self.sandbox.token)
         self.sandbox.remove()

@@ -8,14 +8,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASES_DIR = os.environ.get("GRADER_CASES_DIR") or os.path.join(ROOT, "tests", "golden", "cases")
+
+
+def _shipped_cases():
+    """The golden cases: $GRADER_CASES_DIR, else the checkout's tests/golden/cases, else
+    the copy shipped inside the package (``grader/golden_cases``, a pip-installed kit)."""
+    for path in (os.environ.get("GRADER_CASES_DIR"),
+                 os.path.join(ROOT, "tests", "golden", "cases"),
+                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_cases")):
+        if path and os.path.isdir(path):
+            return path
+    return os.path.join(ROOT, "tests", "golden", "cases")
+
+
+CASES_DIR = _shipped_cases()
+SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
+COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
 from saturnd.protocol import ProtocolError, Truncated, decode_request  # noqa: E402
 
-TAGS = ("reference", "extension", "deviation")
+TAGS = ("reference", "strict", "extension", "deviation")
 REQUEST_DEADLINE = 2.0     # seconds to receive the whole request
 REPLY_OPEN_DEADLINE = 5.0  # seconds for cassini to open the reply pipe
 EXIT_DEADLINE = 15.0       # seconds for cassini to exit after it started
@@ -23,7 +39,7 @@ EXIT_DEADLINE = 15.0       # seconds for cassini to exit after it started
 
 # --- cases -------------------------------------------------------------------
 class Case:
-    def __init__(self, path):
+    def __init__(self, path, tz=SHIPPED_TZ):
         self.path = path
         self.name = os.path.basename(path.rstrip("/"))
         self.arguments = self._lines("arguments")
@@ -40,6 +56,8 @@ class Case:
         self.tag = self._bytes("tag").strip().decode() if self._has("tag") else "reference"
         if self.tag not in TAGS:
             raise ValueError(f"{self.name}: unknown tag {self.tag!r}")
+        # the zone the client runs in: the case's own (env file), else the set's
+        self.tz = self.env.pop(b"TZ", None) or (tz.encode() if tz else b"UTC")
         self.no_daemon = self._has("no-daemon")
         self.keep_open = self._has("keep-open")
         self.default_pipes = self._has("default-pipes")
@@ -60,13 +78,65 @@ class Case:
         return data.split(b"\n")
 
 
-def load_cases(names=(), cases_dir=None):
+def load_cases(names=(), cases_dir=None, tz=SHIPPED_TZ):
     cases_dir = cases_dir or CASES_DIR
     if names:
         paths = [n if os.path.isdir(n) else os.path.join(cases_dir, n) for n in names]
+        missing = [n for n, p in zip(names, paths) if not os.path.isdir(p)]
+        if missing:
+            raise ValueError(f"no such case in {cases_dir}: {', '.join(missing)}")
     else:
         paths = [os.path.join(cases_dir, n) for n in sorted(os.listdir(cases_dir))]
-    return [Case(p) for p in paths if os.path.isdir(p)]
+    return [Case(p, tz) for p in paths if os.path.isdir(p)]
+
+
+# --- the course script's rules -----------------------------------------------------
+def course_normalise(data):
+    """The course script's stdout normalisation, applied to both sides:
+    ``sed 's/://g; s/^ //; s/ $//; s/[[:blank:]]+/ /g'`` (the last one is a no-op in
+    sed's basic syntax: ``+`` is a literal), empty lines dropped (``grep -v '^$'``),
+    then ``sort -n -k1,1`` (numeric on the first field, ties by the whole line)."""
+    lines = []
+    for line in data.split(b"\n"):
+        line = line.replace(b":", b"")
+        if line.startswith(b" "):
+            line = line[1:]
+        if line.endswith(b" "):
+            line = line[:-1]
+        if line:
+            lines.append(line)
+
+    def key(line):
+        s = line.lstrip(b" \t")
+        neg = s.startswith(b"-")
+        if neg:
+            s = s[1:]
+        digits = b""
+        for b in s:
+            if 48 <= b <= 57:
+                digits += bytes([b])
+            else:
+                break
+        value = int(digits) if digits else 0
+        return (-value if neg else value, line)
+    return sorted(lines, key=key)
+
+
+def show(data, limit=72):
+    """Bytes as a Python literal, cut to about ``limit`` characters."""
+    text = repr(bytes(data))
+    return text if len(text) <= limit else text[:limit - 4] + "...'" + f" ({len(data)} bytes)"
+
+
+def show_difference(expected, got, limit=72):
+    """``expected b'0\\n', got b'1\\n'``, centred on the first difference when long."""
+    if len(repr(expected)) > limit or len(repr(got)) > limit:
+        first = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b),
+                     min(len(expected), len(got)))
+        start = max(0, expected.rfind(b"\n", 0, first) + 1, first - 24)
+        pre = f"at offset {start}: " if start else ""
+        return f"{pre}expected {show(expected[start:], limit)}, got {show(got[start:], limit)}"
+    return f"expected {show(expected)}, got {show(got)}"
 
 
 # --- the client under test -------------------------------------------------
@@ -191,15 +261,25 @@ def _write_reply(fd, data, proc, deadline):
 
 
 class Result:
+    """``problems``: the strict profile's findings (byte-exact); ``course``: the course
+    script's verdict ("pass", "fail", "skip") and ``course_why`` its reason."""
+
     def __init__(self, case):
         self.case = case
         self.problems = []
+        self.headlines = []         # one line per problem, with the decoded values
         self.stderr = b""
         self.duration = 0.0
+        self.course = "skip"
+        self.course_why = ""
 
     @property
     def ok(self):
         return not self.problems
+
+    def headline(self):
+        urgent = [h for h in self.headlines if "did not exit" in h or "signal" in h]
+        return (urgent or self.headlines or [""])[0]
 
     def report(self):
         head = f"{'PASS' if self.ok else 'FAIL'} {self.case.name} [{self.case.tag}]"
@@ -210,14 +290,31 @@ class Result:
         return f"{head}\n{body}\n--- cassini stderr ---\n{err}"
 
 
+_DEFAULT_PIPES_LOCK = threading.Lock()
+
+
+def _default_pipes_dirs(root, user):
+    """The directories of ``ROOT/USER/saturnd/pipes`` that do not exist yet (to remove)."""
+    made = []
+    for part in (user, b"saturnd", b"pipes"):
+        root = os.path.join(root, part)
+        if not os.path.exists(root):
+            made.append(root)
+    return made
+
+
 def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEADLINE):
     """Play one case against ``cassini`` (an argv list).
 
     ``jail``, when given, is a callable ``jail(tmp_dir, user) -> Jail`` whose result
     confines the client (see :mod:`grader.sandbox`): ``env(env)`` adjusts its
     environment, ``grant(path)`` gives it a directory made here, ``wrap(argv, env)``
-    returns the command to start and its environment, ``note(status)`` explains an exit status, and
-    ``close()`` kills whatever is left.
+    returns the command to start and its environment, ``note(status)`` explains an exit
+    status, ``close()`` kills whatever is left; optionally ``private_tmp(on)`` gives the
+    client a private /tmp and returns where it is seen from here (None: no private /tmp).
+
+    The result holds both verdicts: ``problems`` (strict: byte-exact request, stdout and
+    exit status) and ``course`` (the course script's rules, see :func:`course_verdict`).
     """
     cassini = cassini or default_cassini()
     result = Result(case)
@@ -227,17 +324,42 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
     cleanup = [tmp]
     env = {k: v for k, v in os.environb.items()
            if k != b"POSIXLY_CORRECT" and not k.startswith(b"CASSINI")}
-    env[b"TZ"] = b"UTC"
+    env[b"TZ"] = case.tz
     confined = jail(tmp, user) if jail else None
     if confined is not None:
         env = confined.env(env)
+    # {user}: the name the client runs under (the sandbox's passwd name, so that a client
+    # taking it from getpwuid() and one reading $USER agree)
+    login = getattr(confined, "login", None) or user
     for k, v in case.env.items():
-        env[k] = v.replace(b"{user}", user.encode())
+        env[k] = v.replace(b"{user}", login.encode())
+    lock = None
+    grants = [tmp]
     if case.default_pipes:
-        pipes = b"/tmp/" + env.get(b"USER", b"") + b"/saturnd/pipes"
         if not env.get(b"USER"):
             raise ValueError(f"{case.name}: default-pipes needs USER in env")
-        cleanup.append(os.fsdecode(b"/tmp/" + env[b"USER"]))
+        top = None
+        if confined is not None and hasattr(confined, "private_tmp"):
+            top = confined.private_tmp(True)
+        if top is None:
+            # the shared /tmp: one such case at a time, and remove only what we made
+            lock = _DEFAULT_PIPES_LOCK
+            lock.acquire()
+            top = "/tmp"
+        top = os.fsencode(top)
+        pipes = os.path.join(top, env[b"USER"], b"saturnd", b"pipes")
+        made = _default_pipes_dirs(top, env[b"USER"])
+        if not made:
+            if lock is not None:
+                lock.release()
+            shutil.rmtree(tmp, ignore_errors=True)
+            result.course = "skip"
+            result.course_why = f"{os.fsdecode(pipes)} exists already: case not run"
+            result.problems.append(result.course_why)
+            result.headlines.append(result.course_why)
+            return result
+        cleanup.append(os.fsdecode(made[0]))
+        grants.append(os.fsdecode(made[0]))
     else:
         pipes = os.fsencode(os.path.join(tmp, "pipes"))
     args = [a.replace(b"{pipes}", pipes) for a in case.arguments]
@@ -248,12 +370,14 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
     req_fd = rep_fd = None
     proc = None
     start = time.monotonic()
+    got = b""
+    code = None
     try:
         os.makedirs(pipes, 0o700)
         os.mkfifo(req_path, 0o600)
         os.mkfifo(rep_path, 0o600)
         if confined is not None:
-            for path in cleanup:
+            for path in grants:
                 confined.grant(path)
         if not case.no_daemon:
             req_fd = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK)
@@ -268,17 +392,23 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
             got, how = _read_request(req_fd, proc, start + REQUEST_DEADLINE)
             if got != case.request:
                 result.problems.append(describe_mismatch(f"request ({how})", case.request, got))
+                result.headlines.append(
+                    "sent no request" + (f" (expected {show(case.request)})" if case.request
+                                         else "") if not got else
+                    f"request ({how}): {show_difference(case.request, got)}")
             if case.request or got:
                 rep_fd = _open_reply(rep_path, proc, time.monotonic() + REPLY_OPEN_DEADLINE)
                 if rep_fd is None:
                     if case.request == got:
                         result.problems.append("cassini never opened the reply pipe")
+                        result.headlines.append("cassini never opened the reply pipe")
                 else:
                     os.set_blocking(rep_fd, False)
                     problem = _write_reply(rep_fd, case.reply, proc,
                                            time.monotonic() + EXIT_DEADLINE)
                     if problem and case.request == got:
                         result.problems.append(problem)
+                        result.headlines.append(problem)
                     if not case.keep_open:
                         os.close(rep_fd)
                         rep_fd = None
@@ -287,7 +417,9 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.wait()
-            result.problems.append(f"cassini did not exit within {exit_deadline:g} s (killed)")
+            msg = f"cassini did not exit within {exit_deadline:g} s (killed)"
+            result.problems.append(msg)
+            result.headlines.append(msg)
             code = None
         result.duration = time.monotonic() - start
         out.seek(0)
@@ -296,11 +428,25 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
         result.stderr = err.read()
         if stdout != case.stdout:
             result.problems.append(describe_mismatch("stdout", case.stdout, stdout))
+            result.headlines.append(f"stdout: {show_difference(case.stdout, stdout)}")
         note = confined.note(code) if confined is not None and code is not None else ""
         if code is not None and code != case.exitcode:
-            result.problems.append(f"exit status: expected {case.exitcode}, got {code}{note}")
+            msg = f"exit status: expected {case.exitcode}, got {code}{note}"
+            result.problems.append(msg)
+            result.headlines.append(msg)
         elif note and result.problems:
             result.problems.append(note.strip(" ()"))
+        if not case.request and not got and case.exitcode and code == case.exitcode \
+                and stdout == case.stdout and not result.stderr.strip():
+            # a rejected command line must be explained: else /bin/false passes
+            msg = "rejected the command line without a word (expected an error message " \
+                  "on stderr)"
+            result.problems.append(msg)
+            result.headlines.append(msg)
+        ran = confined.elapsed() if confined is not None and hasattr(confined, "elapsed") \
+            else None
+        result.course, result.course_why = course_verdict(
+            case, got, stdout, code, result.duration if ran is None else ran)
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -312,7 +458,47 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
                 os.close(fd)
         for path in cleanup:
             shutil.rmtree(path, ignore_errors=True)
+        if lock is not None:
+            lock.release()
     return result
+
+
+def course_graded(case):
+    """Would the course script grade this case at all?"""
+    return case.tag == "reference" and bool(case.request) and not case.no_daemon
+
+
+def course_verdict(case, request, stdout, code, duration):
+    """The course script's verdict on one case (its rules, in its order):
+
+    1. only cases that send a request are course cases (``skip`` otherwise), and only
+       those of the ``reference`` tag (``strict``, ``extension``, ... go beyond);
+    2. the client must end within 3 s;
+    3. it must send a request ("sent no request" fails), equal byte for byte;
+    4. its exit status must equal the expected one;
+    5. only when that status is 0, stdout is compared after :func:`course_normalise`
+       on both sides.
+    """
+    if case.tag != "reference":
+        return "skip", f"tag {case.tag}: beyond what the course's reference fixes"
+    if not course_graded(case):
+        return "skip", "no request to send: the course script grades no such case"
+    if code is None or duration > COURSE_TIMEOUT:
+        took = "killed" if code is None else f"took {duration:.1f} s"
+        return "fail", f"did not end within the course's {COURSE_TIMEOUT:g} s ({took})"
+    if not request:
+        return "fail", "sent no request"
+    if request != case.request:
+        return "fail", f"request: {show_difference(case.request, request)}"
+    if code != case.exitcode:
+        return "fail", f"exit status: expected {case.exitcode}, got {code}"
+    if code == 0:
+        want, have = course_normalise(case.stdout), course_normalise(stdout)
+        if want != have:
+            w = b"\n".join(want) + b"\n" if want else b""
+            h = b"\n".join(have) + b"\n" if have else b""
+            return "fail", f"stdout (normalised): {show_difference(w, h)}"
+    return "pass", ""
 
 
 # --- JUnit -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from xml.sax.saxutils import escape, quoteattr
 CATEGORY_TITLES = {
     "build": "build (make)",
     "client": "client conformance (golden vectors)",
+    "client-strict": "client: beyond the course's reference (NUL bytes, ...)",
     "daemon-protocol": "daemon conformance: protocol",
     "daemon-scheduling": "daemon conformance: scheduling",
     "daemon-extension": "daemon conformance: extension requests",
@@ -12,8 +13,18 @@ CATEGORY_TITLES = {
 }
 
 
+PROFILES = ("strict", "course")
+
+
 class Outcome:
-    def __init__(self, category, name, status, message="", detail="", duration=0.0):
+    """One test's result.  ``verdicts`` holds one verdict per profile (``strict``: byte
+    for byte; ``course``: the course script's rules); ``status`` is the headline
+    profile's.  Where the profiles do not differ (daemon scenarios, build) both equal
+    ``status``.  ``lines``: one-line facts the summary always shows (client stderr,
+    the other profile's reason)."""
+
+    def __init__(self, category, name, status, message="", detail="", duration=0.0,
+                 verdicts=None, lines=(), tags=()):
         assert status in ("pass", "fail", "skip")
         self.category = category
         self.name = name
@@ -21,6 +32,9 @@ class Outcome:
         self.message = message      # one line
         self.detail = detail        # the full diagnosis
         self.duration = duration
+        self.verdicts = dict(verdicts) if verdicts else {p: status for p in PROFILES}
+        self.lines = list(lines)
+        self.tags = list(tags)
 
     @property
     def ok(self):
@@ -72,52 +86,124 @@ def write_junit(path, outcomes, properties=()):
         f.write("".join(parts))
 
 
-def summary(outcomes, notes=(), failure_lines=6, max_failures=30):
-    """A short text a teacher can read: score per category, then each failure's head."""
+def scores(outcomes):
+    """{profile: {category: {"passed": N, "total": N}}}; skipped tests are not counted."""
+    out = {}
+    for prof in PROFILES:
+        table = {}
+        for o in outcomes:
+            t = table.setdefault(o.category, {"passed": 0, "total": 0})
+            v = o.verdicts.get(prof, o.status)
+            if v != "skip":
+                t["total"] += 1
+                t["passed"] += v == "pass"
+        out[prof] = table
+    return out
+
+
+def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
+    """A text a teacher can read: the score per category under both profiles (the
+    headline one first), then every failure -- grouped by category and by message, with
+    the decoded values and the client's stderr -- never truncated."""
+    other = "course" if headline == "strict" else "strict"
     lines = ["saturnd-grade summary", ""]
     cats = []
     for o in outcomes:
         if o.category not in cats:
             cats.append(o.category)
     width = max([len(CATEGORY_TITLES.get(c, c)) for c in cats] + [10])
-    total_run = total_pass = 0
+    sc = scores(outcomes)
+    lines.append(f"  {'':<{width}}  {headline + ' (headline)':<20}  {other}")
+
+    def cell(t):
+        if not t["total"]:
+            return f"{'n/a':<20}"
+        return f"{t['passed']:3d}/{t['total']:<3d} {100 * t['passed'] / t['total']:5.1f}%".ljust(20)
+    totals = {p: {"passed": 0, "total": 0} for p in PROFILES}
     for cat in cats:
         mine = [o for o in outcomes if o.category == cat]
-        run = [o for o in mine if o.status != "skip"]
-        passed = sum(o.ok for o in run)
-        total_run += len(run)
-        total_pass += passed
-        pct = f"{100 * passed / len(run):5.1f}%" if run else "  n/a "
-        skipped = len(mine) - len(run)
+        skipped = sum(o.status == "skip" for o in mine)
         extra = f"  ({skipped} skipped)" if skipped else ""
-        lines.append(f"  {CATEGORY_TITLES.get(cat, cat):<{width}}  {passed:3d}/{len(run):<3d} "
-                     f"{pct}{extra}")
-    if total_run:
-        lines.append(f"  {'total':<{width}}  {total_pass:3d}/{total_run:<3d} "
-                     f"{100 * total_pass / total_run:5.1f}%")
+        for p in PROFILES:
+            totals[p]["passed"] += sc[p][cat]["passed"]
+            totals[p]["total"] += sc[p][cat]["total"]
+        lines.append(f"  {CATEGORY_TITLES.get(cat, cat):<{width}}  {cell(sc[headline][cat])}  "
+                     f"{cell(sc[other][cat]).rstrip()}{extra}")
+    if totals[headline]["total"] or totals[other]["total"]:
+        lines.append(f"  {'total':<{width}}  {cell(totals[headline])}  "
+                     f"{cell(totals[other]).rstrip()}")
     if notes:
         lines.append("")
         lines.extend(f"  note: {n}" for n in notes)
-    failed = [o for o in outcomes if o.status == "fail"]
+    failed = [o for o in outcomes if "fail" in (o.status, *o.verdicts.values())]
     if failed:
         lines.append("")
-        lines.append(f"failures ({len(failed)}):")
-        for o in failed[:max_failures]:
-            lines.append(f"- [{o.category}] {o.name}: {o.message}")
-            body = [ln for ln in (o.detail or "").splitlines() if ln.strip()]
-            body = [ln for ln in body if not ln.startswith(("FAIL ", "PASS "))]
-            if body and body[0].strip() == o.message.strip():
-                body = body[1:]
-            for ln in body[:failure_lines]:
-                lines.append(f"    {ln}")
-            if len(body) > failure_lines:
-                lines.append(f"    ... ({len(body) - failure_lines} more lines in the JUnit report)")
-        if len(failed) > max_failures:
-            lines.append(f"- ... and {len(failed) - max_failures} more failures "
-                         f"(all in the JUnit report)")
+        lines.append(f"failures ({sum(o.status == 'fail' for o in outcomes)} under {headline}, "
+                     f"{sum(o.verdicts.get(other) == 'fail' for o in outcomes)} under {other}), "
+                     f"grouped:")
+        for cat in cats:
+            mine = [o for o in failed if o.category == cat]
+            if not mine:
+                continue
+            lines.append(f"[{cat}]")
+            groups = {}
+            for o in mine:
+                groups.setdefault(o.message, []).append(o)
+            for message, group in groups.items():
+                if len(group) > 1:
+                    names = ", ".join(f"{o.name} ({_marks(o)})" for o in group)
+                    lines.append(f"- {len(group)} tests: {message}")
+                    lines.append(f"    {names}")
+                    shown = group[:1]
+                else:
+                    lines.append(f"- {group[0].name} ({_marks(group[0])}): {message}")
+                    shown = group
+                for o in shown:
+                    body = [ln for ln in (o.detail or "").splitlines() if ln.strip()]
+                    body = [ln for ln in body if not ln.startswith(("FAIL ", "PASS "))
+                            and ln not in o.lines and ln.strip() != o.message.strip()
+                            and ln != "--- cassini stderr ---"]
+                    for ln in o.lines:
+                        lines.append(f"    {ln}")
+                    for ln in body[:failure_lines]:
+                        lines.append(f"    {ln}")
+                    if len(body) > failure_lines:
+                        lines.append(f"    ... ({len(body) - failure_lines} more lines in the "
+                                     f"JUnit report)")
+                if len(group) > 1:
+                    extra = [(o.name, ln) for o in group[1:] for ln in o.lines
+                             if ln.startswith("client stderr:")]
+                    for name, ln in extra:
+                        lines.append(f"    {name}: {ln}")
     skipped = [o for o in outcomes if o.status == "skip"]
     if skipped:
         reasons = sorted({o.message for o in skipped})
         lines.append("")
         lines.append(f"skipped ({len(skipped)}): " + "; ".join(reasons))
     return "\n".join(lines) + "\n"
+
+
+def _marks(o):
+    return ", ".join(f"{p} {o.verdicts.get(p, o.status)}" for p in PROFILES)
+
+
+def write_json(path, outcomes, headline, candidate, build_status, exit_status, notes=()):
+    """The machine-readable report (version 1; the contract is in grader/README.md)."""
+    import json
+    data = {
+        "version": 1,
+        "headline": headline,
+        "candidate": {"cassini": candidate.get("cassini"), "saturnd": candidate.get("saturnd")},
+        "build": {"status": build_status},
+        "cases": [{"category": o.category, "name": o.name,
+                   "tags": list(o.tags),
+                   "verdicts": {p: o.verdicts.get(p, o.status) for p in PROFILES},
+                   "message": " ".join(o.message.split())}
+                  for o in outcomes],
+        "scores": scores(outcomes),
+        "exit_status": exit_status,
+        "notes": list(notes),
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")

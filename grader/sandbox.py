@@ -97,11 +97,22 @@ def chown_tree(path, uid, gid):
                 pass
 
 
+def passwd_name(uid):
+    """The passwd name of the uid candidates run as (``USER`` in the sandbox equals what
+    ``getpwuid()`` tells the candidate)."""
+    uid = os.geteuid() if uid is None else uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 class Options:
     """How candidates are confined (shared by all sandboxes of one grading run)."""
 
-    def __init__(self, base=None, isolation="auto", uid="auto", limits=None):
+    def __init__(self, base=None, isolation="auto", uid="auto", limits=None, tz=None):
         self.base = base or os.environ.get("GRADER_WORK_DIR") or "/var/tmp"
+        self.tz = tz or os.environ.get("TZ") or "UTC"
         if isolation == "auto":
             isolation = "full" if namespaces_available() else "light"
         if isolation == "full" and not namespaces_available():
@@ -115,6 +126,8 @@ class Options:
         else:
             self.uid, self.gid = uid, uid
         self.limits = dict(DEFAULT_LIMITS, **(limits or {}))
+        self.user = passwd_name(self.uid)
+
 
     def describe(self):
         who = f"uid {self.uid}" if self.uid is not None else f"uid {os.geteuid()} (not root)"
@@ -137,7 +150,7 @@ class Sandbox:
         self.token = uuid.uuid4().hex[:12]
         safe = "".join(c if c.isalnum() else "-" for c in label)[:40]
         self.root = os.path.join(options.base, f"grade-{safe}-{self.token}")
-        self.user = f"grade{self.token[:8]}"
+        self.user = options.user
         self.home = os.path.join(self.root, "home")
         self.tmp = os.path.join(self.root, "tmp")
         self.work = os.path.join(self.root, "work")
@@ -171,7 +184,7 @@ class Sandbox:
         env = {
             "PATH": os.environ.get("GRADER_CANDIDATE_PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": self.home, "USER": self.user, "LOGNAME": self.user,
-            "TMPDIR": self.visible_tmp, "TZ": "UTC", "LANG": "C.UTF-8",
+            "TMPDIR": self.visible_tmp, "TZ": self.options.tz, "LANG": "C.UTF-8",
             "GRADER_SANDBOX": self.token,
         }
         env.update(extra or {})
@@ -284,6 +297,16 @@ class ClientJail:
         options.limits = dict(options.limits, RLIMIT_FSIZE=CLIENT_FSIZE)
         self.sandbox = Sandbox(options, f"client-{user}", private_tmp=False)
         self.user = user
+        self.login = self.sandbox.user
+        self.use_private_tmp = False
+
+    def private_tmp(self, on):
+        """Give the client the sandbox's tmp/ as its /tmp (full isolation only); returns
+        that directory as seen from here, or None (the client shares /tmp)."""
+        if not on or self.sandbox.options.isolation != "full":
+            return None
+        self.use_private_tmp = True
+        return self.sandbox.tmp
 
     def env(self, env):
         out = {os.fsencode(k): os.fsencode(v) for k, v in self.sandbox.env().items()}
@@ -296,13 +319,24 @@ class ClientJail:
         self.sandbox.grant(path)
 
     def wrap(self, argv, env):
-        return self.sandbox.command(argv, env, "client", private_tmp=False), _init_env()
+        return (self.sandbox.command(argv, env, "client", private_tmp=self.use_private_tmp),
+                _init_env())
 
     def note(self, code):
         status = self.sandbox.main_status()
         if status and "signal" in status:
             return f" ({status})"
         return ""
+
+    def elapsed(self):
+        """Seconds the client itself ran (from its start by the init to its end), or None."""
+        for line in self.sandbox.statuses():
+            if line.startswith("ran "):
+                try:
+                    return float(line.split()[1])
+                except (IndexError, ValueError):
+                    return None
+        return None
 
     def close(self):
         kill_token(self.sandbox.token)

@@ -51,12 +51,25 @@ def candidates():
             path.chmod(0o755)
         return str(path)
 
+    def script(name, text):
+        path = base / name
+        path.write_text(text)
+        path.chmod(0o755)
+        return str(path)
+
+    make.script = script
+    make.lib = lib
+    make.python = python
     yield make
     shutil.rmtree(base, ignore_errors=True)
 
 
 class Graded:
-    def __init__(self, proc, junit, elapsed):
+    def __init__(self, proc, junit, elapsed, json_path=None):
+        import json
+        self.json = None
+        if json_path is not None and json_path.exists():
+            self.json = json.loads(json_path.read_text())
         self.code = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
@@ -81,6 +94,19 @@ class Graded:
     def text(self, category, name):
         return self.cases[(category, name)][1]
 
+    def verdicts(self, category, name):
+        """{"strict": ..., "course": ...} of one case, from the --json report."""
+        for c in self.json["cases"]:
+            if (c["category"], c["name"]) == (category, name):
+                return c["verdicts"]
+        raise KeyError((category, name))
+
+    def message(self, category, name):
+        for c in self.json["cases"]:
+            if (c["category"], c["name"]) == (category, name):
+                return c["message"]
+        raise KeyError((category, name))
+
     def of(self, category):
         return {n: s for (c, n), (s, _) in self.cases.items() if c == category}
 
@@ -91,14 +117,17 @@ def grade(tmp_path):
 
     def run(*args, timeout=100):
         junit = tmp_path / "junit.xml"
-        if junit.exists():
-            junit.unlink()
+        report = tmp_path / "report.json"
+        for old in (junit, report):
+            if old.exists():
+                old.unlink()
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "grader", "--junit", str(junit), *args],
+        proc = subprocess.run([sys.executable, "-m", "grader", "--junit", str(junit),
+                               "--json", str(report), *args],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=str(ROOT))
-        return Graded(proc, junit, time.monotonic() - t0)
+        return Graded(proc, junit, time.monotonic() - t0, report)
     return run
 
 

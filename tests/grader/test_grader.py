@@ -34,8 +34,10 @@ def test_ours_scores_100_percent(grade):
     for cat in ("daemon-protocol", "daemon-extension", "daemon-scheduling"):
         assert g.of(cat), cat
         assert set(g.of(cat).values()) == {"pass"}, (cat, g.stdout)
-    # every reference and extension case ran, no deviation case
-    assert len(g.of("client")) == 101
+    # every reference, strict and extension case ran, no deviation case
+    assert len(g.of("client")) == 98
+    assert g.of("client-strict") and set(g.of("client-strict").values()) == {"pass"}
+    assert len(g.of("client-strict")) == 3
     assert "manual clock" in g.stdout
     assert "100.0%" in g.stdout and "failures" not in g.stdout
 
@@ -61,9 +63,10 @@ def test_faketime_catches_wrong_exit_codes(grade, candidates):
     s = g.of("daemon-scheduling")
     assert s["exit-codes"] == "fail"
     assert s["every-minute"] == s["selected-minutes-only"] == s["outputs"] == "pass"
-    assert s["times-on-the-minute"] == s["other-days-never"] == "pass"
+    assert s["runs-within-their-minute"] == s["other-days-never"] == "pass"
     text = g.text("daemon-scheduling", "exit-codes")
-    assert "`exit 3` task: 08:59:00 -> 0" in text
+    import re       # the window's first minute depends on how fast the tasks were created
+    assert re.search(r"`exit 3` task: (08:59|09:00):00 -> 0", text), text
 
 
 # --- broken clients ----------------------------------------------------------------------
@@ -151,7 +154,7 @@ def test_hanging_detaching_daemon_with_hard_coded_pipes(grade, candidates):
     text = g.text("daemon-protocol", "list-empty")
     assert "did not answer" in text and "nobody opened the request pipe" in text
     if FULL:   # found in its private /tmp, under its own user name
-        assert "(the daemon's /tmp/grade" in text
+        assert "(the daemon's /tmp/nobody/saturnd/pipes)" in text
     assert g.elapsed < 30
     _no_leftovers(os.path.basename(path))
 
@@ -255,7 +258,7 @@ def test_grade_sh_builds_and_grades_a_c_submission(tmp_path):
             cases[(suite.get("name"), case.get("name"))] = \
                 (failed.get("message") + failed.text) if failed is not None else "pass"
     assert cases[("build", "make")] == "pass"
-    client = {n: v for (c, n), v in cases.items() if c == "client"}
+    client = {n: v for (c, n), v in cases.items() if c in ("client", "client-strict")}
     assert len(client) == 81
     # what the partial C client does: LIST, REMOVE, ... right; no CREATE at all
     for name in ("001-list-empty", "003-list-one-task", "084-times-not-found",
@@ -310,8 +313,8 @@ def test_documented_docker_command(tmp_path):
                        capture_output=True, text=True, timeout=110)
     assert p.returncode == 1, p.stdout + p.stderr
     summary = (out / "summary.txt").read_text()
-    assert "build (make)                           1/1" in summary
-    assert "client conformance (golden vectors)   63/81" in summary
+    assert "build (make)" in summary and "  1/1 " in summary
+    assert "client conformance (golden vectors)" in summary
     assert "isolation light" in summary          # no extra capabilities given
     assert (out / "junit.xml").exists() and (out / "build.log").exists()
 

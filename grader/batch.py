@@ -311,7 +311,7 @@ def row_for(name, result):
     """The class-table row of one submission's result."""
     row = {"submission": name, "build": result["build"],
            "build_status": "" if result["build_status"] is None else str(result["build_status"]),
-           "cassini": result["cassini"] or "missing", "saturnd": result["saturnd"] or "missing",
+           "cassini": result["cassini"] or "", "saturnd": result["saturnd"] or "",
            "grading": result["grading"], "runs": str(result["runs"])}
     scores = result.get("scores")
     for p in PROFILES:
@@ -353,6 +353,8 @@ def grade_one(name, sub_path, opts, runner):
                 if p:
                     progs[prog] = p
                     result[prog] = os.path.relpath(p, src)
+                else:
+                    result[prog] = "missing"
             if not progs:
                 with open(log_path, "a") as log:
                     log.write("the build made neither a cassini nor a saturnd executable\n")

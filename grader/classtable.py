@@ -134,7 +134,7 @@ def to_markdown(rows):
         lines.append("| " + " | ".join(esc(c) for c in cells) + " |")
     n, built, means = _totals(rows)
     lines.append("")
-    lines.append(f"{n} submissions, {built} built; class mean: strict {means['strict'] or '-'} %, "
+    lines.append(f"{n} submissions, {built} built; mean of the graded: strict {means['strict'] or '-'} %, "
                  f"course {means['course'] or '-'} %. Flaky cases (verdict changed between "
                  f"runs) are not counted as passed.")
     return "\n".join(lines) + "\n"
@@ -159,7 +159,7 @@ def to_html(rows, title="Class table"):
         out.append(f"<tr{cls}>{tds}</tr>")
     n, built, means = _totals(rows)
     out.append("</table>")
-    out.append(f"<p>{n} submissions, {built} built; class mean: strict "
+    out.append(f"<p>{n} submissions, {built} built; mean of the graded: strict "
                f"{e(means['strict'] or '-')} %, course {e(means['course'] or '-')} %. "
                f"Flaky cases (verdict changed between runs) are not counted as passed.</p>")
     out.append("</body></html>")

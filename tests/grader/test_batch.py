@@ -110,6 +110,7 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     assert c["grading"].startswith("not graded") and c["strict_total"] == ""
     assert "expected ;" in (out / "carol" / "build.log").read_text()
     assert not (out / "carol" / "run1.json").exists()
+    assert (c["cassini"], c["saturnd"]) == ("", "")
     # no saturnd: reported, and the grader is not told about one
     assert (d["saturnd"], d["cassini"]) == ("missing", "cassini")
     rep = json.loads((out / "dave" / "run1.json").read_text())
@@ -123,7 +124,7 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     # Markdown and HTML hold the same rows
     md = (out / "class.md").read_text()
     assert "| alice | ok | cassini | saturnd | ok | 3/5 (60.0 %) | 4/5 (80.0 %) |" in md
-    assert "| carol | failed (2) |" in md
+    assert "| carol | failed (2) |  |  | not graded (build failed) |" in md
     html = (out / "class.html").read_text()
     assert html.count("<tr") == 5 and "<td>bin/cassini</td>" in html
     # the built copies are gone

@@ -343,3 +343,90 @@ def test_real_grader_end_to_end(tmp_path, work):
     assert ours["grading"] == "ok"
     assert ours["strict_total"] != "0" and ours["strict_passed"] == ours["strict_total"]
     assert ours["course_passed"] == ours["course_total"]
+
+
+# -- the CI templates --------------------------------------------------------------------------
+
+PIPELINES = ROOT / "ci" / "pipelines"
+
+
+def gitlab_jobs(text):
+    """The templates' GitLab jobs, read without a YAML library (PyYAML is not a dependency):
+    {job: {"script": [line, ...], key: value, ...}} for top-level keys and their direct
+    scalar children, plus the list items of ``script:`` (continuation lines folded)."""
+    jobs, job, in_script = {}, None, False
+    for raw in text.splitlines():
+        line = raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("- ") else raw.rstrip()
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent == 0:
+            job = jobs.setdefault(line.rstrip(":").split(":")[0], {"script": []})
+            in_script = False
+        elif indent == 2:
+            key, _, value = line.strip().partition(":")
+            in_script = key == "script"
+            if not in_script:
+                job[key] = value.strip()
+        elif in_script and line.lstrip().startswith("- "):
+            job["script"].append(line.strip()[2:])
+        elif in_script and indent > 4:
+            job["script"][-1] += " " + line.strip()
+    return jobs
+
+
+@pytest.mark.timeout(180)
+def test_gitlab_class_pipeline_shards_and_merges(klass, tmp_path, work):
+    """Run the GitLab template's own script lines, shard by shard, then its merge job."""
+    text = (PIPELINES / "gitlab-ci-class.yml").read_text()
+    spec = gitlab_jobs(text)
+    shards = int(spec["grade-shard"]["parallel"])
+    assert shards >= 2
+    assert spec["class-table"]["needs"] == "[grade-shard]"
+    assert spec["class-table"]["when"] == "always"
+    variables = {k: v.strip('"') for k, v in spec["variables"].items() if k != "script"}
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "class.txt").write_text("".join(f"{klass}/{n}\n" for n in sorted(os.listdir(klass))))
+    stub = tmp_path / "stub-grade"
+    stub.write_text(f"#!/bin/sh\nexec {sys.executable} {STUB} \"$@\"\n")
+    stub.chmod(0o755)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "saturnd-grade").write_text(f"#!/bin/sh\nexec {sys.executable} -m grader \"$@\"\n")
+    (bindir / "saturnd-grade").chmod(0o755)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{bindir}:{os.environ['PATH']}",
+               **variables)
+    env["BATCH_OPTIONS"] += f" --grade-cmd {stub} --work-dir {work}"
+
+    def job(name, **extra):
+        assert spec[name]["script"]
+        for line in spec[name]["script"]:
+            p = subprocess.run(["bash", "-ec", line], cwd=project, env=dict(env, **extra),
+                               capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, (line, p.stderr)
+        return p
+    for k in range(1, shards + 1):
+        job("grade-shard", CI_NODE_INDEX=str(k), CI_NODE_TOTAL=str(shards))
+    assert len(list(project.glob("grade-out/shard-*/class.csv"))) == shards
+    p = job("class-table")
+    assert "| alice | ok |" in p.stdout
+    full = tmp_path / "full"
+    q = run_batch(str(klass), "-o", str(full), *variables["BATCH_OPTIONS"].split(),
+                  "--grade-cmd", STUB_CMD, "--work-dir", work)
+    assert q.returncode == 0, q.stderr
+    assert (project / "class-table" / "class.csv").read_bytes() == \
+        (full / "class.csv").read_bytes()
+
+
+def test_github_class_pipeline_is_consistent():
+    text = (PIPELINES / "github-actions-class.yml").read_text()
+    import re
+    matrix = re.search(r"^\s+shard: \[([0-9, ]+)\]$", text, re.M).group(1)
+    shards = int(re.search(r"^  SHARDS: (\d+)", text, re.M).group(1))
+    assert [int(x) for x in matrix.split(",")] == list(range(1, shards + 1))
+    assert '--shard "${{ matrix.shard }}/$SHARDS"' in text
+    table = text[text.index("  class-table:"):]
+    assert "    needs: grade\n" in table and "    if: always()" in table
+    assert "grader batch merge -o class-table/class shards/shard-*/class.csv" in table
+    assert "name: shard-${{ matrix.shard }}" in text and "pattern: shard-*" in table

@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERDICTS = ("pass", "fail", "skip")
 PROFILES = classtable.PROFILES
 BUILD_PATH = "/usr/local/bin:/usr/bin:/bin"
+MARKER = ".saturnd-grade-batch"      # in the output folder: never taken for a submission
 
 
 class Usage(Exception):
@@ -458,8 +459,25 @@ def parse(argv):
     return opts
 
 
+def check_out_dir(subs, out, cls):
+    """The output folder must not hold or be a submission (batch replaces ``OUT/NAME``);
+    when it sits in the class folder, it is not a submission itself."""
+    real_out = os.path.realpath(out)
+    subs = [s for s in subs if not os.path.exists(os.path.join(s[1], MARKER))]
+    if not subs:
+        raise Usage(f"{cls}: no submission folder in it")
+    for name, path in subs:
+        real = os.path.realpath(path)
+        target = os.path.join(real_out, name)
+        for a, b in ((target, real), (real, target)):
+            if a == b or a.startswith(b.rstrip("/") + "/"):
+                raise Usage(f"--out {out}: it would overwrite the submission {path} "
+                            f"(choose an output folder outside the class)")
+    return subs
+
+
 def run(opts):
-    subs = submissions(opts.cls)
+    subs = check_out_dir(submissions(opts.cls), opts.out, opts.cls)
     if opts.shard:
         subs = shard(subs, *opts.shard)
     try:
@@ -468,6 +486,11 @@ def run(opts):
     except OSError as e:
         raise Usage(f"{e.filename}: {e.strerror}") from None
     opts.out = os.path.abspath(opts.out)
+    try:
+        with open(os.path.join(opts.out, MARKER), "w") as f:
+            f.write("saturnd-grade batch output folder (not a submission)\n")
+    except OSError as e:
+        raise Usage(f"{opts.out}: {e.strerror}") from None
     runner = _build_runner()
     t0 = time.monotonic()
     done = [0]

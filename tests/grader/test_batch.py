@@ -430,3 +430,20 @@ def test_github_class_pipeline_is_consistent():
     assert "    needs: grade\n" in table and "    if: always()" in table
     assert "grader batch merge -o class-table/class shards/shard-*/class.csv" in table
     assert "name: shard-${{ matrix.shard }}" in text and "pattern: shard-*" in table
+
+
+@pytest.mark.timeout(60)
+def test_the_output_folder_never_overwrites_a_submission(klass, tmp_path, work):
+    before = snapshot(klass)
+    for out in (klass, klass / "alice", klass / "alice" / "deeper"):
+        p = run_batch(str(klass), "-o", str(out), "--grade-cmd", STUB_CMD, "--work-dir", work)
+        assert p.returncode == 2, (out, p.stderr)
+        assert "would overwrite the submission" in p.stderr and p.stderr.count("\n") == 1
+    assert snapshot(klass) == before
+    # an output folder inside the class folder is not graded as a submission, run after run
+    for _ in range(2):
+        p = run_batch(str(klass), "-o", str(klass / "zz-results"), "--grade-cmd", STUB_CMD,
+                      "--work-dir", work)
+        assert p.returncode == 0, p.stderr
+        assert list(read_table(klass / "zz-results" / "class.csv")) == \
+            ["alice", "bob", "carol", "dave"]

@@ -23,6 +23,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -205,8 +206,26 @@ def find_program(src, name):
 def build(sub_path, work, log_path, opts, runner):
     """Copy and make; returns a dict: build, build_status, src."""
     src = os.path.join(work, "src")
+    skipped = []
+
+    def special(folder, names):
+        """FIFOs, sockets, devices (a committed saturnd-request-pipe...): never copied."""
+        out = []
+        for n in names:
+            try:
+                mode = os.lstat(os.path.join(folder, n)).st_mode
+            except OSError:
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                out.append(n)
+                skipped.append(os.path.relpath(os.path.join(folder, n), sub_path))
+        return out
     try:
-        shutil.copytree(sub_path, src, symlinks=True)
+        shutil.copytree(sub_path, src, symlinks=True, ignore=special)
+        if skipped:
+            with open(log_path, "a") as log:
+                for name in sorted(skipped):
+                    log.write(f"not copied (not a regular file): {name}\n")
     except (OSError, shutil.Error) as e:
         with open(log_path, "a") as log:
             log.write(f"cannot copy the submission: {e}\n")

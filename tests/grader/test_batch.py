@@ -447,3 +447,19 @@ def test_the_output_folder_never_overwrites_a_submission(klass, tmp_path, work):
         assert p.returncode == 0, p.stderr
         assert list(read_table(klass / "zz-results" / "class.csv")) == \
             ["alice", "bob", "carol", "dave"]
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_left_in_a_submission_does_not_stop_its_build(tmp_path, work):
+    """Students commit their daemon's pipes: the copy skips special files (and says so)."""
+    cls = tmp_path / "class"
+    d = make_submission(cls, "kim", MAKE_TOP)
+    (d / "pipes").mkdir()
+    os.mkfifo(d / "pipes" / "saturnd-request-pipe")
+    out = tmp_path / "out"
+    p = run_batch(str(cls), "-o", str(out), "--grade-cmd", STUB_CMD, "--work-dir", work)
+    assert p.returncode == 0, p.stderr
+    row = read_table(out / "class.csv")["kim"]
+    assert (row["build"], row["grading"], row["strict_passed"]) == ("ok", "ok", "3")
+    assert "not copied (not a regular file): pipes/saturnd-request-pipe" in \
+        (out / "kim" / "build.log").read_text()

@@ -134,9 +134,10 @@ def to_markdown(rows):
         lines.append("| " + " | ".join(esc(c) for c in cells) + " |")
     n, built, means = _totals(rows)
     lines.append("")
-    lines.append(f"{n} submissions, {built} built; mean of the graded: strict {means['strict'] or '-'} %, "
+    lines.append(f"{n} submissions, {built} built; class mean: strict {means['strict'] or '-'} %, "
                  f"course {means['course'] or '-'} %. Flaky cases (verdict changed between "
-                 f"runs) are not counted as passed.")
+                 f"runs) are not counted as passed; a program not built or not found scores 0 of "
+                 f"the full count.")
     return "\n".join(lines) + "\n"
 
 
@@ -159,15 +160,60 @@ def to_html(rows, title="Class table"):
         out.append(f"<tr{cls}>{tds}</tr>")
     n, built, means = _totals(rows)
     out.append("</table>")
-    out.append(f"<p>{n} submissions, {built} built; mean of the graded: strict "
+    out.append(f"<p>{n} submissions, {built} built; class mean: strict "
                f"{e(means['strict'] or '-')} %, course {e(means['course'] or '-')} %. "
-               f"Flaky cases (verdict changed between runs) are not counted as passed.</p>")
+               f"Flaky cases (verdict changed between runs) are not counted as passed; a program not "
+               f"built or not found scores 0 of the full count.</p>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
+def program_of(category):
+    """Which program a category grades (daemon-* the daemon, everything else the client)."""
+    return "saturnd" if category.startswith("daemon") else "cassini"
+
+
+def fill_missing(rows):
+    """A program that was not built or not found scores 0 of the class's full count.
+
+    Its empty ``profile:category`` cells become ``0/T`` (T: the largest total of that column
+    in the class) and the row's totals are recomputed from its cells, so a missing daemon or
+    a failed build never shows as a smaller total.  Rows whose grading failed (``error``)
+    are left as they are: that is the kit's failure, for the teacher to look at.
+    Idempotent: shards filled on their own are filled again, consistently, when merged."""
+    cols = category_columns(rows)
+    full = {}
+    for col in cols:
+        totals = [int(r[col].split("/")[1]) for r in rows if r.get(col)]
+        if totals:
+            full[col] = max(totals)
+    out = []
+    for row in rows:
+        row = dict(row)
+        if not row["grading"].startswith("error"):
+            changed = False
+            for col in cols:
+                prog = program_of(col.split(":", 1)[1])
+                if not row.get(col) and col in full and row[prog] in ("", "missing"):
+                    row[col] = f"0/{full[col]}"
+                    changed = True
+            if changed:
+                for p in PROFILES:
+                    cells = [row[c] for c in cols if c.startswith(p + ":") and row.get(c)]
+                    passed = sum(int(c.split("/")[0]) for c in cells)
+                    total = sum(int(c.split("/")[1]) for c in cells)
+                    row[f"{p}_passed"], row[f"{p}_total"] = str(passed), str(total)
+                    row[f"{p}_percent"] = f"{100.0 * passed / total:.1f}" if total else ""
+        out.append(row)
+    return out
+
+
 def write_all(rows, prefix):
     """``prefix.csv``, ``prefix.md``, ``prefix.html``; returns their paths."""
+    try:
+        rows = fill_missing(rows)
+    except (ValueError, IndexError):
+        raise TableError("a score cell is not PASSED/TOTAL") from None
     paths = []
     for ext, text in (("csv", to_csv(rows)), ("md", to_markdown(rows)),
                       ("html", to_html(rows))):

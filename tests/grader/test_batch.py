@@ -107,7 +107,10 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     assert b["strict_passed"] == "3"
     # a failed build: its status, its log, nothing graded
     assert (c["build"], c["build_status"]) == ("failed", "2")
-    assert c["grading"].startswith("not graded") and c["strict_total"] == ""
+    assert c["grading"].startswith("not graded")
+    # ... and it scores 0 of the class's full count (a failed build is not a smaller total)
+    assert (c["strict_passed"], c["strict_total"], c["strict_percent"]) == ("0", "5", "0.0")
+    assert (c["strict:client"], c["course:daemon-protocol"]) == ("0/3", "0/2")
     assert "expected ;" in (out / "carol" / "build.log").read_text()
     assert not (out / "carol" / "run1.json").exists()
     assert (c["cassini"], c["saturnd"]) == ("", "")
@@ -115,7 +118,10 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     assert (d["saturnd"], d["cassini"]) == ("missing", "cassini")
     rep = json.loads((out / "dave" / "run1.json").read_text())
     assert "--saturnd" not in rep["argv"] and rep["argv"][-1] == "--extensions"
-    assert d["strict:client"] == "2/3" and d.get("strict:daemon-protocol") == ""
+    assert d["strict:client"] == "2/3"
+    # the missing daemon scores 0 of its full count, beside the others' 5
+    assert d["strict:daemon-protocol"] == "0/2" and d["course:daemon-protocol"] == "0/2"
+    assert (d["strict_passed"], d["strict_total"], d["strict_percent"]) == ("2", "5", "40.0")
     # per-submission reports
     for n in ("alice", "bob", "dave"):
         res = json.loads((out / n / "result.json").read_text())
@@ -124,7 +130,8 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     # Markdown and HTML hold the same rows
     md = (out / "class.md").read_text()
     assert "| alice | ok | cassini | saturnd | ok | 3/5 (60.0 %) | 4/5 (80.0 %) |" in md
-    assert "| carol | failed (2) |  |  | not graded (build failed) |" in md
+    assert "| carol | failed (2) |  |  | not graded (build failed) | 0/5 (0.0 %) |" in md
+    assert "mean: strict 40.0 %, course 55.0 %" in md
     html = (out / "class.html").read_text()
     assert html.count("<tr") == 5 and "<td>bin/cassini</td>" in html
     # the built copies are gone

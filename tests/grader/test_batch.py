@@ -470,3 +470,30 @@ def test_a_fifo_left_in_a_submission_does_not_stop_its_build(tmp_path, work):
     assert (row["build"], row["grading"], row["strict_passed"]) == ("ok", "ok", "3")
     assert "not copied (not a regular file): pipes/saturnd-request-pipe" in \
         (out / "kim" / "build.log").read_text()
+
+
+@pytest.mark.timeout(90)
+def test_interrupting_the_batch_leaves_no_grader_behind(tmp_path, work):
+    import signal
+    cls = tmp_path / "class"
+    for n in ("lea", "max", "ned"):
+        make_submission(cls, n, MAKE_TOP, {"cases": CASES, "hang": True})
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "batch", str(cls), "-o",
+                             str(tmp_path / "out"), "-j", "2", "--grade-cmd", STUB_CMD,
+                             "--work-dir", work, "--keep-builds"],
+                            cwd=str(ROOT), env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 40
+    while len(list(Path(work).glob("batch-*/src/hanging"))) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    pids = [int(p.read_text()) for p in Path(work).glob("batch-*/src/hanging")]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=40)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
+    # the third submission was never started
+    assert len(list(Path(work).glob("batch-*/src/hanging"))) == 2

@@ -241,8 +241,8 @@ def build(sub_path, work, log_path, opts, runner):
     if ids:
         _chown_tree(src, ids)
     env = {"PATH": BUILD_PATH, "HOME": src, "LANG": "C"}
-    status, timed_out = run_bounded(cmd + ["make"] + shlex.split(opts.make_args), opts.build_timeout,
-                                    log_path, cwd=src, env=env)
+    status, timed_out = run_bounded(cmd + ["make"] + shlex.split(opts.make_args),
+                                    opts.build_timeout, log_path, cwd=src, env=env)
     if timed_out:
         return {"build": "timeout", "build_status": None, "src": src}
     return {"build": "ok" if status == 0 else "failed", "build_status": status, "src": src}

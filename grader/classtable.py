@@ -162,8 +162,8 @@ def to_html(rows, title="Class table"):
     out.append("</table>")
     out.append(f"<p>{n} submissions, {built} built; class mean: strict "
                f"{e(means['strict'] or '-')} %, course {e(means['course'] or '-')} %. "
-               f"Flaky cases (verdict changed between runs) are not counted as passed; a program not "
-               f"built or not found scores 0 of the full count.</p>")
+               f"Flaky cases (verdict changed between runs) are not counted as passed; a "
+               f"program not built or not found scores 0 of the full count.</p>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

@@ -391,7 +391,8 @@ def grade_one(name, sub_path, opts, runner):
                 for prog in ("cassini", "saturnd"):
                     if prog in progs:
                         cmd += [f"--{prog}", progs[prog]]
-                cmd += ["--json", report] + opts.grade_args
+                cmd += ["--json", report, "--junit", os.path.join(out, f"run{k}.junit.xml")]
+                cmd += opts.grade_args
                 env = dict(os.environ)
                 env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"]
                                             if env.get("PYTHONPATH") else "")
@@ -406,6 +407,9 @@ def grade_one(name, sub_path, opts, runner):
                     error = f"run {k}: {e} (grader exit status {status})"
                     break
             result["runs"] = len(reports)
+            result["starved"] = any(starved(os.path.join(out, f"run{k}.{ext}"))
+                                    for k in range(1, opts.repeat + 1)
+                                    for ext in ("log", "json", "junit.xml"))
             if reports:
                 result["scores"], result["flaky"] = combine(reports)
                 result["headline"] = reports[0].get("headline")
@@ -414,10 +418,50 @@ def grade_one(name, sub_path, opts, runner):
         if not opts.keep_builds:
             shutil.rmtree(work, ignore_errors=True)
     result["seconds"] = round(time.monotonic() - t0, 1)
+    write_result(out, result)
+    return result
+
+
+def write_result(out, result):
     with open(os.path.join(out, "result.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1, sort_keys=True)
         f.write("\n")
-    return result
+
+
+# Every candidate of every parallel grade runs as the same sandbox user (nobody), whose
+# process limit (RLIMIT_NPROC, per uid) they share: a fork bomb in one submission makes
+# the others' programs fail to start with EAGAIN.  Such grades are done again, alone.
+STARVED = (b"Resource temporarily unavailable", b"[Errno 11]", b"EAGAIN")
+REGRADED = "ok (graded again alone: out of processes beside others)"
+
+
+def starved(path):
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+        return any(sign in text for sign in STARVED)
+    except OSError:
+        return False
+
+
+def regrade_alone(name, path, opts, runner):
+    """Grade a submission again with nothing else of ours running; keep the first logs."""
+    out = os.path.join(opts.out, name)
+    first = os.path.join(opts.out, f".{name}.parallel")
+    shutil.rmtree(first, ignore_errors=True)
+    os.rename(out, first)
+    try:
+        res = grade_one(name, path, opts, runner)
+        for entry in sorted(os.listdir(first)):
+            if entry.startswith("run") and entry.endswith((".log", ".junit.xml")):
+                os.rename(os.path.join(first, entry), os.path.join(out, f"parallel-{entry}"))
+    finally:
+        shutil.rmtree(first, ignore_errors=True)
+    res["graded_again_alone"] = True
+    if res["grading"] == "ok":
+        res["grading"] = REGRADED
+    write_result(out, res)
+    return res
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -543,6 +587,14 @@ def run(opts):
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
+    if opts.jobs > 1 and len(subs) > 1:
+        for i, (item, res) in enumerate(zip(subs, results)):
+            if res.get("starved"):
+                if not opts.quiet:
+                    print(f"{item[0]}: its programs could not start (out of processes) "
+                          f"beside other grades: grading it again, alone",
+                          file=sys.stderr, flush=True)
+                results[i] = regrade_alone(item[0], item[1], opts, runner)
     rows = [row_for(r["submission"], r) for r in results]
     paths = classtable.write_all(rows, os.path.join(opts.out, "class"))
     elapsed = time.monotonic() - t0

@@ -153,7 +153,7 @@ def to_html(rows, title="Class table"):
            "</head><body>", f"<h1>{e(title)}</h1>", "<table>",
            "<tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"]
     for r, cells in zip(rows, body):
-        bad = r["build"] != "ok" or r["grading"] != "ok"
+        bad = r["build"] != "ok" or not r["grading"].startswith("ok")
         tds = "".join(f"<td>{e(str(c))}</td>" for c in cells[:-1])
         tds += f"<td class=\"flaky\">{e(cells[-1])}</td>"
         cls = ' class="bad"' if bad else ""

@@ -497,3 +497,34 @@ def test_interrupting_the_batch_leaves_no_grader_behind(tmp_path, work):
     assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
     # the third submission was never started
     assert len(list(Path(work).glob("batch-*/src/hanging"))) == 2
+
+
+@pytest.mark.timeout(120)
+def test_a_grade_starved_of_processes_by_its_neighbours_is_redone_alone(tmp_path, work):
+    """Parallel grades share the sandbox user (nobody) and its process limit: a fork bomb
+    in one submission makes another's candidate fail with EAGAIN ("Resource temporarily
+    unavailable"). Batch grades such a submission again, alone, and keeps that grade."""
+    cls = tmp_path / "class"
+    counter = tmp_path / "grades-of-lena"
+    make_submission(cls, "lena", MAKE_TOP, {"cases": CASES, "starve": str(counter)})
+    make_submission(cls, "mona", MAKE_TOP)
+    out = tmp_path / "out"
+    p = run_batch(str(cls), "-o", str(out), "-j", "2", "--grade-cmd", STUB_CMD,
+                  "--work-dir", work)
+    assert p.returncode == 0, p.stderr
+    assert counter.read_text() == "2"
+    rows = read_table(out / "class.csv")
+    lena = rows["lena"]
+    assert lena["grading"] == "ok (graded again alone: out of processes beside others)"
+    assert (lena["strict_passed"], lena["strict_total"]) == ("3", "5")
+    assert "Resource temporarily unavailable" not in (out / "lena" / "run1.log").read_text()
+    assert "Resource temporarily unavailable" in (out / "lena" / "parallel-run1.log").read_text()
+    assert rows["mona"]["grading"] == "ok"
+    # one at a time (-j 1) there is no neighbour to blame: the grade stands
+    counter.unlink()
+    p = run_batch(str(cls), "-o", str(out), "-j", "1", "--grade-cmd", STUB_CMD,
+                  "--work-dir", work)
+    assert p.returncode == 0, p.stderr
+    assert counter.read_text() == "1"
+    lena = read_table(out / "class.csv")["lena"]
+    assert (lena["grading"], lena["strict_passed"]) == ("ok", "0")

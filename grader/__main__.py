@@ -264,6 +264,11 @@ class Config:
 
 
 def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "batch":
+        from grader import batch
+        return batch.main(argv[1:])
     try:
         opts = parse(argv)
         return grade(opts)

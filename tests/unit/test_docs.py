@@ -85,7 +85,6 @@ def _saturnd_help_options():
     r = _run(sys.executable, "-m", "saturnd", "-h")
     assert r.returncode == 0, r.stderr
     opts = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", r.stdout.decode()))
-    opts.discard("--help")
     return opts
 
 

@@ -19,7 +19,8 @@
 #      client lock files owned by that user (so that a root `docker compose exec ... cassini`
 #      does not leave a root-only lock file behind);
 #   3. gives the data directory (the named volume) to that user;
-#   4. drops privileges with util-linux `setpriv` (no setuid binary) and execs saturnd.
+#   4. drops privileges with util-linux `setpriv` (no setuid binary; the standard library's
+#      os.setgroups/setgid/setuid where a base lacks it) and execs saturnd.
 set -eu
 me=saturnd-entrypoint
 pipes=/tmp/${USER:-saturnd}/saturnd/pipes
@@ -96,6 +97,18 @@ done
 mkdir -p "$data"
 find "$data" \( ! -user "$uid" -o ! -group "$gid" \) -exec chown -h "$uid:$gid" {} +
 
-command -v setpriv >/dev/null 2>&1 || { echo "$me: setpriv (util-linux) is missing from the image" >&2; exit 1; }
-exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all \
-    saturnd -f --data-dir "$data" "$@"
+if command -v setpriv >/dev/null 2>&1; then
+    exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all \
+        saturnd -f --data-dir "$data" "$@"
+fi
+# A base without util-linux: the same drop with the standard library (no supplementary
+# groups, gid then uid; a non-root uid keeps no capability).
+echo "$me: setpriv (util-linux) not found; dropping privileges with python3" >&2
+exec python3 -c '
+import os, sys
+uid, gid = int(sys.argv[1]), int(sys.argv[2])
+os.setgroups([])
+os.setgid(gid)
+os.setuid(uid)
+os.execvp(sys.argv[3], sys.argv[3:])
+' "$uid" "$gid" saturnd -f --data-dir "$data" "$@"

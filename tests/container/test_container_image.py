@@ -184,24 +184,34 @@ def test_image_has_the_man_pages_and_setpriv(docker_client, image):
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.parametrize("dropper", ["setpriv", "python3"])
 def test_entry_point_as_root_drops_to_the_owner_of_the_checkout(docker_client, image,
-                                                                tmp_path):
+                                                                tmp_path, dropper):
     """Started as root with a checkout owned by 2345 and a root-owned pipes directory (what
     the engine makes of a missing bind-mount source): the daemon runs as 2345, the pipes
-    directory is given to it; SATURND_UID/SATURND_GID win over the owner."""
+    directory is given to it; SATURND_UID/SATURND_GID win over the owner. With setpriv, and
+    without it (a base lacking util-linux: the entry point drops with python3)."""
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     os.chown(checkout, 2345, 2346)
-    script = ("saturnd-entrypoint & for i in $(seq 100); do"
+    script = ("saturnd-entrypoint 2>/tmp/entrypoint.log & for i in $(seq 100); do"
               " [ -p {p}/saturnd-request-pipe ] && break; sleep 0.2; done;"
               " stat -c '%u:%g %a' {p} {p}/saturnd-request-pipe {p}/cassini-lock;"
-              " cassini -l && echo listed").format(p=CONTAINER_PIPES)
+              " cassini -l && echo listed;"
+              " python3 -c 'import os; print(*sorted({{os.stat(\"/proc/\" + p).st_uid"
+              " for p in os.listdir(\"/proc\") if p.isdigit()}}))';"
+              " grep -q 'with python3' /tmp/entrypoint.log && echo python3 || echo setpriv"
+              ).format(p=CONTAINER_PIPES)
+    hide = {} if dropper == "setpriv" else {"/dev/null": {"bind": "/usr/bin/setpriv",
+                                                           "mode": "ro"}}
     for env, expected in (({}, "2345:2346"),
                           ({"SATURND_UID": "3000", "SATURND_GID": "3001"}, "3000:3001")):
         code, out = run_once(docker_client, image, ["-c", script], entrypoint=["sh"],
                              user="0:0", environment=env,
                              volumes={str(checkout): {"bind": "/run/saturnd/checkout",
-                                                      "mode": "ro"}})
+                                                      "mode": "ro"}, **hide})
         assert code == 0, out
+        uid = expected.split(":")[0]
+        # the daemon's process runs as that uid; the shell and python3 as root
         assert out.decode().split("\n") == [f"{expected} 700", f"{expected} 600",
-                                            f"{expected} 600", "listed", ""], out
+                                            f"{expected} 600", "listed", f"0 {uid}", dropper, ""], out

@@ -6,8 +6,14 @@
 #       -v saturnd-data:/var/lib/saturnd -v "$PWD/pipes:/tmp/saturnd/saturnd/pipes" saturnd
 #   docker exec CONTAINER cassini -l            # or, on the host: cassini -p ./pipes -l
 #
-# Any base with python3 (>= 3.11) and tzdata works; nothing is installed at build time (the
-# runtime is the standard library only), so the build needs no network.
+# docker-compose.yml starts it as root instead (`user: "0:0"`): the entry point then prepares
+# the pipes and data directories for the user who owns the checkout and drops to that user
+# with util-linux `setpriv` (docker/entrypoint.sh). The daemon itself never runs as root
+# unless SATURND_UID=0 asks for it.
+#
+# Any base with python3 (>= 3.11) and tzdata works (util-linux's setpriv is used when present); nothing
+# is installed at build time (the runtime is the standard library only), so the build needs
+# no network.
 ARG BASE_IMAGE=python:3.12-slim
 FROM ${BASE_IMAGE}
 
@@ -24,6 +30,8 @@ COPY saturnd/ /opt/saturnd/saturnd/
 COPY cassini/ /opt/saturnd/cassini/
 COPY docker/bin/ /usr/local/bin/
 COPY docker/entrypoint.sh /usr/local/bin/saturnd-entrypoint
+COPY docs/man/cassini.1 /usr/local/share/man/man1/cassini.1
+COPY docs/man/saturnd.8 /usr/local/share/man/man8/saturnd.8
 
 # - a non-root default user (uid/gid 1000, the usual first desktop user);
 # - home and data directory usable by any uid: a named volume mounted on /var/lib/saturnd
@@ -40,7 +48,10 @@ RUN set -eu; \
     chmod -R a+rX /opt/saturnd; \
     chmod 0755 /usr/local/bin/cassini /usr/local/bin/saturnd /usr/local/bin/saturnd-clock \
         /usr/local/bin/saturnd-entrypoint; \
+    chmod 0644 /usr/local/share/man/man1/cassini.1 /usr/local/share/man/man8/saturnd.8; \
     test -e /usr/share/zoneinfo/Europe/Paris || { echo "base image lacks tzdata" >&2; exit 1; }; \
+    command -v setpriv >/dev/null \
+        || echo "note: base image lacks setpriv (util-linux); the entry point will use python3" >&2; \
     python3 -c 'import sys; assert sys.version_info >= (3, 11), sys.version'
 
 VOLUME /var/lib/saturnd

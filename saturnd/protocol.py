@@ -1,4 +1,4 @@
-"""The saturnd <-> cassini wire protocol (see ``../shared/spec/protocol.md``).
+"""The saturnd <-> cassini wire protocol (byte by byte: ``docs/protocol.md``).
 
 This module is the only place where the wire format exists.  It is shared by
 the client and the daemon, so it imports nothing but :mod:`struct` to keep

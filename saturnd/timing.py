@@ -1,6 +1,6 @@
 """Timing fields: crontab text <-> bit sets (the C project's ``timing-text-io``).
 
-Text -> bits (``cassini -c/-t``), per ``../shared/spec/cassini.md``:
+Text -> bits (``cassini -c/-t``), per ``docs/cassini.md``:
 
 - ``*`` is every value of the field (only as the whole field: ``1,*`` is
   refused, as the reference refuses it);

@@ -77,7 +77,10 @@ def test_compose_up_gives_a_working_daemon(compose, docker_client, pipes_dir):
     uid, gid = container_ids()
     assert host["NetworkMode"] == "none" and host["Init"] is True
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
-    assert c.attrs["Config"]["User"] == f"{uid}:{gid}" and uid != 0
+    # started as root (the entry point), the daemon as SATURND_UID:SATURND_GID (never root)
+    assert c.attrs["Config"]["User"] == "0:0" and uid != 0
+    fifo = os.stat(pipes_dir / "saturnd-request-pipe")
+    assert (fifo.st_uid, fifo.st_gid) == (uid, gid)
     assert "TZ=Europe/Paris" in c.attrs["Config"]["Env"]
     mounts = {m["Destination"]: m for m in c.attrs["Mounts"]}
     assert mounts["/var/lib/saturnd"]["Type"] == "volume"

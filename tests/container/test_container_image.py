@@ -1,9 +1,11 @@
 """The project image run as a container: cassini inside and from the host through the
 bind-mounted pipes, the manual clock, restarts, `docker stop`, user and network isolation."""
 
+import os
+
 import pytest
 
-from container_support import (START, container_ids, host_cassini, host_clock, run_once,
+from container_support import (CONTAINER_PIPES, START, container_ids, host_cassini, host_clock, run_once,
                                wait_for)
 
 # ps for a base without procps: "PID UID COMMAND LINE" per process
@@ -169,3 +171,47 @@ def test_healthcheck_asks_the_daemon(saturnd_factory, docker_client, image):
     code, out = run_once(docker_client, image, ["-c", "(" + test[1] + "); echo status=$?"],
                          entrypoint=["sh"], user=s.user)
     assert (code, out) == (0, b"status=1\n")
+
+
+@pytest.mark.timeout(60)
+def test_image_has_the_man_pages_and_setpriv(docker_client, image):
+    code, out = run_once(docker_client, image,
+                         ["-c", "head -c 4 /usr/local/share/man/man1/cassini.1"
+                                " /usr/local/share/man/man8/saturnd.8 && command -v setpriv"],
+                         entrypoint=["sh"])
+    assert code == 0, out
+    assert out.count(b".TH ") == 2 and out.endswith(b"setpriv\n"), out
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("dropper", ["setpriv", "python3"])
+def test_entry_point_as_root_drops_to_the_owner_of_the_checkout(docker_client, image,
+                                                                tmp_path, dropper):
+    """Started as root with a checkout owned by 2345 and a root-owned pipes directory (what
+    the engine makes of a missing bind-mount source): the daemon runs as 2345, the pipes
+    directory is given to it; SATURND_UID/SATURND_GID win over the owner. With setpriv, and
+    without it (a base lacking util-linux: the entry point drops with python3)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    os.chown(checkout, 2345, 2346)
+    script = ("saturnd-entrypoint 2>/tmp/entrypoint.log & for i in $(seq 100); do"
+              " [ -p {p}/saturnd-request-pipe ] && break; sleep 0.2; done;"
+              " stat -c '%u:%g %a' {p} {p}/saturnd-request-pipe {p}/cassini-lock;"
+              " cassini -l && echo listed;"
+              " python3 -c 'import os; print(*sorted({{os.stat(\"/proc/\" + p).st_uid"
+              " for p in os.listdir(\"/proc\") if p.isdigit()}}))';"
+              " grep -q 'with python3' /tmp/entrypoint.log && echo python3 || echo setpriv"
+              ).format(p=CONTAINER_PIPES)
+    hide = {} if dropper == "setpriv" else {"/dev/null": {"bind": "/usr/bin/setpriv",
+                                                           "mode": "ro"}}
+    for env, expected in (({}, "2345:2346"),
+                          ({"SATURND_UID": "3000", "SATURND_GID": "3001"}, "3000:3001")):
+        code, out = run_once(docker_client, image, ["-c", script], entrypoint=["sh"],
+                             user="0:0", environment=env,
+                             volumes={str(checkout): {"bind": "/run/saturnd/checkout",
+                                                      "mode": "ro"}, **hide})
+        assert code == 0, out
+        uid = expected.split(":")[0]
+        # the daemon's process runs as that uid; the shell and python3 as root
+        assert out.decode().split("\n") == [f"{expected} 700", f"{expected} 600",
+                                            f"{expected} 600", "listed", f"0 {uid}", dropper, ""], out

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the golden cases in ``cases/`` from the hand-written table below.
 
-The expected bytes come from the spec (``shared/spec/protocol.md`` and
-``cassini.md``), written here by hand with a tiny encoder of its own (plain
+The expected bytes come from the spec (``docs/protocol.md`` and
+``docs/cassini.md``), written here by hand with a tiny encoder of its own (plain
 ``struct``; it deliberately does not import the project's protocol or timing
 modules, and nothing here ever runs our cassini).  Re-run after editing the
 table: ``python tests/golden/make_cases.py`` (it rewrites ``cases/`` whole).

@@ -48,7 +48,7 @@ import os
 import select
 import time
 
-from . import protocol
+from . import errlog, protocol
 from .commands import dispatch
 
 REQUEST_PIPE = "saturnd-request-pipe"
@@ -195,6 +195,7 @@ class Server:
             reply = dispatch(self.ctx, request)
         except OSError as e:
             self.log(f"server: {request.name} failed: {e.strerror or e}; empty reply")
+            errlog.daemon(f"{request.name} request not honoured (storage): {e.strerror or e}")
             self.send_reply(None)
             return
         except Exception as e:   # never die on a request

@@ -33,7 +33,7 @@ import shutil
 import struct
 import threading
 
-from . import protocol
+from . import errlog, protocol
 
 _U64 = struct.Struct(">Q")
 RECORD = protocol.RUN_RECORD_SIZE
@@ -192,6 +192,7 @@ class Store:
                 size = 0
             if size % RECORD:
                 self.log(f"store: task {taskid}: dropping a torn run record ({size % RECORD} bytes)")
+                errlog.daemon(f"task {taskid}: a torn run record was dropped at start-up")
                 fd = os.open(exit_path, os.O_WRONLY)
                 try:
                     os.ftruncate(fd, size - size % RECORD)
@@ -203,6 +204,7 @@ class Store:
         except (OSError, ValueError) as e:   # ProtocolError is a ValueError
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.log(f"store: skipping damaged task {path!r}: {reason}")
+            errlog.daemon(f"damaged task {taskid} skipped at start-up: {reason}")
             return None
         return Task(taskid, timing, argv, next(self._tokens))
 

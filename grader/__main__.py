@@ -295,6 +295,8 @@ def grade(opts):
             cats = [("daemon-protocol", s) for s in scen]
             if opts.extensions:
                 cats += [("daemon-extension", s) for s in D.EXTENSIONS]
+                from grader.own_requests import SCENARIOS as OWN  # this project's own requests
+                cats += [("daemon-extension", s) for s in OWN]
             for cat, (name, func) in cats:
                 if wanted and name not in wanted:
                     continue

@@ -40,6 +40,10 @@ USAGE = b"""\
       or: cassini [OPTIONS] -z TASKID COMMAND_NAME [ARG_1] ... [ARG_N] -> give a task a new command line
       or: cassini [OPTIONS] -i TASKID -> run a task once, now
       or: cassini [OPTIONS] -w -> let the next new task take the id after the highest existing one, and print it
+      or: cassini [OPTIONS] -R TASKID -> forget the past runs and the last outputs of a task
+      or: cassini [OPTIONS] -C TASKID -> copy a task (same timing and command line) and print the new TASKID
+      or: cassini [OPTIONS] -E TASKID -> get the error log (time + message) of a task
+      or: cassini [OPTIONS] -D -> get the daemon's error log (time + message)
       or: cassini -h -> display this message
 
    options:
@@ -47,12 +51,15 @@ USAGE = b"""\
 """
 
 OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
+OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
 
 # option letter -> operation, for the options that select one
 _SIMPLE_OPS = {"l": P.LIST, "c": P.CREATE, "q": P.TERMINATE, "s": P.DELETE_ALL,
                "w": P.RESET_TASKMAX}
 _TASKID_OPS = {"r": P.REMOVE, "x": P.TIMES_EXITCODES, "o": P.STDOUT, "e": P.STDERR,
                "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK}
+# this project's own requests
+_TASKID_OPS.update({"R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG})
 
 _ULLONG_MAX = (1 << 64) - 1
 _C_SPACE = b" \t\n\v\f\r"
@@ -101,6 +108,8 @@ def parse_command_line(args, environ):
         elif opt in _TASKID_OPS:
             cmd.opcode = _TASKID_OPS[opt]
             cmd.taskid = parse_taskid(arg)
+        elif opt == "D":            # this project's own: the daemon-wide error log
+            cmd.opcode, cmd.taskid = P.ERROR_LOG, None
         elif opt == "m":
             cmd.minutes = arg
         elif opt == "H":
@@ -153,6 +162,9 @@ class Command:
             req = P.Request(op, taskid=self.taskid, timing=self.timing())
         elif op == P.SET_CMD:
             req = P.Request(op, taskid=self.taskid, argv=self.argv())
+        elif op == P.ERROR_LOG:     # -E TASKID: one task's log; -D: the daemon's
+            scope = P.ERROR_LOG_DAEMON if self.taskid is None else P.ERROR_LOG_TASK
+            req = P.Request(op, taskid=self.taskid, timing=scope)
         else:
             req = P.Request(op, taskid=self.taskid)
         return P.encode_request(req)

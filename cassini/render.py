@@ -40,7 +40,26 @@ def stdout_bytes(opcode, reply):
         return runs_output(reply.runs)
     if opcode in (P.STDOUT, P.STDERR):
         return reply.output
+    if opcode == P.CLONE:           # this project's own requests
+        return b"%d\n" % reply.value
+    if opcode == P.ERROR_LOG:
+        return error_log_output(reply.entries)
     return b""
+
+
+def error_log_output(entries):
+    """``YYYY-MM-DD HH:MM:SS MESSAGE`` per entry, local time (``TZ``), like ``-x``;
+    a line break inside a message is shown as ``\\n`` (one line per entry)."""
+    import time
+    lines = []
+    for when, message in entries:
+        try:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"error log time {when} cannot be shown as a local date") from None
+        message = message.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
+        lines.append(b"%s %s\n" % (stamp.encode("ascii", "replace"), message))
+    return b"".join(lines)
 
 
 def error_message(opcode, taskid, errcode):

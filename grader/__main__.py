@@ -431,6 +431,8 @@ def grade(opts):
         scen = [("daemon-protocol", s) for s in D.PROTOCOL]
         if opts.extensions:
             scen += [("daemon-extension", s) for s in D.EXTENSIONS]
+            from grader.own_requests import SCENARIOS as OWN    # this project's own requests
+            scen += [("daemon-extension", s) for s in OWN]
         scen = [(cat, (name, func)) for cat, (name, func) in scen
                 if not wanted or name in wanted]
         do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))

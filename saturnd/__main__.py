@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from . import pipes as pipes_mod, security, server as server_mod
+from . import errlog, pipes as pipes_mod, security, server as server_mod
 from .clock import ManualClock, SystemClock, floor_minute
 from .runner import DEFAULT_OUTPUT_CAP, Runner
 from .scheduler import Scheduler
@@ -316,6 +316,8 @@ class Daemon:
                     if os.path.exists(path) and stat.S_ISFIFO(os.lstat(path).st_mode):
                         os.unlink(path)     # a manual-clock daemon's leftover: clients fail fast
             self.store = Store(args.data_dir, self.log)
+            self.errors = errlog.ErrorLog(self.store.root, self.clock, self.store, self.log)
+            errlog.install(self.errors)     # before open(): damaged entries are logged
             self.store.open()
         except OSError as e:
             where = f" ({e.filename})" if e.filename else ""

@@ -39,6 +39,18 @@ OPCODE_NAMES = {
 }
 # requests whose only argument is a TASKID
 TASKID_REQUESTS = frozenset((REMOVE, TIMES_EXITCODES, STDOUT, STDERR, EXEC_TASK))
+
+# --- this project's own requests: reset history, clone, error log -----------
+# (issue 14; not in the seed project nor the reference; layouts in README.md,
+# "This project's own requests")
+RESET_HISTORY = 0x5248    # 'RH': TASKID uint64 -> OK | ER NF
+CLONE = 0x434C            # 'CL': TASKID uint64 -> OK TASKID uint64 | ER NF
+ERROR_LOG = 0x454C        # 'EL': SCOPE uint8, TASKID uint64 -> OK NBENTRIES (TIME, MESSAGE)* | ER NF
+ERROR_LOG_DAEMON = 0      # SCOPE: the daemon-wide log (TASKID ignored, sent as 0)
+ERROR_LOG_TASK = 1        # SCOPE: one task's log
+OPCODE_NAMES.update({RESET_HISTORY: "RESET_HISTORY", CLONE: "CLONE", ERROR_LOG: "ERROR_LOG"})
+TASKID_REQUESTS = TASKID_REQUESTS | {RESET_HISTORY, CLONE}
+# --- end of this project's own requests --------------------------------------
 # requests with no argument at all
 BARE_REQUESTS = frozenset((LIST, TERMINATE, DELETE_ALL, RESET_TASKMAX))
 
@@ -69,6 +81,8 @@ _OK_U32 = struct.Struct(">HI")
 _OK_U64 = struct.Struct(">HQ")
 _ER = struct.Struct(">HH")
 _TASK_HEAD = struct.Struct(">QQIBI")   # TASKID, TIMING (13 bytes), ARGC
+_EL_REQ = struct.Struct(">HBQ")        # ERROR_LOG: opcode, SCOPE, TASKID
+_EL_HEAD = struct.Struct(">qI")        # one error log entry: TIME, MESSAGE length
 
 
 class ProtocolError(ValueError):
@@ -273,6 +287,8 @@ def encode_request(req):
         return _OP_ID.pack(op, req.taskid) + encode_commandline(req.argv)
     if op == SW_TIME:
         return _OP_ID.pack(op, req.taskid) + req.timing.encode()
+    if op == ERROR_LOG:     # this project's own: the scope travels in ``timing``'s place
+        return _EL_REQ.pack(op, req.timing, req.taskid or 0)
     raise ProtocolError(f"unknown opcode {op:#06x}")
 
 
@@ -292,6 +308,8 @@ def read_request(reader):
     if op == SW_TIME:
         taskid = read_u64(reader)
         return Request(op, taskid=taskid, timing=read_timing(reader))
+    if op == ERROR_LOG:     # this project's own
+        return read_error_log_request(reader)
     raise ProtocolError(f"unknown opcode {op:#06x}")
 
 
@@ -313,6 +331,9 @@ class Reply:
     - DELETE_ALL: ``value`` (a count)
     - TIMES_EXITCODES: ``runs``, a list of ``(time, exitcode)``
     - STDOUT, STDERR: ``output`` (bytes)
+    - CLONE (this project's own): ``value`` (the new task's id)
+    - ERROR_LOG (this project's own): ``entries``, a list of ``(time, message)``
+      (int, bytes), oldest first
     """
 
     __slots__ = ("errcode", "value", "tasks", "runs", "output", "entries")
@@ -356,15 +377,17 @@ def encode_reply(opcode, reply):
         if entries is None:
             entries = [encode_list_entry(*task) for task in reply.tasks]
         return _OK_U32.pack(OK, len(entries)) + b"".join(entries)
-    if opcode in (CREATE, RESET_TASKMAX):
+    if opcode in (CREATE, RESET_TASKMAX, CLONE):
         return _OK_U64.pack(OK, reply.value)
     if opcode == DELETE_ALL:
         return _OK_U32.pack(OK, reply.value)
+    if opcode == ERROR_LOG:     # this project's own
+        return encode_error_log_reply(reply.entries)
     if opcode == TIMES_EXITCODES:
         return encode_runs_reply(b"".join(_RUN.pack(t, c) for t, c in reply.runs))
     if opcode in (STDOUT, STDERR):
         return _OK_U32.pack(OK, len(reply.output)) + reply.output
-    if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK):
+    if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK, RESET_HISTORY):
         return _U16.pack(OK)
     raise ProtocolError(f"unknown opcode {opcode:#06x}")
 
@@ -401,17 +424,19 @@ def read_reply(reader, opcode):
         raise ProtocolError(f"unknown reply type {rep:#06x}")
     if opcode == LIST:
         return Reply(tasks=_read_tasks(reader, read_u32(reader)))
-    if opcode in (CREATE, RESET_TASKMAX):
+    if opcode in (CREATE, RESET_TASKMAX, CLONE):
         return Reply(value=read_u64(reader))
     if opcode == DELETE_ALL:
         return Reply(value=read_u32(reader))
+    if opcode == ERROR_LOG:     # this project's own
+        return Reply(entries=read_error_log_entries(reader))
     if opcode == TIMES_EXITCODES:
         n = read_u32(reader)
         # read_exact allocates as bytes arrive, so a lying NBRUNS costs nothing
         return Reply(runs=list(_RUN.iter_unpack(reader.read_exact(n * RUN_RECORD_SIZE))))
     if opcode in (STDOUT, STDERR):
         return Reply(output=read_string(reader))
-    if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK):
+    if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK, RESET_HISTORY):
         return Reply()
     raise ProtocolError(f"unknown opcode {opcode:#06x}")
 
@@ -498,3 +523,42 @@ def _decode_all(data, read, limit=None):
     if reader.remaining():
         raise ProtocolError(f"{reader.remaining()} trailing bytes after the message")
     return value
+
+
+# --- this project's own requests: ERROR_LOG ----------------------------------------
+# The request is ``EL SCOPE(uint8) TASKID(uint64)``; in :class:`Request` the SCOPE is
+# kept in ``timing`` (an int, ERROR_LOG_DAEMON or ERROR_LOG_TASK) and the TASKID in
+# ``taskid`` (None for the daemon-wide scope).  The reply is ``OK NBENTRIES(uint32)``
+# then NBENTRIES x (``TIME int64``, ``MESSAGE string``), oldest first, or ``ER NF``.
+MAX_ERROR_MESSAGE = 1024       # bytes of one message on the wire and on disk
+
+
+def read_error_log_request(reader):
+    scope = reader.read_exact(1)[0]
+    taskid = read_u64(reader)
+    if scope == ERROR_LOG_DAEMON:
+        return Request(ERROR_LOG, timing=scope)
+    if scope == ERROR_LOG_TASK:
+        return Request(ERROR_LOG, taskid=taskid, timing=scope)
+    raise ProtocolError(f"unknown error log scope {scope}")
+
+
+def encode_error_log_entry(when, message):
+    return _EL_HEAD.pack(when, len(message)) + message
+
+
+def encode_error_log_reply(entries):
+    return (_OK_U32.pack(OK, len(entries))
+            + b"".join(encode_error_log_entry(t, m) for t, m in entries))
+
+
+def read_error_log_entries(reader):
+    n = read_u32(reader)
+    entries = []
+    for _ in range(n):      # a lying NBENTRIES ends in Truncated, allocating nothing
+        when, length = _EL_HEAD.unpack(reader.read_exact(_EL_HEAD.size))
+        if length > MAX_ERROR_MESSAGE:
+            raise ProtocolError(f"error log message of {length} bytes exceeds "
+                                f"{MAX_ERROR_MESSAGE}")
+        entries.append((when, reader.read_exact(length)))
+    return entries

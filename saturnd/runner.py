@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 
-from . import protocol
+from . import errlog, protocol
 
 DEFAULT_OUTPUT_CAP = 64 << 20
 MONITOR_INTERVAL = 0.5
@@ -149,6 +149,7 @@ class Runner:
         reason = os.strerror(spawn_error.errno) if isinstance(spawn_error, OSError) and \
             spawn_error.errno else str(spawn_error)
         self.log(f"run: task {task.taskid}: cannot start {argv[0]!r}: {reason}")
+        errlog.task(task.taskid, f"cannot start {os.fsdecode(argv[0])!r}: {reason}")
         try:
             with open(out, "wb"):
                 pass
@@ -162,8 +163,10 @@ class Runner:
     # --- ending ---------------------------------------------------------------
     def _finish(self, run, code, copy=False):
         run.exitcode = code
-        self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
-                           self.output_cap, copy=copy)
+        cut = run.hot or errlog.over_cap(self.output_cap, run.out, run.err)
+        if self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
+                              self.output_cap, copy=copy) and cut:
+            errlog.task(run.taskid, errlog.cut_text(run.time, self.output_cap))
         with self.cond:
             run.done = True
             self.cond.notify_all()
@@ -330,6 +333,7 @@ class Runner:
         stragglers = self.running()
         for run in stragglers:
             self.log(f"run: killing task {run.taskid} pid {run.pid} after the grace period")
+            errlog.task(run.taskid, errlog.killed_text(run.time, grace))
             try:
                 os.killpg(run.pid, signal.SIGKILL)
             except ProcessLookupError:

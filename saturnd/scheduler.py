@@ -23,6 +23,7 @@ import calendar
 import threading
 import time
 
+from . import errlog
 from .clock import floor_minute
 
 MAX_JUMP = 3 * 60          # minutes
@@ -95,6 +96,7 @@ class Scheduler:
                 self.log(f"scheduler: clock step or time change: wall clock moved by "
                          f"{wall - wall_ordinal(previous)} min at {minute}; "
                          f"{len(ordinals)} minute(s) to consider")
+                errlog.clock_change(wall - wall_ordinal(previous), len(ordinals), minute)
             self.last_wall = new_last
             if not ordinals:
                 return []

@@ -60,7 +60,7 @@ import struct
 import time
 
 from . import busy as busy_mod
-from . import protocol
+from . import errlog, protocol
 from .commands import dispatch
 
 REQUEST_PIPE = "saturnd-request-pipe"
@@ -274,6 +274,7 @@ class Server:
             reply = dispatch(self.ctx, request)
         except OSError as e:
             self.log(f"server: {request.name} failed: {e.strerror or e}; empty reply")
+            errlog.daemon(f"{request.name} request not honoured (storage): {e.strerror or e}")
             self.send_reply(None)
             return
         except Exception as e:   # never die on a request

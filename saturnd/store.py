@@ -46,7 +46,7 @@ import shutil
 import struct
 import threading
 
-from . import protocol
+from . import errlog, protocol
 
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
@@ -221,10 +221,12 @@ class Store:
                 size = 0
             if size % RECORD:
                 size = self._repair_records(taskid, exit_path)
+                errlog.daemon(f"task {taskid}: a torn run record was dropped at start-up")
             self._finish_publish(taskid, path, size)
         except (OSError, ValueError) as e:   # ProtocolError is a ValueError
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.log(f"store: skipping damaged task {path!r}: {reason}")
+            errlog.daemon(f"damaged task {taskid} skipped at start-up: {reason}")
             return None
         return Task(taskid, timing, argv, next(self._tokens))
 

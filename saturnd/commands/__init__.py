@@ -25,6 +25,11 @@ HANDLERS = {
     protocol.RESET_TASKMAX: reset_taskmax.handle,
 }
 
+# this project's own requests (issue 14: reset history, clone, error log)
+from . import clone, error_log, reset_history  # noqa: E402
+HANDLERS.update({protocol.RESET_HISTORY: reset_history.handle, protocol.CLONE: clone.handle,
+                 protocol.ERROR_LOG: error_log.handle})
+
 
 def dispatch(ctx, request):
     return HANDLERS[request.opcode](ctx, request)

@@ -75,6 +75,10 @@ USAGE = b"""\
       or: cassini [OPTIONS] -z TASKID COMMAND_NAME [ARG_1] ... [ARG_N] -> give a task a new command line
       or: cassini [OPTIONS] -i TASKID -> run a task once, now
       or: cassini [OPTIONS] -w -> let the next new task take the id after the highest existing one, and print it
+      or: cassini [OPTIONS] -R TASKID -> forget the past runs and the last outputs of a task
+      or: cassini [OPTIONS] -C TASKID -> copy a task (same timing and command line) and print the new TASKID
+      or: cassini [OPTIONS] -E TASKID -> get the error log (time + message) of a task
+      or: cassini [OPTIONS] -D -> get the daemon's error log (time + message)
       or: cassini -h -> display this message
 
    options:
@@ -320,6 +324,53 @@ case("159-bytes-after-the-reply-ignored", [b"-c", b"x"], CR + EVERY + cmdline(b"
      OK + u64(5) + b"junk", b"5\n", tag="deviation")
 case("160-error-reply-cut-short", [b"-r", b"1"], RM + u64(1), ER + b"N", exitcode=1,
      tag="deviation")
+
+# --- this project's own requests (issue 14): reset history, clone, error log -----------
+# RH = 0x5248 TASKID -> OK | ER NF;  CL = 0x434c TASKID -> OK TASKID | ER NF;
+# EL = 0x454c SCOPE(uint8: 0 daemon, 1 task) TASKID -> OK NBENTRIES (TIME int64, MESSAGE)*
+RH, CL, EL = b"RH", b"CL", b"EL"
+
+
+def el_reply(*entries):
+    return OK + u32(len(entries)) + b"".join(i64(t) + string(m) for t, m in entries)
+
+
+case("170-reset-history", [b"-R", b"3"], RH + u64(3), OK, tag="extension")
+case("171-reset-history-missing", [b"-R", b"9"], RH + u64(9), ER + NF, exitcode=1,
+     tag="extension")
+usage_error("172-reset-history-bad-taskid", [b"-R", b"3x"], tag="extension")
+usage_error("173-reset-history-missing-taskid", [b"-R"], tag="extension")
+case("174-clone", [b"-C", b"2"], CL + u64(2), OK + u64(7), b"7\n", tag="extension")
+case("175-clone-missing", [b"-C", b"9"], CL + u64(9), ER + NF, exitcode=1, tag="extension")
+case("176-clone-big-ids", [b"-C", b"-1"], CL + u64(MAX64), OK + u64(MAX64 - 1),
+     b"%d\n" % (MAX64 - 1), tag="extension")
+case("177-error-log-task-empty", [b"-E", b"4"], EL + b"\x01" + u64(4), el_reply(),
+     tag="extension")
+case("178-error-log-task", [b"-E", b"4"], EL + b"\x01" + u64(4),
+     el_reply((utc(2026, 1, 1, 0, 1), b"cannot start 'nope': No such file or directory"),
+              (utc(2026, 1, 2, 13, 5, 7), b"run of 2026-01-02 13:05 killed at shutdown")),
+     b"2026-01-01 00:01:00 cannot start 'nope': No such file or directory\n"
+     b"2026-01-02 13:05:07 run of 2026-01-02 13:05 killed at shutdown\n", tag="extension")
+case("179-error-log-task-missing", [b"-E", b"9"], EL + b"\x01" + u64(9), ER + NF,
+     exitcode=1, tag="extension")
+case("180-error-log-daemon", [b"-D"], EL + b"\x00" + u64(0),
+     el_reply((utc(2026, 3, 29, 1, 0), b"clock moved forward by 61 min")),
+     b"2026-03-29 03:00:00 clock moved forward by 61 min\n", env=[b"TZ=Europe/Paris"],
+     tag="extension")
+case("181-error-log-daemon-empty", [b"-D"], EL + b"\x00" + u64(0), el_reply(),
+     tag="extension")
+case("182-error-log-last-option-wins", [b"-E", b"5", b"-D"], EL + b"\x00" + u64(0),
+     el_reply(), tag="extension")
+case("183-error-log-daemon-then-task", [b"-D", b"-E", b"5"], EL + b"\x01" + u64(5),
+     el_reply(), tag="extension")
+case("184-error-log-newline-in-message", [b"-D"], EL + b"\x00" + u64(0),
+     el_reply((0, b"a\nb\rc")), b"1970-01-01 00:00:00 a\\nb\\rc\n", tag="extension")
+case("185-error-log-reply-cut-short", [b"-D"], EL + b"\x00" + u64(0),
+     OK + u32(2) + i64(0) + string(b"one"), exitcode=1, tag="extension")
+usage_error("186-error-log-bad-taskid", [b"-E", b""], tag="extension")
+case("187-error-log-unknown-error-code", [b"-E", b"1"], EL + b"\x01" + u64(1), ER + b"ZZ",
+     exitcode=1, tag="extension")
+case("188-clone-then-list-last-wins", [b"-C", b"1", b"-l"], LS, list_reply(), tag="extension")
 
 
 def write_cases(dest=CASES):

@@ -1,0 +1,18 @@
+"""CLONE (this project's own): a new task with the same timing and command line.
+
+The copy is made exactly as CREATE makes a task (same durability); its history,
+outputs and error log start empty.  Reply: the new id.
+"""
+
+from ..protocol import NF, Reply
+from ..store import NotFound
+
+
+def handle(ctx, request):
+    store = ctx.store
+    with store.lock:       # the source cannot change or go between reading and copying
+        try:
+            source = store.get(request.taskid)
+        except NotFound:
+            return Reply(errcode=NF)
+        return Reply(value=store.create(source.timing, source.argv))

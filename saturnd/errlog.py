@@ -1,0 +1,222 @@
+"""The error log (this project's own ERROR_LOG request, ``cassini -E`` / ``-D``).
+
+What a user otherwise never learns, with its time: a command that could not
+start, a run killed at shutdown, output cut at the cap, minutes run late or
+skipped after a clock change, a damaged entry skipped at start-up, a request
+the daemon could not honour.  Per task where it concerns a task, daemon-wide
+otherwise::
+
+    DATA_DIR/errors              the daemon-wide log
+    DATA_DIR/tasks/<ID>/errors   one task's log (removed with the task; kept by
+                                 RESET_HISTORY, which clears runs, not errors)
+
+Each file is a sequence of entries ``LENGTH uint32, CRC32 uint32, TIME int64,
+MESSAGE`` (LENGTH counts TIME and MESSAGE; CRC32 covers them), appended with
+one ``write`` and fsynced.  Reading stops at the first entry that is incomplete
+or fails its CRC (a crash in the middle of an append), so a torn entry is never
+shown; the next append cuts it off first.  A file is bounded: when an append
+would take it past its cap (``TASK_CAP`` / ``DAEMON_CAP`` bytes), the oldest
+entries are dropped so that the newest fit in half the cap, and the file is
+replaced atomically (temporary file, fsync, rename).  A message is cut to
+``protocol.MAX_ERROR_MESSAGE`` bytes.
+
+Hooks elsewhere are one-line calls to the module functions :func:`task`,
+:func:`daemon` and :func:`clock_change`; they do nothing until the daemon has
+called :func:`install`, and they never raise (a log that cannot be written is
+reported in the daemon's text log only).
+"""
+
+import binascii
+import os
+import struct
+import threading
+import time
+
+from . import protocol
+
+TASK_CAP = 16 << 10         # bytes per task log (about 150 typical entries)
+DAEMON_CAP = 64 << 10       # bytes of the daemon-wide log
+FILE_NAME = "errors"
+
+_HEAD = struct.Struct(">IIq")     # LENGTH, CRC32, TIME
+_TIME = struct.Struct(">q")
+
+_installed = None
+
+
+def install(log):
+    """Make ``log`` (an :class:`ErrorLog`, or None) the one the hooks write to."""
+    global _installed
+    _installed = log
+
+
+def task(taskid, message):
+    """Record ``message`` in task ``taskid``'s log (dropped if the task does not exist)."""
+    if _installed is not None:
+        _installed.add_task(taskid, message)
+
+
+def daemon(message):
+    """Record ``message`` in the daemon-wide log."""
+    if _installed is not None:
+        _installed.add_daemon(message)
+
+
+def clock_change(moved, considered, minute):
+    """The scheduler saw the wall clock move by ``moved`` minutes at boundary ``minute``
+    and considers ``considered`` wall minutes (see scheduler.minutes_to_run)."""
+    if _installed is None or moved == 1:
+        return
+    at = time.strftime("%H:%M", time.localtime(minute))
+    if moved > 1 and considered:
+        text = (f"clock moved forward by {moved} min at {at}: the tasks due in the "
+                f"{moved - 1} minute(s) skipped over ran late, at {at}")
+    elif moved > 1:
+        text = (f"clock moved forward by {moved} min at {at}: the {moved - 1} minute(s) "
+                f"skipped over were not run (jump over 3 hours)")
+    elif moved < -_max_jump():
+        text = (f"clock moved back by {-moved} min at {at}: taken as the new time; "
+                f"minutes already run may run again")
+    else:
+        text = (f"clock moved back by {-moved} min at {at}: no task runs until the "
+                f"clock passes the last minute already run")
+    _installed.add_daemon(text)
+
+
+def _max_jump():
+    from .scheduler import MAX_JUMP     # lazily: the scheduler imports this module
+    return MAX_JUMP
+
+
+# --- the file format -----------------------------------------------------------------
+def encode_entry(when, message):
+    body = _TIME.pack(int(when)) + message
+    return struct.pack(">II", len(body), binascii.crc32(body)) + body
+
+
+def parse(data):
+    """``(entries, valid_length)``: the whole entries of ``data``, and where they end."""
+    entries = []
+    pos = 0
+    end = len(data)
+    while pos + _HEAD.size <= end:
+        length, crc, when = _HEAD.unpack_from(data, pos)
+        stop = pos + 8 + length
+        if length < 8 or stop > end or length - 8 > protocol.MAX_ERROR_MESSAGE:
+            break
+        if binascii.crc32(data[pos + 8:stop]) != crc:
+            break
+        entries.append((when, bytes(data[pos + 16:stop])))
+        pos = stop
+    return entries, pos
+
+
+def read_file(path):
+    """The entries of the log file ``path``, oldest first ([] when missing)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    return parse(data)[0]
+
+
+def append(path, when, message, cap):
+    """Append one entry to ``path``, keeping the file within ``cap`` bytes."""
+    from .store import write_atomic
+    record = encode_entry(when, message)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        data = b""
+        size = os.fstat(fd).st_size
+        if size:
+            data = os.pread(fd, size, 0)
+        entries, valid = parse(data)
+        if valid + len(record) <= cap:
+            if valid < len(data):
+                os.ftruncate(fd, valid)      # a torn entry (crash mid-append) goes first
+            os.write(fd, record)
+            os.fsync(fd)
+            return
+    finally:
+        os.close(fd)
+    # full: keep the newest entries that fit in half the cap, then the new one
+    kept = []
+    room = cap // 2 - len(record)
+    for when_, msg in reversed(entries):
+        room -= 16 + len(msg)
+        if room < 0:
+            break
+        kept.append(encode_entry(when_, msg))
+    kept.reverse()
+    kept.append(record)
+    write_atomic(path, b"".join(kept))
+
+
+class ErrorLog:
+    """The daemon's error log over ``data_dir`` (task logs need the store's lock, so
+    that a log never lands in a task directory being removed or cloned)."""
+
+    def __init__(self, data_dir, clock, store, log):
+        self.daemon_path = os.path.join(data_dir, FILE_NAME)
+        self.tasks_dir = os.path.join(data_dir, "tasks")
+        self.clock = clock
+        self.store = store
+        self.log = log
+        self.lock = threading.Lock()
+
+    def task_path(self, taskid):
+        return os.path.join(self.tasks_dir, str(taskid), FILE_NAME)
+
+    def _message(self, message):
+        if isinstance(message, str):
+            message = message.encode("utf-8", "backslashreplace")
+        return message[:protocol.MAX_ERROR_MESSAGE]
+
+    def add_daemon(self, message):
+        self._add(self.daemon_path, message, DAEMON_CAP)
+
+    def add_task(self, taskid, message):
+        with self.store.lock:
+            if taskid not in self.store.tasks:
+                return
+            self._add(self.task_path(taskid), message, TASK_CAP)
+
+    def _add(self, path, message, cap):
+        try:
+            when = int(self.clock.now())
+            with self.lock:
+                append(path, when, self._message(message), cap)
+        except Exception as e:     # never fail the caller because of the error log
+            self.log(f"errlog: cannot record in {path!r}: "
+                     f"{getattr(e, 'strerror', None) or e}")
+
+    def entries(self, taskid=None):
+        """The entries of the daemon log (``taskid`` None) or of one task's log."""
+        path = self.daemon_path if taskid is None else self.task_path(taskid)
+        with self.lock:
+            return read_file(path)
+
+
+# --- message texts (kept here so that the hooks stay one line) ---------------------------
+def _hhmm(epoch):
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def over_cap(cap, *paths):
+    """True when one of the spool files ``paths`` holds more than ``cap`` bytes."""
+    for path in paths:
+        try:
+            if os.stat(path).st_size > cap:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def cut_text(when, cap):
+    return f"run of {_hhmm(when)}: output cut to the first {cap} bytes (output cap)"
+
+
+def killed_text(when, grace):
+    return f"run of {_hhmm(when)} killed at shutdown (still running after {grace:g} s)"

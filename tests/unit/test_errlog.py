@@ -1,0 +1,118 @@
+"""The error log files (saturnd.errlog): bounded, oldest dropped, torn entries never shown."""
+
+import os
+
+import pytest
+
+from saturnd import errlog, protocol
+from saturnd.store import Store
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_entries_round_trip_oldest_first(tmp_path):
+    path = tmp_path / "errors"
+    assert errlog.read_file(path) == []
+    for i in range(5):
+        errlog.append(path, 1000 + i, b"message %d" % i, 4096)
+    assert errlog.read_file(path) == [(1000 + i, b"message %d" % i) for i in range(5)]
+
+
+def test_the_file_stays_within_its_cap_and_drops_the_oldest(tmp_path):
+    path = tmp_path / "errors"
+    cap = 1024
+    for i in range(500):
+        errlog.append(path, i, b"entry number %03d" % i, cap)
+        assert os.path.getsize(path) <= cap
+    entries = errlog.read_file(path)
+    assert entries[-1] == (499, b"entry number 499")
+    times = [t for t, _ in entries]
+    assert times == list(range(500 - len(times), 500))      # a contiguous newest tail
+    assert len(entries) >= (cap // 2) // len(errlog.encode_entry(0, b"entry number 000")) - 1
+
+
+@pytest.mark.parametrize("cut", [1, 7, 15, 20])
+def test_a_torn_last_entry_is_never_shown_and_is_cut_off_by_the_next_append(tmp_path, cut):
+    path = tmp_path / "errors"
+    errlog.append(path, 1, b"whole", 4096)
+    torn = errlog.encode_entry(2, b"torn entry")[:-cut]
+    with open(path, "ab") as f:
+        f.write(torn)
+    assert errlog.read_file(path) == [(1, b"whole")]
+    errlog.append(path, 3, b"after", 4096)
+    assert errlog.read_file(path) == [(1, b"whole"), (3, b"after")]
+
+
+def test_a_damaged_entry_hides_what_follows_but_not_what_precedes(tmp_path):
+    path = tmp_path / "errors"
+    errlog.append(path, 1, b"one", 4096)
+    errlog.append(path, 2, b"two", 4096)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF                       # CRC mismatch in the last entry
+    path.write_bytes(bytes(data))
+    assert errlog.read_file(path) == [(1, b"one")]
+
+
+class _Clock:
+    def now(self):
+        return 1234.9
+
+
+def test_task_entries_need_the_task_and_messages_are_bounded(tmp_path):
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    tid = store.create(protocol.EVERY_MINUTE, (b"true",))
+    log.add_task(tid, "x" * 5000)
+    log.add_task(tid + 1, "no such task")           # dropped, no file created
+    log.add_daemon("daemon-wide é")
+    assert log.entries(tid) == [(1234, b"x" * protocol.MAX_ERROR_MESSAGE)]
+    assert not os.path.exists(log.task_path(tid + 1))
+    assert log.entries() == [(1234, "daemon-wide é".encode())]
+    store.remove(tid)
+    assert log.entries(tid) == []
+
+
+def test_hooks_do_nothing_until_installed_and_never_raise(tmp_path):
+    errlog.install(None)
+    errlog.daemon("nowhere")
+    errlog.task(0, "nowhere")
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    os.mkdir(log.daemon_path)              # the log file cannot be opened
+    errlog.install(log)
+    try:
+        errlog.daemon("cannot be written")
+    finally:
+        errlog.install(None)
+    assert any("errlog: cannot record" in m for m in logged)
+
+
+def test_wire_layout_of_the_error_log_request_and_reply():
+    req = protocol.Request(protocol.ERROR_LOG, taskid=5, timing=protocol.ERROR_LOG_TASK)
+    assert protocol.encode_request(req) == b"EL\x01" + (5).to_bytes(8, "big")
+    assert protocol.decode_request(b"EL\x01" + (5).to_bytes(8, "big")) == req
+    daemon_req = protocol.decode_request(b"EL\x00" + (9).to_bytes(8, "big"))
+    assert daemon_req.taskid is None and daemon_req.timing == protocol.ERROR_LOG_DAEMON
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_request(b"EL\x02" + bytes(8))
+    reply = protocol.Reply(entries=[(-1, b"a"), (2, b"")])
+    data = protocol.encode_reply(protocol.ERROR_LOG, reply)
+    assert data == (b"OK\0\0\0\x02" + (-1).to_bytes(8, "big", signed=True) + b"\0\0\0\x01a"
+                    + (2).to_bytes(8, "big") + b"\0\0\0\0")
+    assert protocol.decode_reply(data, protocol.ERROR_LOG) == reply
+    with pytest.raises(protocol.Truncated):            # a lying NBENTRIES
+        protocol.decode_reply(b"OK\xff\xff\xff\xff", protocol.ERROR_LOG)
+    assert protocol.decode_request(b"RH" + bytes(8)).taskid == 0
+    assert protocol.encode_reply(protocol.CLONE, protocol.Reply(value=7)) == \
+        b"OK" + (7).to_bytes(8, "big")
+    existing = {protocol.LIST, protocol.CREATE, protocol.REMOVE, protocol.TIMES_EXITCODES,
+                protocol.STDOUT, protocol.STDERR, protocol.TERMINATE, protocol.SET_CMD,
+                protocol.DELETE_ALL, protocol.SW_TIME, protocol.EXEC_TASK,
+                protocol.RESET_TASKMAX}
+    own = {protocol.RESET_HISTORY: b"RH", protocol.CLONE: b"CL", protocol.ERROR_LOG: b"EL"}
+    assert len(existing) == 12 and not existing & set(own)
+    assert all(op.to_bytes(2, "big") == text for op, text in own.items())

@@ -28,3 +28,8 @@ HANDLERS = {
 
 def dispatch(ctx, request):
     return HANDLERS[request.opcode](ctx, request)
+
+# this project's own requests
+from . import next_runs  # noqa: E402
+
+HANDLERS[protocol.NEXT_RUNS] = next_runs.handle

@@ -157,8 +157,9 @@ OFFSET_SAMPLE = 6 * 3600    # seconds between two looks at the UTC offset when s
 
 
 def _offset(epoch):
-    """Local wall minute minus epoch minute: constant between two time changes."""
-    return wall_ordinal(epoch) - epoch // 60
+    """The local time's UTC offset at ``epoch``: while it stays the same, the wall minute
+    minus the epoch minute (what :func:`wall_ordinal` gives) stays the same too."""
+    return time.localtime(epoch).tm_gmtoff
 
 
 def _next_match(timing, ordinal):
@@ -184,12 +185,19 @@ def _next_match(timing, ordinal):
 
 def _same_offset_until(begin, end):
     """The last epoch minute in ``[begin, end]`` up to which the UTC offset (looked at every
-    ``OFFSET_SAMPLE`` s; no zone changes it twice within that) is the one at ``begin``."""
+    ``OFFSET_SAMPLE`` s; no zone changes it twice within that) is the one at ``begin``:
+    ``end``, or the minute before the offset changes (found by bisection)."""
     offset = _offset(begin)
     t = begin
     while t < end:
         ahead = min(t + OFFSET_SAMPLE, end)
         if _offset(ahead) != offset:
+            while ahead - t > 60:
+                middle = t + (ahead - t) // 120 * 60
+                if _offset(middle) == offset:
+                    t = middle
+                else:
+                    ahead = middle
             return t
         t = ahead
     return end

@@ -44,6 +44,9 @@ USAGE = b"""\
       or: cassini [OPTIONS] -C TASKID -> copy a task (same timing and command line) and print the new TASKID
       or: cassini [OPTIONS] -E TASKID -> get the error log (time + message) of a task
       or: cassini [OPTIONS] -D -> get the daemon's error log (time + message)
+      or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
+      or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
+      or: cassini [OPTIONS] -X -> print every task as a crontab line
       or: cassini -h -> display this message
 
    options:
@@ -52,6 +55,7 @@ USAGE = b"""\
 
 OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
 OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
+OPTSTRING += "n:N:I:PX"     # ... next runs, crontab import/export
 
 # option letter -> operation, for the options that select one
 _SIMPLE_OPS = {"l": P.LIST, "c": P.CREATE, "q": P.TERMINATE, "s": P.DELETE_ALL,
@@ -60,6 +64,12 @@ _TASKID_OPS = {"r": P.REMOVE, "x": P.TIMES_EXITCODES, "o": P.STDOUT, "e": P.STDE
                "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK}
 # this project's own requests
 _TASKID_OPS.update({"R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG})
+
+# this project's own operations: next runs (a request), crontab import/export (cassini.crontab)
+_TASKID_OPS["n"] = P.NEXT_RUNS
+IMPORT = "import"
+EXPORT = "export"
+DEFAULT_COUNT = 5
 
 _ULLONG_MAX = (1 << 64) - 1
 _C_SPACE = b" \t\n\v\f\r"
@@ -91,6 +101,13 @@ def parse_taskid(text):
     return value
 
 
+def parse_count(text):
+    """``-N COUNT``: a decimal uint32."""
+    if not text or not text.isdigit() or not text.isascii() or int(text) > 0xFFFFFFFF:
+        raise UsageError(f"invalid COUNT {os.fsdecode(text)!r}: expected 0 to 4294967295")
+    return int(text)
+
+
 def parse_command_line(args, environ):
     """``args`` (bytes, without the program name) -> a :class:`Command`, or exit for -h."""
     from cassini.gnugetopt import GetoptState, getopt
@@ -118,6 +135,15 @@ def parse_command_line(args, environ):
             cmd.days = arg
         elif opt == "p":
             cmd.pipes_dir = arg
+        elif opt == "N":
+            cmd.count = parse_count(arg)
+        elif opt == "I":
+            cmd.opcode = IMPORT
+            cmd.import_file = arg
+        elif opt == "X":
+            cmd.opcode = EXPORT
+        elif opt == "P":
+            cmd.partial = True
     cmd.operands = state.operands
     return cmd
 
@@ -125,7 +151,8 @@ def parse_command_line(args, environ):
 class Command:
     """What the command line asks for."""
 
-    __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands")
+    __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands",
+                 "count", "import_file", "partial")
 
     def __init__(self):
         self.opcode = P.LIST
@@ -135,6 +162,9 @@ class Command:
         self.days = b"*"
         self.pipes_dir = None
         self.operands = []
+        self.count = DEFAULT_COUNT      # -N
+        self.import_file = None         # -I
+        self.partial = False            # -P
 
     def timing(self):
         from saturnd.timing import TimingError, timing_from_strings
@@ -165,6 +195,8 @@ class Command:
         elif op == P.ERROR_LOG:     # -E TASKID: one task's log; -D: the daemon's
             scope = P.ERROR_LOG_DAEMON if self.taskid is None else P.ERROR_LOG_TASK
             req = P.Request(op, taskid=self.taskid, timing=scope)
+        elif op == P.NEXT_RUNS:
+            req = P.Request(op, taskid=self.taskid, count=self.count)
         else:
             req = P.Request(op, taskid=self.taskid)
         return P.encode_request(req)
@@ -207,6 +239,8 @@ def run(args, environ):
         if cmd is None:                       # -h
             _write_stdout(USAGE)
             return 0
+        if cmd.opcode in (IMPORT, EXPORT):
+            return _crontab(cmd, environ)
         request = cmd.request()
     except UsageError as e:
         message = e.args[0] if e.args else None
@@ -236,6 +270,31 @@ def run(args, environ):
         return 1
     _write_stdout(data)
     return 0
+
+
+def _crontab(cmd, environ):
+    """``-I`` / ``-X``: the crontab import/export (kept out of the plain requests' imports)."""
+    from cassini import client, crontab
+
+    def talk(request, opcode):
+        try:
+            return client.exchange(pipes_dir, request, opcode, timeout, reply_timeout,
+                                   lock_timeout)
+        except client.ClientError as e:
+            raise ValueError(str(e)) from None
+
+    try:
+        timeout = _env_seconds(environ, "CASSINI_TIMEOUT", 5.0)
+        reply_timeout = _env_seconds(environ, "CASSINI_REPLY_TIMEOUT", 10.0)
+        lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
+        pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
+        if cmd.opcode == IMPORT:
+            return crontab.import_crontab(cmd.import_file, cmd.partial, talk, _write_stdout,
+                                          _err)
+        return crontab.export_crontab(talk, _write_stdout, _err)
+    except (Failure, ValueError) as e:
+        _err(str(e))
+        return 1
 
 
 def main(argv=None):

@@ -44,6 +44,8 @@ def stdout_bytes(opcode, reply):
         return b"%d\n" % reply.value
     if opcode == P.ERROR_LOG:
         return error_log_output(reply.entries)
+    if opcode == P.NEXT_RUNS:
+        return times_output(reply.times)
     return b""
 
 
@@ -73,3 +75,17 @@ def error_message(opcode, taskid, errcode):
             return f"task {taskid} has never run"
         return "saturnd answered: the task has never run"
     return f"saturnd answered with the unknown error code {errcode:#06x}"
+
+
+# --- this project's own requests ---------------------------------------------------------
+def times_output(times):
+    """NEXT_RUNS: ``YYYY-MM-DD HH:MM:SS`` per time, in the local time zone (``TZ``), like -x."""
+    import time
+    lines = []
+    for when in times:
+        try:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"time {when} cannot be shown as a local date") from None
+        lines.append(stamp.encode("ascii", "replace") + b"\n")
+    return b"".join(lines)

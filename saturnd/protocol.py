@@ -37,6 +37,10 @@ OPCODE_NAMES = {
     TERMINATE: "TERMINATE", SET_CMD: "SET_CMD", DELETE_ALL: "DELETE_ALL",
     SW_TIME: "SW_TIME", EXEC_TASK: "EXEC_TASK", RESET_TASKMAX: "RESET_TASKMAX",
 }
+# this project's own requests (``docs/own-requests.md``): next-run preview
+NEXT_RUNS = 0x4E58        # 'NX': TASKID uint64, COUNT uint32 -> OK NBTIMES uint32, N x TIME int64
+OPCODE_NAMES[NEXT_RUNS] = "NEXT_RUNS"
+
 # requests whose only argument is a TASKID
 TASKID_REQUESTS = frozenset((REMOVE, TIMES_EXITCODES, STDOUT, STDERR, EXEC_TASK))
 
@@ -80,6 +84,8 @@ _OP_ID = struct.Struct(">HQ")
 _OK_U32 = struct.Struct(">HI")
 _OK_U64 = struct.Struct(">HQ")
 _ER = struct.Struct(">HH")
+_OP_ID_COUNT = struct.Struct(">HQI")  # NEXT_RUNS request
+_I64 = struct.Struct(">q")
 _TASK_HEAD = struct.Struct(">QQIBI")   # TASKID, TIMING (13 bytes), ARGC
 _EL_REQ = struct.Struct(">HBQ")        # ERROR_LOG: opcode, SCOPE, TASKID
 _EL_HEAD = struct.Struct(">qI")        # one error log entry: TIME, MESSAGE length
@@ -250,25 +256,27 @@ def decode_commandline(data, forbid_nul=False):
 
 # --- requests --------------------------------------------------------------
 class Request:
-    """One request.  ``taskid``, ``timing`` and ``argv`` are None when unused."""
+    """One request.  ``taskid``, ``timing``, ``argv`` and ``count`` are None when unused."""
 
-    __slots__ = ("opcode", "taskid", "timing", "argv")
+    __slots__ = ("opcode", "taskid", "timing", "argv", "count")
 
-    def __init__(self, opcode, taskid=None, timing=None, argv=None):
+    def __init__(self, opcode, taskid=None, timing=None, argv=None, count=None):
         self.opcode = opcode
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
+        self.count = count     # NEXT_RUNS
 
     def __eq__(self, other):
         return isinstance(other, Request) and self._key() == other._key()
 
     def __repr__(self):
         name = OPCODE_NAMES.get(self.opcode, hex(self.opcode))
-        return f"Request({name}, taskid={self.taskid}, timing={self.timing}, argv={self.argv})"
+        return (f"Request({name}, taskid={self.taskid}, timing={self.timing}, argv={self.argv}"
+                + (f", count={self.count})" if self.count is not None else ")"))
 
     def _key(self):
-        return (self.opcode, self.taskid, self.timing, self.argv)
+        return (self.opcode, self.taskid, self.timing, self.argv, self.count)
 
     @property
     def name(self):
@@ -289,6 +297,8 @@ def encode_request(req):
         return _OP_ID.pack(op, req.taskid) + req.timing.encode()
     if op == ERROR_LOG:     # this project's own: the scope travels in ``timing``'s place
         return _EL_REQ.pack(op, req.timing, req.taskid or 0)
+    if op == NEXT_RUNS:
+        return _OP_ID_COUNT.pack(op, req.taskid, req.count)
     raise ProtocolError(f"unknown opcode {op:#06x}")
 
 
@@ -310,6 +320,9 @@ def read_request(reader):
         return Request(op, taskid=taskid, timing=read_timing(reader))
     if op == ERROR_LOG:     # this project's own
         return read_error_log_request(reader)
+    if op == NEXT_RUNS:
+        taskid = read_u64(reader)
+        return Request(op, taskid=taskid, count=read_u32(reader))
     raise ProtocolError(f"unknown opcode {op:#06x}")
 
 
@@ -334,25 +347,28 @@ class Reply:
     - CLONE (this project's own): ``value`` (the new task's id)
     - ERROR_LOG (this project's own): ``entries``, a list of ``(time, message)``
       (int, bytes), oldest first
+    - NEXT_RUNS: ``times``, a list of epoch seconds
     """
 
-    __slots__ = ("errcode", "value", "tasks", "runs", "output", "entries")
+    __slots__ = ("errcode", "value", "tasks", "runs", "output", "entries", "times")
 
     def __init__(self, errcode=None, value=None, tasks=None, runs=None, output=None,
-                 entries=None):
+                 entries=None, times=None):
         self.errcode = errcode
         self.value = value
         self.tasks = tasks
         self.runs = runs
         self.output = output
         self.entries = entries
+        self.times = times
 
     @property
     def ok(self):
         return self.errcode is None
 
     def _key(self):
-        return (self.errcode, self.value, self.tasks, self.runs, self.output, self.entries)
+        return (self.errcode, self.value, self.tasks, self.runs, self.output, self.entries,
+                self.times)
 
     def __eq__(self, other):
         return isinstance(other, Reply) and self._key() == other._key()
@@ -389,6 +405,8 @@ def encode_reply(opcode, reply):
         return _OK_U32.pack(OK, len(reply.output)) + reply.output
     if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK, RESET_HISTORY):
         return _U16.pack(OK)
+    if opcode == NEXT_RUNS:
+        return _OK_U32.pack(OK, len(reply.times)) + b"".join(_I64.pack(t) for t in reply.times)
     raise ProtocolError(f"unknown opcode {opcode:#06x}")
 
 
@@ -438,6 +456,10 @@ def read_reply(reader, opcode):
         return Reply(output=read_string(reader))
     if opcode in (REMOVE, TERMINATE, SET_CMD, SW_TIME, EXEC_TASK, RESET_HISTORY):
         return Reply()
+    if opcode == NEXT_RUNS:
+        n = read_u32(reader)
+        # read_exact allocates as bytes arrive, so a lying NBTIMES costs nothing
+        return Reply(times=[t for (t,) in _I64.iter_unpack(reader.read_exact(8 * n))])
     raise ProtocolError(f"unknown opcode {opcode:#06x}")
 
 

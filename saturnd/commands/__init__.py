@@ -33,3 +33,8 @@ HANDLERS.update({protocol.RESET_HISTORY: reset_history.handle, protocol.CLONE: c
 
 def dispatch(ctx, request):
     return HANDLERS[request.opcode](ctx, request)
+
+# this project's own requests
+from . import next_runs  # noqa: E402
+
+HANDLERS[protocol.NEXT_RUNS] = next_runs.handle

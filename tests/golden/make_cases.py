@@ -79,6 +79,9 @@ USAGE = b"""\
       or: cassini [OPTIONS] -C TASKID -> copy a task (same timing and command line) and print the new TASKID
       or: cassini [OPTIONS] -E TASKID -> get the error log (time + message) of a task
       or: cassini [OPTIONS] -D -> get the daemon's error log (time + message)
+      or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
+      or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
+      or: cassini [OPTIONS] -X -> print every task as a crontab line
       or: cassini -h -> display this message
 
    options:
@@ -371,6 +374,66 @@ usage_error("186-error-log-bad-taskid", [b"-E", b""], tag="extension")
 case("187-error-log-unknown-error-code", [b"-E", b"1"], EL + b"\x01" + u64(1), ER + b"ZZ",
      exitcode=1, tag="extension")
 case("188-clone-then-list-last-wins", [b"-C", b"1", b"-l"], LS, list_reply(), tag="extension")
+
+
+# --- this project's own requests: next runs (NX), crontab import/export (190-209) ---------
+NX = b"NX"
+
+
+def times_reply(*times):
+    return OK + u32(len(times)) + b"".join(i64(t) for t in times)
+
+
+case("190-next-runs", [b"-n", b"3"], NX + u64(3) + u32(5),
+     times_reply(utc(2026, 1, 1, 0, 5), utc(2026, 1, 1, 1, 5)),
+     b"2026-01-01 00:05:00\n2026-01-01 01:05:00\n", tag="extension")
+case("191-next-runs-count", [b"-n", b"0", b"-N", b"2"], NX + u64(0) + u32(2),
+     times_reply(utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)),
+     b"2026-03-29 01:00:00\n2026-03-30 00:30:00\n", tag="extension")
+case("192-next-runs-local-time", [b"-N2", b"-n0"], NX + u64(0) + u32(2),
+     times_reply(utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)),
+     b"2026-03-29 03:00:00\n2026-03-30 02:30:00\n", env=[b"TZ=Europe/Paris"], tag="extension")
+case("193-next-runs-none", [b"-n", b"4", b"-N", b"0"], NX + u64(4) + u32(0), times_reply(),
+     tag="extension")
+case("194-next-runs-empty-timing", [b"-n", b"4"], NX + u64(4) + u32(5), times_reply(),
+     tag="extension")
+case("195-next-runs-not-found", [b"-n", b"60"], NX + u64(60) + u32(5), ER + NF, exitcode=1,
+     tag="extension")
+case("196-next-runs-count-max", [b"-n", b"1", b"-N", b"4294967295"],
+     NX + u64(1) + u32(2**32 - 1), times_reply(utc(2026, 1, 1, 0, 1)),
+     b"2026-01-01 00:01:00\n", tag="extension")
+case("197-next-runs-taskid-minus-one", [b"-n", b"-1"], NX + u64(MAX64) + u32(5),
+     ER + NF, exitcode=1, tag="extension")
+usage_error("198-next-runs-bad-count", [b"-n", b"1", b"-N", b"five"], tag="extension")
+usage_error("199-next-runs-count-too-big", [b"-n", b"1", b"-N", b"4294967296"],
+            tag="extension")
+usage_error("200-next-runs-bad-taskid", [b"-n", b"x"], tag="extension")
+case("201-next-runs-reply-cut-short", [b"-n", b"1"], NX + u64(1) + u32(5),
+     times_reply(utc(2026, 1, 1, 0, 1), utc(2026, 1, 1, 0, 2))[:-3], exitcode=1,
+     tag="extension")
+case("202-export", [b"-X"], LS,
+     list_reply(task(0, timing(bits(*range(0, 60, 15)), bits(*range(8, 19)), bits(*range(1, 6))),
+                     b"/bin/sh", b"-c", b"printf '50%' | tr 5 6"),
+                task(3, EVERY, b"printf", b"[%s]", b"a b", b"it's", b""),
+                task(4, timing(bits(0), bits(0), bits(0)), b"-dash")),
+     b"0,15,30,45 8-18 * * 1-5 printf '50\\%' | tr 5 6\n"
+     b"* * * * * exec printf '['\\%'s]' 'a b' 'it'\\''s' ''\n"
+     b"0 0 * * 0 -dash\n", tag="extension")
+case("203-export-empty", [b"-X"], LS, list_reply(), tag="extension")
+case("204-export-unexportable", [b"-X"], LS,
+     list_reply(task(1, timing(0, ALL_HOURS, ALL_DAYS), b"true"),
+                task(2, EVERY, b"echo", b"a\nb"),
+                task(5, EVERY, b"true")),
+     b"# task 1 not exported: its minute field is empty (it never runs)\n"
+     b"# task 2 not exported: an argument holds a newline\n"
+     b"* * * * * exec true\n", exitcode=1, tag="extension")
+case("205-import-empty-stdin", [b"-I", b"-"], tag="extension")
+case("206-import-dev-null", [b"-I", b"/dev/null"], tag="extension")
+case("207-import-missing-file", [b"-I", b"/nonexistent/crontab"], exitcode=1,
+     tag="extension")
+usage_error("208-import-missing-argument", [b"-I"], tag="extension")
+case("209-export-error-reply-cut-short", [b"-X"], LS, list_reply(task(0, EVERY, b"x"))[:-1],
+     exitcode=1, tag="extension")
 
 
 def write_cases(dest=CASES):

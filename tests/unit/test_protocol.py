@@ -62,8 +62,9 @@ def test_opcode_values():
     assert (P.SET_CMD, P.DELETE_ALL, P.SW_TIME, P.EXEC_TASK, P.RESET_TASKMAX) == \
         (0x43FF, 0x444C, 0x5354, 0x48ED, 0x5254)
     assert (P.OK, P.ER, P.NF, P.NR) == (0x4F4B, 0x4552, 0x4E46, 0x4E52)
-    assert len(set(P.OPCODE_NAMES)) == 12 + 3     # + this project's own RH, CL, EL (issue 14)
-    assert (P.RESET_HISTORY, P.CLONE, P.ERROR_LOG) == (0x5248, 0x434C, 0x454C)
+    # the twelve, plus this project's own: RH, CL, EL, NX (issue 14)
+    assert len(set(P.OPCODE_NAMES)) == 12 + 4
+    assert (P.RESET_HISTORY, P.CLONE, P.ERROR_LOG, P.NEXT_RUNS) == (0x5248, 0x434C, 0x454C, 0x4E58)
 
 
 # --- every request, exact bytes and round trip ------------------------------------------------

@@ -1,0 +1,18 @@
+"""NEXT_RUNS (this project's own request): the next COUNT start times of a task.
+
+Computed by the scheduler's own rule from its own state (``Scheduler.next_runs``):
+the daemon's time zone, the daemon's clock (the manual one when in use), the DST
+and time-change rules.  At most ``scheduler.MAX_NEXT_RUNS`` times; a timing with an
+empty field gets none.  ``ER NF`` for a missing task.
+"""
+
+from ..protocol import NF, Reply
+from ..store import NotFound
+
+
+def handle(ctx, request):
+    try:
+        task = ctx.store.get(request.taskid)
+    except NotFound:
+        return Reply(errcode=NF)
+    return Reply(times=ctx.scheduler.next_runs(task.timing, request.count))

@@ -431,8 +431,9 @@ def grade(opts):
         scen = [("daemon-protocol", s) for s in D.PROTOCOL]
         if opts.extensions:
             scen += [("daemon-extension", s) for s in D.EXTENSIONS]
-            from grader.own_requests import SCENARIOS as OWN    # this project's own requests
-            scen += [("daemon-extension", s) for s in OWN]
+            from grader import own_requests_next as own_next    # this project's own requests
+            from grader.own_requests import SCENARIOS as OWN
+            scen += [("daemon-extension", s) for s in OWN + own_next.PROTOCOL]
         scen = [(cat, (name, func)) for cat, (name, func) in scen
                 if not wanted or name in wanted]
         do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))
@@ -442,6 +443,9 @@ def grade(opts):
             if do_sched:
                 outcomes += [report.Outcome("daemon-scheduling", c, "fail", missing["saturnd"])
                              for c in D.SCHEDULE_CHECKS]
+                if opts.extensions:
+                    outcomes += [report.Outcome("daemon-extension", c, "fail", missing["saturnd"])
+                                 for c in own_next.SCHEDULE_CHECKS]
         elif saturnd and (opts.saturnd or opts.ours):
             cfg = Config()
             cfg.options = options
@@ -464,9 +468,15 @@ def grade(opts):
                                             "libfaketime not found (install Debian's "
                                             "libfaketime, or use --clock real --real-minutes 6)")
                              for c in D.SCHEDULE_CHECKS]
+                if opts.extensions:
+                    outcomes += [report.Outcome("daemon-extension", c, "skip",
+                                                "libfaketime not found")
+                                 for c in own_next.SCHEDULE_CHECKS]
             else:
                 notes.append(D.describe_clock(cfg))
                 outcomes += D.scheduling(cfg, figures)
+                if opts.extensions:     # the announced next runs are the runs recorded
+                    outcomes += own_next.next_runs_scheduling(cfg)
 
         # -- differential ------------------------------------------------------------------
         if reference:

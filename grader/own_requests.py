@@ -13,7 +13,7 @@ import time
 
 from saturnd import protocol as P
 
-from .daemon import NEVER, NEVER_TEXT, Failed
+from .daemon import NEVER, NEVER_TEXT, Failed, _line, _parse_id
 
 WAIT = 10.0                 # seconds for a run started by -i to be recorded
 _LINE = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^\n]+\n")
@@ -41,48 +41,64 @@ def _log_lines(ctx, args, what):
     return r.out
 
 
+def _missing(*ids):
+    """A task id the daemon does not have: well past the ids it returned (none assumed)."""
+    return str(max(ids) + 1000)
+
+
 def sc_own_reset_history(ctx):
-    ctx.cassini("-c", *NEVER, "echo", "ran")
-    ctx.expect(["-i", "0"], b"")
-    _wait_recorded(ctx, 0)
-    ctx.expect(["-o", "0"], b"ran\n")
-    ctx.expect(["-R", "0"], b"", why="RESET_HISTORY")
-    ctx.expect(["-x", "0"], b"", why="after RESET_HISTORY")
-    ctx.expect(["-o", "0"], b"", 1, why="after RESET_HISTORY the task has never run")
-    ctx.expect(["-l"], b"0: " + NEVER_TEXT + b" echo ran\n", why="the task itself stays")
-    ctx.expect(["-R", "9"], b"", 1, why="no task 9")
-    ctx.expect_error(struct.pack(">HQ", P.RESET_HISTORY, 9), P.RESET_HISTORY, P.NF,
+    t = ctx.create(*NEVER, "echo", "ran")
+    ctx.expect(["-i", str(t)], b"")
+    _wait_recorded(ctx, t)
+    ctx.expect(["-o", str(t)], b"ran\n")
+    ctx.expect(["-R", str(t)], b"", why="RESET_HISTORY")
+    ctx.expect(["-x", str(t)], b"", why="after RESET_HISTORY")
+    ctx.expect(["-o", str(t)], b"", 1, why="after RESET_HISTORY the task has never run")
+    ctx.expect_lines(["-l"], [_line(t, NEVER_TEXT + b" echo ran")],
+                     why="the task itself stays")
+    gone = _missing(t)
+    ctx.expect(["-R", gone], b"", 1, why=f"no task {gone}")
+    ctx.expect_error(struct.pack(">HQ", P.RESET_HISTORY, int(gone)), P.RESET_HISTORY, P.NF,
                      "RESET_HISTORY of a missing task")
 
 
 def sc_own_clone(ctx):
-    ctx.cassini("-c", *NEVER, "--", "echo", "-n", "x y")
-    ctx.expect(["-C", "0"], b"1\n", why="CLONE prints the new id")
-    line = NEVER_TEXT + b" echo -n x y\n"
-    ctx.expect(["-l"], b"0: " + line + b"1: " + line)
-    ctx.expect(["-x", "1"], b"", why="a clone has no runs")
-    ctx.expect(["-c"] + NEVER + ["true"], b"2\n", why="the clone's id is spent")
-    ctx.expect(["-C", "9"], b"", 1, why="no task 9")
-    ctx.expect_error(struct.pack(">HQ", P.CLONE, 9), P.CLONE, P.NF, "CLONE of a missing task")
+    t = ctx.create(*NEVER, "--", "echo", "-n", "x y")
+    r = ctx.cassini("-C", str(t))
+    clone = _parse_id(r.out) if r.code == 0 else None
+    ctx.check(clone is not None and clone != t,
+              f"{r.show()}: expected a new task id and exit 0 (CLONE prints the new id), "
+              f"got {r.out[:60]!r} (exit {r.code})")
+    line = NEVER_TEXT + b" echo -n x y"
+    ctx.expect_lines(["-l"], [_line(t, line), _line(clone, line)])
+    ctx.expect(["-x", str(clone)], b"", why="a clone has no runs")
+    other = ctx.create(*NEVER, "true")
+    ctx.check(other not in (t, clone), f"cassini -c after CLONE returned id {other}, "
+              f"already used (source {t}, clone {clone}): the clone's id must be spent")
+    gone = _missing(t, clone, other)
+    ctx.expect(["-C", gone], b"", 1, why=f"no task {gone}")
+    ctx.expect_error(struct.pack(">HQ", P.CLONE, int(gone)), P.CLONE, P.NF,
+                     "CLONE of a missing task")
 
 
 def sc_own_error_log(ctx):
-    ctx.cassini("-c", *NEVER, "no-such-program-for-the-grader")
-    ctx.expect(["-E", "0"], b"", why="no error yet")
-    ctx.expect(["-i", "0"], b"")
-    _wait_recorded(ctx, 0)
-    out = _log_lines(ctx, ["-E", "0"], "after a command that could not start")
+    t = ctx.create(*NEVER, "no-such-program-for-the-grader")
+    ctx.expect(["-E", str(t)], b"", why="no error yet")
+    ctx.expect(["-i", str(t)], b"")
+    _wait_recorded(ctx, t)
+    out = _log_lines(ctx, ["-E", str(t)], "after a command that could not start")
     ctx.check(out.count(b"\n") == 1 and b"no-such-program-for-the-grader" in out,
-              "cassini -E 0: expected one line naming the command that could not start",
+              f"cassini -E {t}: expected one line naming the command that could not start",
               f"got {out[:300]!r}")
-    ctx.expect(["-R", "0"], b"")
-    ctx.expect(["-E", "0"], out, why="RESET_HISTORY keeps the error log")
+    ctx.expect(["-R", str(t)], b"")
+    ctx.expect(["-E", str(t)], out, why="RESET_HISTORY keeps the error log")
     _log_lines(ctx, ["-D"], "the daemon-wide log")
-    ctx.expect(["-E", "9"], b"", 1, why="no task 9")
-    ctx.expect_error(b"EL\x01" + struct.pack(">Q", 9), P.ERROR_LOG, P.NF,
+    gone = _missing(t)
+    ctx.expect(["-E", gone], b"", 1, why=f"no task {gone}")
+    ctx.expect_error(b"EL\x01" + struct.pack(">Q", int(gone)), P.ERROR_LOG, P.NF,
                      "ERROR_LOG of a missing task")
-    ctx.cassini("-r", "0")
-    ctx.expect(["-E", "0"], b"", 1, why="a removed task's log goes with it")
+    ctx.cassini("-r", str(t))
+    ctx.expect(["-E", str(t)], b"", 1, why="a removed task's log goes with it")
 
 
 SCENARIOS = [

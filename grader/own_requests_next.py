@@ -49,10 +49,12 @@ def _announced(ctx, taskid, count):
 
 def sc_own_next_runs(ctx):
     """Shape of NEXT_RUNS replies, from the timings alone."""
-    ctx.expect(["-c", *NEVER, "true"], b"0\n")
-    ctx.expect(["-c", "true"], b"1\n")
-    weekly = _announced(ctx, 0, 3)
-    ctx.check(len(weekly) == 3, f"cassini -n 0 -N 3: expected 3 times, got {len(weekly)}")
+    weekly_id = ctx.create(*NEVER, "true")
+    every = ctx.create("true")
+    gone = max(weekly_id, every) + 1000        # an id the daemon does not have
+    weekly = _announced(ctx, weekly_id, 3)
+    ctx.check(len(weekly) == 3,
+              f"cassini -n {weekly_id} -N 3: expected 3 times, got {len(weekly)}")
     for t in weekly:
         g = time.gmtime(t)
         ctx.check((g.tm_wday, g.tm_hour, g.tm_min, g.tm_sec) == (6, 3, 7, 0),
@@ -60,23 +62,25 @@ def sc_own_next_runs(ctx):
     ctx.check(all(b - a == 7 * 86400 for a, b in zip(weekly, weekly[1:])),
               "task due on Sundays 03:07 UTC: the announced times are not one week apart",
               ", ".join(_utc(t) for t in weekly))
-    minutely = _announced(ctx, 1, 5)
+    minutely = _announced(ctx, every, 5)
     ctx.check(len(minutely) == 5 and all(t % 60 == 0 for t in minutely)
               and all(b - a == 60 for a, b in zip(minutely, minutely[1:])),
               "an every-minute task: expected 5 consecutive minutes (seconds 0)",
               ", ".join(_utc(t) for t in minutely))
-    ctx.check(len(_announced(ctx, 1, 0)) == 0, "cassini -n 1 -N 0 printed something")
-    r = ctx.cassini("-n", "1")
-    ctx.check(r.code == 0 and r.out.count(b"\n") == 5, "cassini -n 1: COUNT defaults to 5",
-              f"got {r.out[:200]!r}")
-    ctx.expect(["-n", "42"], b"", 1, why="no task 42")
-    ctx.expect_error(struct.pack(">HQI", NEXT_RUNS, 42, 5), NEXT_RUNS, P.NF,
-                     "NEXT_RUNS of unknown task 42")
-    reply = ctx.raw(struct.pack(">HQI", NEXT_RUNS, 1, 3), NEXT_RUNS, "NEXT_RUNS of task 1")
+    ctx.check(len(_announced(ctx, every, 0)) == 0,
+              f"cassini -n {every} -N 0 printed something")
+    r = ctx.cassini("-n", str(every))
+    ctx.check(r.code == 0 and r.out.count(b"\n") == 5,
+              f"cassini -n {every}: COUNT defaults to 5", f"got {r.out[:200]!r}")
+    ctx.expect(["-n", str(gone)], b"", 1, why=f"no task {gone}")
+    ctx.expect_error(struct.pack(">HQI", NEXT_RUNS, gone, 5), NEXT_RUNS, P.NF,
+                     f"NEXT_RUNS of unknown task {gone}")
+    reply = ctx.raw(struct.pack(">HQI", NEXT_RUNS, every, 3), NEXT_RUNS,
+                    f"NEXT_RUNS of task {every}")
     times = reply.times if reply.errcode is None else None
     ctx.check(times is not None and len(times) == 3 and times[0] >= minutely[0]
               and all(b - a == 60 for a, b in zip(times, times[1:])),
-              "NEXT_RUNS 1 3 (raw bytes): expected OK and 3 consecutive minutes",
+              f"NEXT_RUNS {every} 3 (raw bytes): expected OK and 3 consecutive minutes",
               f"got {reply!r}")
 
 
@@ -101,10 +105,9 @@ def next_runs_scheduling(config):
         clock = Clock(kind, daemon, config)
         now = int(clock.now())
         later = sorted({time.gmtime(now + 120).tm_min, time.gmtime(now + 240).tm_min})
-        ctx.expect(["-c", "true"], b"0\n")
-        ctx.expect(["-c", "-m", "*/2", "true"], b"1\n")
-        ctx.expect(["-c", "-m", ",".join(map(str, later)), "true"], b"2\n")
-        want = {0: _announced(ctx, 0, 4), 1: _announced(ctx, 1, 2), 2: _announced(ctx, 2, 2)}
+        ids = (ctx.create("true"), ctx.create("-m", "*/2", "true"),
+               ctx.create("-m", ",".join(map(str, later)), "true"))
+        want = {taskid: _announced(ctx, taskid, count) for taskid, count in zip(ids, (4, 2, 2))}
         for taskid, times in want.items():
             ctx.check(len(times) in (2, 4), f"task {taskid}: cassini -n announced {len(times)} "
                       "times", ", ".join(_utc(t) for t in times))

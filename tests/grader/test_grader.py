@@ -34,13 +34,14 @@ def test_ours_scores_100_percent(grade):
     for cat in ("daemon-protocol", "daemon-extension", "daemon-scheduling"):
         assert g.of(cat), cat
         assert set(g.of(cat).values()) == {"pass"}, (cat, g.stdout)
-    # every reference, strict and extension case ran, no deviation case (98, of which
-    # 19 for this project's own requests, golden cases 170-188)
-    assert len(g.of("client")) == 117
+    # every reference and extension case ran, no deviation case: 98, plus this project's
+    # own requests (golden cases 170-188: 19; 190-209: 20)
+    assert len(g.of("client")) == 98 + 19 + 20
     assert g.of("client-strict") and set(g.of("client-strict").values()) == {"pass"}
     assert len(g.of("client-strict")) == 3
     # this project's own requests (grader/own_requests.py)
-    assert {"own-reset-history", "own-clone", "own-error-log"} <= set(g.of("daemon-extension"))
+    assert {"own-reset-history", "own-clone", "own-error-log", "next-runs",
+            "next-runs-are-the-runs"} <= set(g.of("daemon-extension"))
     assert "manual clock" in g.stdout
     assert "100.0%" in g.stdout and "failures" not in g.stdout
 

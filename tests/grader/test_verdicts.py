@@ -143,6 +143,16 @@ def test_daemon_ids_and_list_order_are_not_assumed(grade, candidates, mode):
     assert g.code == 0
 
 
+@pytest.mark.timeout(120)
+def test_own_request_scenarios_use_the_ids_the_daemon_returns(grade, candidates):
+    own = "own-reset-history,own-clone,own-error-log,next-runs"
+    g = grade("--saturnd", candidates("daemon", "ids-from-1"), "--extensions",
+              "--scenarios", own, "--no-scheduling")
+    e = g.of("daemon-extension")
+    assert set(own.split(",")) <= set(e), g.stdout
+    assert {e[n] for n in own.split(",")} == {"pass"}, g.stdout
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode, first, order", [("ids-from-1", 1, "increasing"),
                                                 ("newest-first", 0, "decreasing")])

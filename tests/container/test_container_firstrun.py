@@ -55,6 +55,7 @@ class Newcomer:
         self.checkout = tmp / f"saturnd-{SESSION}-{who}"
         shutil.copytree(ROOT, self.checkout, ignore=JUNK, symlinks=True)
         self.home.mkdir()
+        os.chmod(tmp, 0o755)        # the daemon's user reads the checkout's cassini too
         if self.uid:
             os.chown(tmp, self.uid, self.gid)
             for path in [self.home, self.checkout, *self.checkout.rglob("*")]:
@@ -80,10 +81,15 @@ class Newcomer:
     def exec_cassini(self, *args):
         return self.compose("exec", "-T", "saturnd", "cassini", *args, timeout=60)
 
-    def host_cassini(self, *args):
-        # the checkout's own cassini with the system python (stdlib only), as that user
+    def host_cassini(self, *args, as_uid=None):
+        """The checkout's own cassini with the system python (stdlib only), as that user --
+        or as ``as_uid`` (root talking to the daemon as the daemon's user, as documented)."""
         python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
-        return self.run(python, "-m", "cassini", *args, timeout=60)
+        if as_uid is None:
+            return self.run(python, "-m", "cassini", *args, timeout=60)
+        return subprocess.run([python, "-m", "cassini", *args], capture_output=True,
+                              env=self.env, cwd=self.checkout, stdin=subprocess.DEVNULL,
+                              timeout=60, user=as_uid, group=as_uid, extra_groups=[])
 
 
 def _ids(cmds):
@@ -151,14 +157,22 @@ def test_compose_up_alone_gives_a_ready_daemon(newcomer):
     fifo = os.stat(pipes / "saturnd-request-pipe")
     assert stat.S_ISFIFO(fifo.st_mode) and fifo.st_uid == expected_uid
 
+    # root's own cassini refuses pipes that are not root's (one line, exit 1, nothing sent);
+    # root talks to the daemon as the daemon's user, as the README says
+    as_uid = None
+    if user.uid == 0:
+        r = user.host_cassini("-p", "./pipes", "-l")
+        assert r.returncode == 1 and r.stdout == b"", r
+        assert r.stderr.count(b"\n") == 1 and b"not to root" in r.stderr, r.stderr
+        as_uid = FALLBACK_UID
     # host first: whatever it leaves in the pipes directory must not lock the container out
-    assert _ok(user.host_cassini("-p", "./pipes", "-l"), "host cassini -l") == b""
+    assert _ok(user.host_cassini("-p", "./pipes", "-l", as_uid=as_uid), "host cassini -l") == b""
     assert _ok(user.exec_cassini("-c", "-m", "0", "--", "echo", "hello"),
                "exec cassini -c") == b"0\n"
     assert _ok(user.exec_cassini("-l"), "exec cassini -l") == b"0: 0 * * echo hello\n"
-    assert _ok(user.host_cassini("-p", "./pipes", "-l"),
+    assert _ok(user.host_cassini("-p", "./pipes", "-l", as_uid=as_uid),
                "host cassini -p ./pipes -l") == b"0: 0 * * echo hello\n"
-    r = user.host_cassini("-p", "./pipes", "-c", "-H", "8", "true")
+    r = user.host_cassini("-p", "./pipes", "-c", "-H", "8", "true", as_uid=as_uid)
     assert _ok(r, "host cassini -c") == b"1\n"
     assert _ok(user.exec_cassini("-l"), "exec cassini -l") == (
         b"0: 0 * * echo hello\n1: * 8 * true\n")

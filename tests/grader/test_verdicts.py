@@ -159,7 +159,7 @@ def test_own_request_scenarios_use_the_ids_the_daemon_returns(grade, candidates)
 def test_daemon_deviations_are_reported_as_figures(grade, candidates, mode, first, order):
     g = grade("--saturnd", candidates("daemon", mode), "--scenarios", "create-and-list",
               "--no-scheduling")
-    assert g.status("daemon-protocol", "create-and-list") == "pass"
+    assert g.status("daemon-protocol", "create-and-list") == "pass", g.stdout
     assert f"first task id of a fresh daemon: {first} (ours: 0)" in g.stdout
     assert f"LIST order: {order} id order" in g.stdout
 

@@ -503,18 +503,11 @@ def course_verdict(case, request, stdout, code, duration):
 
 # --- JUnit -------------------------------------------------------------------------
 def write_junit(path, results):
-    from xml.sax.saxutils import escape, quoteattr
-    failures = sum(not r.ok for r in results)
-    parts = [f'<?xml version="1.0" encoding="utf-8"?>\n'
-             f'<testsuite name="golden" tests="{len(results)}" failures="{failures}">\n']
-    for r in results:
-        parts.append(f'  <testcase classname="golden.{r.case.tag}" name={quoteattr(r.case.name)}'
-                     f' time="{r.duration:.3f}">\n')
-        if not r.ok:
-            parts.append(f'    <failure message="mismatch">{escape(r.report())}</failure>\n')
-        parts.append("  </testcase>\n")
-    parts.append("</testsuite>\n")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(parts))
+    """The golden runner's JUnit report, written by the grader's writer
+    (:func:`grader.report.write_junit`): one suite per tag, class names ``golden.TAG``."""
+    from .report import Outcome, write_junit as write
+    write(path, [Outcome(r.case.tag, r.case.name, "pass" if r.ok else "fail",
+                         "" if r.ok else "mismatch", "" if r.ok else r.report(), r.duration)
+                 for r in results], name="golden", prefix="golden.")
 
 

@@ -131,7 +131,7 @@ def main():
                                   "folder in /var/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the folder (class table inside)")
     opts = ap.parse_args(argv)
-    from grader.__main__ import copy_packages
+    from grader.programs import copy_packages
     base = opts.dir or tempfile.mkdtemp(prefix="grade-class-bench-", dir="/var/tmp")
     os.makedirs(base, exist_ok=True)
     os.chmod(base, 0o755)

@@ -5,28 +5,32 @@
 
 See grader/README.md.  Exit status: 0 when every selected test passed, 1 when some
 failed, 2 on a usage error.
+
+:func:`grade` runs in phases: :func:`configure` (the options -> a :class:`Grading`),
+:func:`build_outcome`, :func:`find_programs`, :func:`client_conformance`,
+:func:`daemon_conformance`, :func:`differential`, :func:`write_reports`.
 """
 
 import argparse
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-DEFAULT_CMD = "{saturnd}"
-DEFAULT_MANUAL_CMD = ("{saturnd} -f --clock manual --start-time {start_time} -p {pipes} "
-                      "--data-dir {data}")
-
-
-class Usage(Exception):
-    pass
+from grader import golden, own_requests, own_requests_next, report, sandbox  # noqa: E402
+from grader import scenarios, scheduling  # noqa: E402
+from grader.candidate import DEFAULT_CMD, DEFAULT_MANUAL_CMD, DaemonConfig  # noqa: E402
+from grader.differential import run_differential  # noqa: E402
+from grader.programs import (  # noqa: E402
+    Usage, candidate_program, our_programs, traversable_by_others)
 
 
 def parse(argv):
@@ -118,150 +122,6 @@ def _known_zone(zone):
                for d in ("/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo"))
 
 
-def _traversable_by_others(path):
-    d = os.path.abspath(path)
-    try:
-        while True:
-            if not os.stat(d).st_mode & stat.S_IXOTH:
-                return False
-            if d == "/":
-                return True
-            d = os.path.dirname(d)
-    except OSError:
-        return False
-
-
-def _reachable_by_others(path):
-    """Can a non-root sandbox user run ``path`` where it is?"""
-    path = os.path.abspath(path)
-    try:
-        st = os.stat(path)
-        if not st.st_mode & stat.S_IXOTH or not st.st_mode & stat.S_IROTH:
-            return False
-        d = os.path.dirname(path)
-        while d and d != "/":
-            if not os.stat(d).st_mode & stat.S_IXOTH:
-                return False
-            d = os.path.dirname(d)
-        return True
-    except OSError:
-        return False
-
-
-def _package_wrapper(pkgdir, bindir, name):
-    """A script that runs the Python package folder ``pkgdir`` (``python -m PKG``) from a
-    copy the sandbox user can read, with our packages beside it."""
-    pkgdir = os.path.abspath(pkgdir)
-    pkg = os.path.basename(pkgdir.rstrip("/"))
-    base = os.path.dirname(os.path.abspath(bindir))
-    lib = copy_packages(os.path.join(base, "lib"))
-    mine = os.path.join(base, f"lib-{name}")
-    shutil.rmtree(mine, ignore_errors=True)
-    shutil.copytree(pkgdir, os.path.join(mine, pkg),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for top, dirs, files in os.walk(mine):
-        os.chmod(top, 0o755)
-        for f in files:
-            os.chmod(os.path.join(top, f), 0o644)
-    os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    dest = os.path.join(bindir, name)
-    with open(dest, "w") as f:
-        f.write(f"#!{_python_for_sandbox()}\nimport runpy, sys\n"
-                f"sys.path[:0] = [{mine!r}, {lib!r}]\n"
-                f"runpy.run_module({pkg!r}, run_name='__main__', alter_sys=True)\n")
-    os.chmod(dest, 0o755)
-    return dest
-
-
-def _python_for_sandbox():
-    for cand in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.path.exists(cand) and _reachable_by_others(cand):
-            return cand
-    return sys.executable
-
-
-def candidate_program(path, bindir, name, uid, notes=None):
-    """The candidate's executable, copied where the sandbox user can run it if need be.
-
-    A directory is accepted when it holds an executable named ``name`` (a submission or
-    build folder) or is a Python package folder (``__main__.py``: e.g. ``./cassini`` from
-    this repository's root, run as ``python -m cassini``)."""
-    if not os.path.exists(path):
-        raise Usage(f"{name}: no such file: {path}")
-    if os.path.isdir(path):
-        inner = os.path.join(path, name)
-        if os.path.isfile(inner) and os.access(inner, os.X_OK):
-            if notes is not None:
-                notes.append(f"{name}: {path} is a directory: graded {inner}")
-            path = inner
-        elif os.path.isfile(os.path.join(path, "__main__.py")):
-            if notes is not None:
-                notes.append(f"{name}: {path} is a Python package folder: graded as "
-                             f"python -m {os.path.basename(os.path.abspath(path))}")
-            return _package_wrapper(path, bindir, name)
-        else:
-            raise Usage(f"{name}: {path} is a directory, with no executable {name} nor "
-                        f"__main__.py in it: give the executable")
-    if not os.path.isfile(path) or not os.access(path, os.X_OK):
-        raise Usage(f"{name}: not an executable file: {path}")
-    path = os.path.abspath(path)
-    real = os.path.realpath(path)
-    under_tmp = real == "/tmp" or real.startswith("/tmp/") or path.startswith("/tmp/")
-    if not under_tmp and (uid is None or _reachable_by_others(path)):
-        return path
-    # copied: out of the sandbox user's reach, or under /tmp (hidden by the private /tmp)
-    os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    dest = os.path.join(bindir, name)
-    shutil.copy2(path, dest)
-    os.chmod(dest, 0o755)
-    return dest
-
-
-def our_programs(bindir):
-    """Wrapper scripts for our own cassini and saturnd, runnable by the sandbox user.
-
-    The packages are copied next to ``bindir`` first: the checkout may be where the
-    sandbox cannot see it (under /tmp, which it replaces by a private one, or under a
-    home directory the sandbox user cannot enter).
-    """
-    python = _python_for_sandbox()
-    lib = copy_packages(os.path.join(os.path.dirname(os.path.abspath(bindir)), "lib"))
-    os.makedirs(bindir, exist_ok=True)
-    os.chmod(bindir, 0o755)
-    out = {}
-    for prog in ("cassini", "saturnd"):
-        dest = os.path.join(bindir, prog)
-        with open(dest, "w") as f:
-            f.write(f"#!{python}\nimport sys\nsys.path.insert(0, {lib!r})\n"
-                    f"from {prog}.__main__ import main\nsys.exit(main())\n")
-        os.chmod(dest, 0o755)
-        out[prog] = dest
-    return out
-
-
-def copy_packages(lib, extra=()):
-    """Copy the ``cassini`` and ``saturnd`` packages (and ``extra`` files) into ``lib``,
-    readable by everyone; returns ``lib``."""
-    os.makedirs(lib, exist_ok=True)
-    for pkg in ("cassini", "saturnd"):
-        dest = os.path.join(lib, pkg)
-        if not os.path.exists(dest):
-            shutil.copytree(os.path.join(ROOT, pkg), dest,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-    for path in extra:
-        shutil.copy2(path, lib)
-    for top, dirs, files in os.walk(lib):
-        os.chmod(top, 0o755)
-        for name in files:
-            os.chmod(os.path.join(top, name), 0o644)
-    return lib
-
-
-class Config:
-    pass
-
 
 def main(argv=None):
     if argv is None:
@@ -287,7 +147,6 @@ def _client_tags(opts):
 
 
 def _client_cases(opts):
-    from grader import golden
     names = [n for n in (opts.cases or "").split(",") if n]
     try:
         if opts.cases_dir:
@@ -310,12 +169,30 @@ def client_category(case):
     return "client-strict" if case.tag == "strict" else "client"
 
 
-def grade(opts):
-    from concurrent.futures import ThreadPoolExecutor
+# --- options -> config ---------------------------------------------------------------------
+@dataclass
+class Grading:
+    """One grading run: what it grades (from the options) and what it found, phase by phase."""
 
-    from grader import daemon as D
-    from grader import golden, report, sandbox
+    opts: argparse.Namespace
+    options: sandbox.Options            # its base is this run's scratch directory
+    scratch: str
+    notes: list
+    figures: list = field(default_factory=list)
+    outcomes: list = field(default_factory=list)
+    candidate: dict = field(default_factory=lambda: {"cassini": None, "saturnd": None})
+    cassini: str | None = None          # the programs graded, runnable by the sandbox user
+    saturnd: str | None = None
+    reference: str | None = None        # the reference client (differential mode)
+    missing: dict = field(default_factory=dict)     # program -> why it scores 0
 
+    @property
+    def bindir(self):
+        return os.path.join(self.scratch, "bin")
+
+
+def configure(opts):
+    """The sandbox options and this run's scratch directory: a :class:`Grading`."""
     try:
         options = sandbox.Options(base=opts.work_dir, isolation=opts.isolation,
                                   tz=opts.tz or _caller_tz())
@@ -324,185 +201,220 @@ def grade(opts):
     if options.base == "/tmp" or options.base.startswith("/tmp/"):
         raise Usage("--work-dir must not be under /tmp (candidates get a private /tmp)")
     os.makedirs(options.base, exist_ok=True)
-    if options.uid is not None and not _traversable_by_others(options.base):
+    if options.uid is not None and not traversable_by_others(options.base):
         raise Usage(f"work directory {options.base}: the sandbox user cannot reach it "
                     f"(every directory on the way needs o+x)")
     scratch = tempfile.mkdtemp(prefix="saturnd-grade-", dir=options.base)
     os.chmod(scratch, 0o755)
     options.base = scratch
     notes = [f"isolation {options.describe()}", f"TZ={options.tz} in the sandbox"]
-    figures = []
-    outcomes = []
-    t_start = time.monotonic()
-    submission = opts.build_status is not None
-    if submission:
-        tail = []
-        if opts.build_log:
-            try:
-                with open(opts.build_log, "rb") as f:
-                    tail = f.read()[-8192:].decode("utf-8", "replace").splitlines()[-25:]
-            except OSError as e:
-                tail = [f"(no build log: {e.strerror})"]
-        if opts.build_status:
-            outcomes.append(report.Outcome("build", "make", "fail",
-                                           f"the build failed (exit status {opts.build_status})",
-                                           "\n".join(tail)))
-        else:
-            outcomes.append(report.Outcome("build", "make", "pass"))
-    candidate = {"cassini": None, "saturnd": None}
-    if opts.build_status:               # nothing was built: nothing else to grade
+    return Grading(opts, options, scratch, notes)
+
+
+def build_outcome(g):
+    """A submission's build (``--build-status``): the 'build' test; a failed build leaves
+    nothing else to grade."""
+    opts = g.opts
+    if opts.build_status is None:
+        return
+    tail = []
+    if opts.build_log:
+        try:
+            with open(opts.build_log, "rb") as f:
+                tail = f.read()[-8192:].decode("utf-8", "replace").splitlines()[-25:]
+        except OSError as e:
+            tail = [f"(no build log: {e.strerror})"]
+    if opts.build_status:
+        g.outcomes.append(report.Outcome("build", "make", "fail",
+                                         f"the build failed (exit status {opts.build_status})",
+                                         "\n".join(tail)))
         opts.cassini = opts.saturnd = opts.reference_cassini = None
         opts.ours = False
-    try:
-        bindir = os.path.join(scratch, "bin")
-        cassini = saturnd = None
-        if opts.ours:
-            ours = our_programs(bindir)
-            cassini, saturnd = ours["cassini"], ours["saturnd"]
-        if opts.cassini:
-            candidate["cassini"] = os.path.abspath(opts.cassini)
-            cassini = candidate_program(opts.cassini, bindir, "cassini", options.uid, notes)
-        if opts.saturnd:
-            candidate["saturnd"] = os.path.abspath(opts.saturnd)
-            saturnd = candidate_program(opts.saturnd, bindir, "saturnd", options.uid, notes)
-        reference = None
-        if opts.reference_cassini:
-            reference = candidate_program(opts.reference_cassini, bindir, "reference-cassini",
-                                          options.uid, notes)
-        if submission and opts.build_status:
-            why = f"not graded: the build failed (exit status {opts.build_status})"
-            missing = {"cassini": why, "saturnd": why}
-        else:
-            missing = {name: f"no {name} executable in the submission: scored 0"
-                       for name, prog in (("cassini", cassini), ("saturnd", saturnd))
-                       if submission and not prog}
+    else:
+        g.outcomes.append(report.Outcome("build", "make", "pass"))
 
-        # -- client conformance ------------------------------------------------------------
-        if cassini or "cassini" in missing:
-            cases = _client_cases(opts)
 
-            def jail(tmp, user):
-                return sandbox.ClientJail(options, tmp, user)
+def find_programs(g):
+    """The programs to grade, where the sandbox user can run them; what a submission lacks."""
+    opts, uid = g.opts, g.options.uid
+    if opts.ours:
+        ours = our_programs(g.bindir)
+        g.cassini, g.saturnd = ours["cassini"], ours["saturnd"]
+    if opts.cassini:
+        g.candidate["cassini"] = os.path.abspath(opts.cassini)
+        g.cassini = candidate_program(opts.cassini, g.bindir, "cassini", uid, g.notes)
+    if opts.saturnd:
+        g.candidate["saturnd"] = os.path.abspath(opts.saturnd)
+        g.saturnd = candidate_program(opts.saturnd, g.bindir, "saturnd", uid, g.notes)
+    if opts.reference_cassini:
+        g.reference = candidate_program(opts.reference_cassini, g.bindir, "reference-cassini",
+                                        uid, g.notes)
+    submission = opts.build_status is not None
+    if submission and opts.build_status:
+        why = f"not graded: the build failed (exit status {opts.build_status})"
+        g.missing = {"cassini": why, "saturnd": why}
+    else:
+        g.missing = {name: f"no {name} executable in the submission: scored 0"
+                     for name, prog in (("cassini", g.cassini), ("saturnd", g.saturnd))
+                     if submission and not prog}
 
-            def one(case):
-                cat = client_category(case)
-                if not cassini:
-                    # the full count of each profile (course skips what it never grades)
-                    course = "fail" if golden.course_graded(case) else "skip"
-                    verdicts = {"strict": "fail", "course": course}
-                    return report.Outcome(cat, case.name, verdicts[opts.profile],
-                                          missing["cassini"], verdicts=verdicts, tags=[case.tag])
-                r = golden.run_case(case, [cassini], jail=jail, exit_deadline=opts.client_timeout)
-                retried = ""
-                if r.course == "fail" and "did not end within the course's" in r.course_why \
-                        and r.duration < opts.client_timeout:
-                    # a loaded machine can slow any client down: try once more
-                    again = golden.run_case(case, [cassini], jail=jail,
-                                            exit_deadline=opts.client_timeout)
-                    retried = f"course: over {golden.COURSE_TIMEOUT:g} s once " \
-                              f"({r.duration:.1f} s), then {again.duration:.1f} s"
-                    r = again
-                verdicts = {"strict": "pass" if r.ok else "fail", "course": r.course}
-                if not r.ok:
-                    message = r.headline()
-                elif r.course == "fail":
-                    message = f"course: {r.course_why}"
-                else:
-                    message = ""
-                lines = [retried] if retried else []
-                if r.course != "pass" and r.course_why and r.course_why not in message:
-                    lines.append(f"course verdict: {r.course} ({r.course_why})")
-                if r.stderr and (not r.ok or r.course == "fail"):
-                    err = r.stderr.decode("utf-8", "replace").strip().splitlines()
-                    lines.append(f"client stderr: {' | '.join(err[:3])[:240]}")
-                detail = "\n".join(lines + ([r.report()] if not r.ok else []))
-                return report.Outcome(cat, case.name, verdicts[opts.profile], message, detail,
-                                      r.duration, verdicts=verdicts, lines=lines,
-                                      tags=[case.tag])
 
-            with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
-                outcomes += list(pool.map(one, cases))
-            where = f"cases from {opts.cases_dir}" if opts.cases_dir else \
-                f"golden cases (tags {','.join(sorted(_client_tags(opts)))})"
-            notes.append(f"client: {len(cases)} {where}")
+# --- client conformance --------------------------------------------------------------------
+def client_conformance(g):
+    """The golden cases against the candidate client, each in its own jail."""
+    opts = g.opts
+    if not (g.cassini or "cassini" in g.missing):
+        return
+    cases = _client_cases(opts)
 
-        # -- daemon conformance ------------------------------------------------------------
-        wanted = {n for n in (opts.scenarios or "").split(",") if n}
-        scen = [("daemon-protocol", s) for s in D.PROTOCOL]
+    def jail(tmp, user):
+        return sandbox.ClientJail(g.options, tmp, user)
+
+    with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
+        g.outcomes += list(pool.map(lambda case: grade_case(g, case, jail), cases))
+    where = f"cases from {opts.cases_dir}" if opts.cases_dir else \
+        f"golden cases (tags {','.join(sorted(_client_tags(opts)))})"
+    g.notes.append(f"client: {len(cases)} {where}")
+
+
+def grade_case(g, case, jail):
+    """One golden case: its outcome under both profiles."""
+    opts, cassini = g.opts, g.cassini
+    cat = client_category(case)
+    if not cassini:
+        # the full count of each profile (course skips what it never grades)
+        course = "fail" if golden.course_graded(case) else "skip"
+        verdicts = {"strict": "fail", "course": course}
+        return report.Outcome(cat, case.name, verdicts[opts.profile],
+                              g.missing["cassini"], verdicts=verdicts, tags=[case.tag])
+    r = golden.run_case(case, [cassini], jail=jail, exit_deadline=opts.client_timeout)
+    retried = ""
+    if r.course == "fail" and "did not end within the course's" in r.course_why \
+            and r.duration < opts.client_timeout:
+        # a loaded machine can slow any client down: try once more
+        again = golden.run_case(case, [cassini], jail=jail,
+                                exit_deadline=opts.client_timeout)
+        retried = f"course: over {golden.COURSE_TIMEOUT:g} s once " \
+                  f"({r.duration:.1f} s), then {again.duration:.1f} s"
+        r = again
+    verdicts = {"strict": "pass" if r.ok else "fail", "course": r.course}
+    if not r.ok:
+        message = r.headline()
+    elif r.course == "fail":
+        message = f"course: {r.course_why}"
+    else:
+        message = ""
+    lines = [retried] if retried else []
+    if r.course != "pass" and r.course_why and r.course_why not in message:
+        lines.append(f"course verdict: {r.course} ({r.course_why})")
+    if r.stderr and (not r.ok or r.course == "fail"):
+        err = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        lines.append(f"client stderr: {' | '.join(err[:3])[:240]}")
+    detail = "\n".join(lines + ([r.report()] if not r.ok else []))
+    return report.Outcome(cat, case.name, verdicts[opts.profile], message, detail,
+                          r.duration, verdicts=verdicts, lines=lines, tags=[case.tag])
+
+
+# --- daemon conformance --------------------------------------------------------------------
+def _wanted(opts):
+    return {n for n in (opts.scenarios or "").split(",") if n}
+
+
+def _daemon_scenarios(opts):
+    """[(category, (name, func))]: the protocol scenarios, and with ``--extensions`` the
+    seed project's extension requests and this project's own."""
+    scen = [("daemon-protocol", s) for s in scenarios.PROTOCOL]
+    if opts.extensions:
+        scen += [("daemon-extension", s) for s in scenarios.EXTENSIONS]
+        scen += [("daemon-extension", s)
+                 for s in own_requests.SCENARIOS + own_requests_next.PROTOCOL]
+    wanted = _wanted(opts)
+    return [(cat, (name, func)) for cat, (name, func) in scen
+            if not wanted or name in wanted]
+
+
+def _schedule_checks(opts):
+    """[(category, check)] of the scheduling scenarios (the next-runs one with extensions)."""
+    checks = [("daemon-scheduling", c) for c in scheduling.SCHEDULE_CHECKS]
+    if opts.extensions:
+        checks += [("daemon-extension", c) for c in own_requests_next.SCHEDULE_CHECKS]
+    return checks
+
+
+def daemon_config(g):
+    opts = g.opts
+    return DaemonConfig(options=g.options, saturnd=g.saturnd,
+                        saturnd_cmd=opts.saturnd_cmd or DEFAULT_CMD,
+                        manual_cmd=opts.saturnd_manual_cmd or DEFAULT_MANUAL_CMD,
+                        clock=opts.clock or ("manual" if opts.ours else "faketime"),
+                        speed=opts.speed, precreate=opts.precreate_pipes_dir,
+                        real_minutes=opts.real_minutes,
+                        libfaketime=scheduling.find_libfaketime(opts.libfaketime))
+
+
+def daemon_conformance(g):
+    """The daemon scenarios (one fresh candidate daemon each), then scheduling."""
+    opts = g.opts
+    scen = _daemon_scenarios(opts)
+    wanted = _wanted(opts)
+    do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))
+    if "saturnd" in g.missing:
+        why = g.missing["saturnd"]
+        g.outcomes += [report.Outcome(cat, name, "fail", why) for cat, (name, _) in scen]
+        if do_sched:
+            g.outcomes += [report.Outcome(cat, c, "fail", why) for cat, c in _schedule_checks(opts)]
+        return
+    if not (g.saturnd and (opts.saturnd or opts.ours)):
+        return
+    cfg = daemon_config(g)
+    observed = set()
+    for cat, (name, func) in scen:
+        g.outcomes.append(scenarios.run_scenario(cfg, cat, name, func, observed=observed))
+    g.figures += [f"daemon: {o}" for o in sorted(observed)]
+    if not do_sched:
+        return
+    if cfg.clock == "faketime" and not cfg.libfaketime:
+        g.outcomes += [report.Outcome("daemon-scheduling", c, "skip",
+                                      "libfaketime not found (install Debian's "
+                                      "libfaketime, or use --clock real --real-minutes 6)")
+                       for c in scheduling.SCHEDULE_CHECKS]
         if opts.extensions:
-            scen += [("daemon-extension", s) for s in D.EXTENSIONS]
-            from grader import own_requests_next as own_next    # this project's own requests
-            from grader.own_requests import SCENARIOS as OWN
-            scen += [("daemon-extension", s) for s in OWN + own_next.PROTOCOL]
-        scen = [(cat, (name, func)) for cat, (name, func) in scen
-                if not wanted or name in wanted]
-        do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))
-        if "saturnd" in missing:
-            for cat, (name, func) in scen:
-                outcomes.append(report.Outcome(cat, name, "fail", missing["saturnd"]))
-            if do_sched:
-                outcomes += [report.Outcome("daemon-scheduling", c, "fail", missing["saturnd"])
-                             for c in D.SCHEDULE_CHECKS]
-                if opts.extensions:
-                    outcomes += [report.Outcome("daemon-extension", c, "fail", missing["saturnd"])
-                                 for c in own_next.SCHEDULE_CHECKS]
-        elif saturnd and (opts.saturnd or opts.ours):
-            cfg = Config()
-            cfg.options = options
-            cfg.saturnd = saturnd
-            cfg.saturnd_cmd = opts.saturnd_cmd or DEFAULT_CMD
-            cfg.manual_cmd = opts.saturnd_manual_cmd or DEFAULT_MANUAL_CMD
-            cfg.clock = opts.clock or ("manual" if opts.ours else "faketime")
-            cfg.speed = opts.speed
-            cfg.precreate = opts.precreate_pipes_dir
-            cfg.real_minutes = opts.real_minutes
-            cfg.libfaketime = D.find_libfaketime(opts.libfaketime)
-            observed = set()
-            for cat, (name, func) in scen:
-                outcomes.append(D.run_scenario(cfg, cat, name, func, observed=observed))
-            figures += [f"daemon: {o}" for o in sorted(observed)]
-            if not do_sched:
-                pass
-            elif cfg.clock == "faketime" and not cfg.libfaketime:
-                outcomes += [report.Outcome("daemon-scheduling", c, "skip",
-                                            "libfaketime not found (install Debian's "
-                                            "libfaketime, or use --clock real --real-minutes 6)")
-                             for c in D.SCHEDULE_CHECKS]
-                if opts.extensions:
-                    outcomes += [report.Outcome("daemon-extension", c, "skip",
-                                                "libfaketime not found")
-                                 for c in own_next.SCHEDULE_CHECKS]
-            else:
-                notes.append(D.describe_clock(cfg))
-                outcomes += D.scheduling(cfg, figures)
-                if opts.extensions:     # the announced next runs are the runs recorded
-                    outcomes += own_next.next_runs_scheduling(cfg)
+            g.outcomes += [report.Outcome("daemon-extension", c, "skip", "libfaketime not found")
+                           for c in own_requests_next.SCHEDULE_CHECKS]
+        return
+    g.notes.append(scheduling.describe_clock(cfg))
+    g.outcomes += scheduling.scheduling(cfg, g.figures)
+    if opts.extensions:         # the announced next runs are the runs recorded
+        g.outcomes += own_requests_next.next_runs_scheduling(cfg)
 
-        # -- differential ------------------------------------------------------------------
-        if reference:
-            cfg_d = Config()
-            cfg_d.options = options
-            if saturnd and opts.saturnd:
-                cfg_d.saturnd, cfg_d.saturnd_cmd = saturnd, opts.saturnd_cmd or DEFAULT_CMD
-                which = "the candidate's daemon"
-            else:
-                cfg_d.saturnd = our_programs(bindir)["saturnd"]
-                cfg_d.saturnd_cmd = DEFAULT_CMD
-                which = "our daemon"
-            cfg_d.manual_cmd = None
-            cfg_d.precreate = opts.precreate_pipes_dir
-            wanted = {n for n in (opts.scenarios or "").split(",") if n}
-            for name, func in D.PROTOCOL + (D.EXTENSIONS if opts.extensions else []):
-                if wanted and name not in wanted:
-                    continue
-                outcomes.append(D.run_differential(cfg_d, name, func, [cassini], [reference]))
-            notes.append(f"differential: candidate client vs {opts.reference_cassini}, "
-                         f"each against {which}")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
-    notes.append(f"graded in {time.monotonic() - t_start:.1f} s")
-    notes += figures
+# --- differential --------------------------------------------------------------------------
+def differential(g):
+    """With ``--reference-cassini``: the candidate client and the reference, call for call."""
+    opts = g.opts
+    if not g.reference:
+        return
+    if g.saturnd and opts.saturnd:
+        saturnd, cmd = g.saturnd, opts.saturnd_cmd or DEFAULT_CMD
+        which = "the candidate's daemon"
+    else:
+        saturnd, cmd = our_programs(g.bindir)["saturnd"], DEFAULT_CMD
+        which = "our daemon"
+    cfg = DaemonConfig(options=g.options, saturnd=saturnd, saturnd_cmd=cmd, manual_cmd=None,
+                       precreate=opts.precreate_pipes_dir)
+    wanted = _wanted(opts)
+    for name, func in scenarios.PROTOCOL + (scenarios.EXTENSIONS if opts.extensions else []):
+        if wanted and name not in wanted:
+            continue
+        g.outcomes.append(run_differential(cfg, name, func, [g.cassini], [g.reference]))
+    g.notes.append(f"differential: candidate client vs {opts.reference_cassini}, "
+                   f"each against {which}")
+
+
+# --- report --------------------------------------------------------------------------------
+def write_reports(g, notes):
+    """The summary on stdout (and ``--summary``), ``--junit``, ``--json``; the exit status."""
+    opts, outcomes = g.opts, g.outcomes
     status = 1 if any(o.status == "fail" for o in outcomes) else 0
     text = report.summary(outcomes, notes, headline=opts.profile)
     if opts.verbose:
@@ -516,9 +428,24 @@ def grade(opts):
     if opts.junit:
         report.write_junit(opts.junit, outcomes, [(f"note{i}", n) for i, n in enumerate(notes)])
     if opts.json:
-        report.write_json(opts.json, outcomes, headline=opts.profile, candidate=candidate,
+        report.write_json(opts.json, outcomes, headline=opts.profile, candidate=g.candidate,
                           build_status=opts.build_status, exit_status=status, notes=notes)
     return status
+
+
+def grade(opts):
+    g = configure(opts)
+    t_start = time.monotonic()
+    build_outcome(g)
+    try:
+        find_programs(g)
+        client_conformance(g)
+        daemon_conformance(g)
+        differential(g)
+    finally:
+        shutil.rmtree(g.scratch, ignore_errors=True)
+    notes = g.notes + [f"graded in {time.monotonic() - t_start:.1f} s"] + g.figures
+    return write_reports(g, notes)
 
 
 if __name__ == "__main__":

@@ -317,103 +317,141 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
     exit status) and ``course`` (the course script's rules, see :func:`course_verdict`).
     """
     cassini = cassini or default_cassini()
-    result = Result(case)
-    tmp = tempfile.mkdtemp(prefix="golden-")
-    os.chmod(tmp, 0o755)
-    user = f"golden-{run_id or os.getpid()}-{os.path.basename(tmp)[7:]}"
-    cleanup = [tmp]
-    env = {k: v for k, v in os.environb.items()
-           if k != b"POSIXLY_CORRECT" and not k.startswith(b"CASSINI")}
-    env[b"TZ"] = case.tz
-    confined = jail(tmp, user) if jail else None
-    if confined is not None:
-        env = confined.env(env)
-    # {user}: the name the client runs under (the sandbox's passwd name, so that a client
-    # taking it from getpwuid() and one reading $USER agree)
-    login = getattr(confined, "login", None) or user
-    for k, v in case.env.items():
-        env[k] = v.replace(b"{user}", login.encode())
-    lock = None
-    grants = [tmp]
-    if case.default_pipes:
-        if not env.get(b"USER"):
-            raise ValueError(f"{case.name}: default-pipes needs USER in env")
-        top = None
-        if confined is not None and hasattr(confined, "private_tmp"):
-            top = confined.private_tmp(True)
-        if top is None:
-            # the shared /tmp: one such case at a time, and remove only what we made
-            lock = _DEFAULT_PIPES_LOCK
-            lock.acquire()
-            top = "/tmp"
-        top = os.fsencode(top)
-        pipes = os.path.join(top, env[b"USER"], b"saturnd", b"pipes")
-        made = _default_pipes_dirs(top, env[b"USER"])
-        if not made:
-            if lock is not None:
-                lock.release()
-            shutil.rmtree(tmp, ignore_errors=True)
-            result.course = "skip"
-            result.course_why = f"{os.fsdecode(pipes)} exists already: case not run"
-            result.problems.append(result.course_why)
-            result.headlines.append(result.course_why)
-            return result
-        cleanup.append(os.fsdecode(made[0]))
-        grants.append(os.fsdecode(made[0]))
-    else:
-        pipes = os.fsencode(os.path.join(tmp, "pipes"))
-    args = [a.replace(b"{pipes}", pipes) for a in case.arguments]
-    if not case.default_pipes and not any(b"{pipes}" in a for a in case.arguments):
-        args = [b"-p", pipes] + args
-    req_path = os.path.join(pipes, b"saturnd-request-pipe")
-    rep_path = os.path.join(pipes, b"saturnd-reply-pipe")
-    req_fd = rep_fd = None
-    proc = None
-    start = time.monotonic()
-    got = b""
-    code = None
+    play = _Play(case, run_id, jail)
+    if not play.place_pipes():
+        return play.result
     try:
-        os.makedirs(pipes, 0o700)
-        os.mkfifo(req_path, 0o600)
-        os.mkfifo(rep_path, 0o600)
+        play.start(cassini)
+        play.serve()
+        play.finish(exit_deadline)
+    finally:
+        play.close()
+    return play.result
+
+
+class _Play:
+    """One case being played (:func:`run_case`): the client's environment and pipes, the
+    fake daemon's side of the exchange, what the client did."""
+
+    def __init__(self, case, run_id, jail):
+        self.case = case
+        self.result = Result(case)
+        self.tmp = tmp = tempfile.mkdtemp(prefix="golden-")
+        os.chmod(tmp, 0o755)
+        user = f"golden-{run_id or os.getpid()}-{os.path.basename(tmp)[7:]}"
+        self.cleanup = [tmp]
+        self.grants = [tmp]
+        self.lock = None
+        self.req_fd = self.rep_fd = self.proc = None
+        self.got = b""
+        self.code = None
+        env = {k: v for k, v in os.environb.items()
+               if k != b"POSIXLY_CORRECT" and not k.startswith(b"CASSINI")}
+        env[b"TZ"] = case.tz
+        self.confined = confined = jail(tmp, user) if jail else None
         if confined is not None:
-            for path in grants:
+            env = confined.env(env)
+        # {user}: the name the client runs under (the sandbox's passwd name, so that a client
+        # taking it from getpwuid() and one reading $USER agree)
+        login = getattr(confined, "login", None) or user
+        for k, v in case.env.items():
+            env[k] = v.replace(b"{user}", login.encode())
+        self.env = env
+
+    def place_pipes(self):
+        """The pipes directory and the client's arguments; False (the result says why)
+        when the case cannot run."""
+        case, env, confined, result = self.case, self.env, self.confined, self.result
+        if case.default_pipes:
+            if not env.get(b"USER"):
+                raise ValueError(f"{case.name}: default-pipes needs USER in env")
+            top = None
+            if confined is not None and hasattr(confined, "private_tmp"):
+                top = confined.private_tmp(True)
+            if top is None:
+                # the shared /tmp: one such case at a time, and remove only what we made
+                self.lock = _DEFAULT_PIPES_LOCK
+                self.lock.acquire()
+                top = "/tmp"
+            top = os.fsencode(top)
+            pipes = os.path.join(top, env[b"USER"], b"saturnd", b"pipes")
+            made = _default_pipes_dirs(top, env[b"USER"])
+            if not made:
+                if self.lock is not None:
+                    self.lock.release()
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                result.course = "skip"
+                result.course_why = f"{os.fsdecode(pipes)} exists already: case not run"
+                result.problems.append(result.course_why)
+                result.headlines.append(result.course_why)
+                return False
+            self.cleanup.append(os.fsdecode(made[0]))
+            self.grants.append(os.fsdecode(made[0]))
+        else:
+            pipes = os.fsencode(os.path.join(self.tmp, "pipes"))
+        args = [a.replace(b"{pipes}", pipes) for a in case.arguments]
+        if not case.default_pipes and not any(b"{pipes}" in a for a in case.arguments):
+            args = [b"-p", pipes] + args
+        self.pipes, self.args = pipes, args
+        self.req_path = os.path.join(pipes, b"saturnd-request-pipe")
+        self.rep_path = os.path.join(pipes, b"saturnd-reply-pipe")
+        self.start_time = time.monotonic()
+        return True
+
+    def start(self, cassini):
+        """The pipes made, the request pipe opened (unless no daemon), the client started."""
+        confined, env = self.confined, self.env
+        os.makedirs(self.pipes, 0o700)
+        os.mkfifo(self.req_path, 0o600)
+        os.mkfifo(self.rep_path, 0o600)
+        if confined is not None:
+            for path in self.grants:
                 confined.grant(path)
-        if not case.no_daemon:
-            req_fd = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK)
-        out = tempfile.TemporaryFile(dir=tmp)
-        err = tempfile.TemporaryFile(dir=tmp)
-        argv = [os.fsencode(c) for c in cassini] + args
+        if not self.case.no_daemon:
+            self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
+        self.out = tempfile.TemporaryFile(dir=self.tmp)
+        self.err = tempfile.TemporaryFile(dir=self.tmp)
+        argv = [os.fsencode(c) for c in cassini] + self.args
         if confined is not None:
             argv, env = confined.wrap(argv, env)
-        proc = subprocess.Popen(argv, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        if req_fd is not None:
-            got, how = _read_request(req_fd, proc, start + REQUEST_DEADLINE)
-            if got != case.request:
-                result.problems.append(describe_mismatch(f"request ({how})", case.request, got))
-                result.headlines.append(
-                    "sent no request" + (f" (expected {show(case.request)})" if case.request
-                                         else "") if not got else
-                    f"request ({how}): {show_difference(case.request, got)}")
-            if case.request or got:
-                rep_fd = _open_reply(rep_path, proc, time.monotonic() + REPLY_OPEN_DEADLINE)
-                if rep_fd is None:
-                    if case.request == got:
-                        result.problems.append("cassini never opened the reply pipe")
-                        result.headlines.append("cassini never opened the reply pipe")
-                else:
-                    os.set_blocking(rep_fd, False)
-                    problem = _write_reply(rep_fd, case.reply, proc,
-                                           time.monotonic() + EXIT_DEADLINE)
-                    if problem and case.request == got:
-                        result.problems.append(problem)
-                        result.headlines.append(problem)
-                    if not case.keep_open:
-                        os.close(rep_fd)
-                        rep_fd = None
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self.out, stderr=self.err)
+
+    def serve(self):
+        """The fake daemon's side: read the request, compare it, write the reply."""
+        case, result, proc = self.case, self.result, self.proc
+        if self.req_fd is None:
+            return
+        got, how = _read_request(self.req_fd, proc, self.start_time + REQUEST_DEADLINE)
+        self.got = got
+        if got != case.request:
+            result.problems.append(describe_mismatch(f"request ({how})", case.request, got))
+            result.headlines.append(
+                "sent no request" + (f" (expected {show(case.request)})" if case.request
+                                     else "") if not got else
+                f"request ({how}): {show_difference(case.request, got)}")
+        if not (case.request or got):
+            return
+        self.rep_fd = _open_reply(self.rep_path, proc, time.monotonic() + REPLY_OPEN_DEADLINE)
+        if self.rep_fd is None:
+            if case.request == got:
+                result.problems.append("cassini never opened the reply pipe")
+                result.headlines.append("cassini never opened the reply pipe")
+            return
+        os.set_blocking(self.rep_fd, False)
+        problem = _write_reply(self.rep_fd, case.reply, proc, time.monotonic() + EXIT_DEADLINE)
+        if problem and case.request == got:
+            result.problems.append(problem)
+            result.headlines.append(problem)
+        if not case.keep_open:
+            os.close(self.rep_fd)
+            self.rep_fd = None
+
+    def finish(self, exit_deadline):
+        """The client's exit, stdout and status compared; both verdicts."""
+        case, result, proc, confined = self.case, self.result, self.proc, self.confined
         try:
-            code = proc.wait(timeout=max(0.1, start + exit_deadline - time.monotonic()))
+            code = proc.wait(timeout=max(0.1, self.start_time + exit_deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.wait()
@@ -421,11 +459,12 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
             result.problems.append(msg)
             result.headlines.append(msg)
             code = None
-        result.duration = time.monotonic() - start
-        out.seek(0)
-        stdout = out.read()
-        err.seek(0)
-        result.stderr = err.read()
+        self.code = code
+        result.duration = time.monotonic() - self.start_time
+        self.out.seek(0)
+        stdout = self.out.read()
+        self.err.seek(0)
+        result.stderr = self.err.read()
         if stdout != case.stdout:
             result.problems.append(describe_mismatch("stdout", case.stdout, stdout))
             result.headlines.append(f"stdout: {show_difference(case.stdout, stdout)}")
@@ -436,7 +475,7 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
             result.headlines.append(msg)
         elif note and result.problems:
             result.problems.append(note.strip(" ()"))
-        if not case.request and not got and case.exitcode and code == case.exitcode \
+        if not case.request and not self.got and case.exitcode and code == case.exitcode \
                 and stdout == case.stdout and not result.stderr.strip():
             # a rejected command line must be explained: else /bin/false passes
             msg = "rejected the command line without a word (expected an error message " \
@@ -446,21 +485,23 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
         ran = confined.elapsed() if confined is not None and hasattr(confined, "elapsed") \
             else None
         result.course, result.course_why = course_verdict(
-            case, got, stdout, code, result.duration if ran is None else ran)
-    finally:
+            case, self.got, stdout, code, result.duration if ran is None else ran)
+
+    def close(self):
+        """Whatever is left killed, closed, removed; the default-pipes lock released."""
+        proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
-        if confined is not None:
-            confined.close()
-        for fd in (req_fd, rep_fd):
+        if self.confined is not None:
+            self.confined.close()
+        for fd in (self.req_fd, self.rep_fd):
             if fd is not None:
                 os.close(fd)
-        for path in cleanup:
+        for path in self.cleanup:
             shutil.rmtree(path, ignore_errors=True)
-        if lock is not None:
-            lock.release()
-    return result
+        if self.lock is not None:
+            self.lock.release()
 
 
 def course_graded(case):
@@ -503,18 +544,11 @@ def course_verdict(case, request, stdout, code, duration):
 
 # --- JUnit -------------------------------------------------------------------------
 def write_junit(path, results):
-    from xml.sax.saxutils import escape, quoteattr
-    failures = sum(not r.ok for r in results)
-    parts = [f'<?xml version="1.0" encoding="utf-8"?>\n'
-             f'<testsuite name="golden" tests="{len(results)}" failures="{failures}">\n']
-    for r in results:
-        parts.append(f'  <testcase classname="golden.{r.case.tag}" name={quoteattr(r.case.name)}'
-                     f' time="{r.duration:.3f}">\n')
-        if not r.ok:
-            parts.append(f'    <failure message="mismatch">{escape(r.report())}</failure>\n')
-        parts.append("  </testcase>\n")
-    parts.append("</testsuite>\n")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("".join(parts))
+    """The golden runner's JUnit report, written by the grader's writer
+    (:func:`grader.report.write_junit`): one suite per tag, class names ``golden.TAG``."""
+    from .report import Outcome, write_junit as write
+    write(path, [Outcome(r.case.tag, r.case.name, "pass" if r.ok else "fail",
+                         "" if r.ok else "mismatch", "" if r.ok else r.report(), r.duration)
+                 for r in results], name="golden", prefix="golden.")
 
 

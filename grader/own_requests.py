@@ -13,7 +13,8 @@ import time
 
 from saturnd import protocol as P
 
-from .daemon import NEVER, NEVER_TEXT, Failed, _line, _parse_id
+from .candidate import Failed
+from .scenarios import NEVER, NEVER_TEXT, list_line, parse_id
 
 WAIT = 10.0                 # seconds for a run started by -i to be recorded
 _LINE = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^\n]+\n")
@@ -54,7 +55,7 @@ def sc_own_reset_history(ctx):
     ctx.expect(["-R", str(t)], b"", why="RESET_HISTORY")
     ctx.expect(["-x", str(t)], b"", why="after RESET_HISTORY")
     ctx.expect(["-o", str(t)], b"", 1, why="after RESET_HISTORY the task has never run")
-    ctx.expect_lines(["-l"], [_line(t, NEVER_TEXT + b" echo ran")],
+    ctx.expect_lines(["-l"], [list_line(t, NEVER_TEXT + b" echo ran")],
                      why="the task itself stays")
     gone = _missing(t)
     ctx.expect(["-R", gone], b"", 1, why=f"no task {gone}")
@@ -65,12 +66,12 @@ def sc_own_reset_history(ctx):
 def sc_own_clone(ctx):
     t = ctx.create(*NEVER, "--", "echo", "-n", "x y")
     r = ctx.cassini("-C", str(t))
-    clone = _parse_id(r.out) if r.code == 0 else None
+    clone = parse_id(r.out) if r.code == 0 else None
     ctx.check(clone is not None and clone != t,
               f"{r.show()}: expected a new task id and exit 0 (CLONE prints the new id), "
               f"got {r.out[:60]!r} (exit {r.code})")
     line = NEVER_TEXT + b" echo -n x y"
-    ctx.expect_lines(["-l"], [_line(t, line), _line(clone, line)])
+    ctx.expect_lines(["-l"], [list_line(t, line), list_line(clone, line)])
     ctx.expect(["-x", str(clone)], b"", why="a clone has no runs")
     other = ctx.create(*NEVER, "true")
     ctx.check(other not in (t, clone), f"cassini -c after CLONE returned id {other}, "

@@ -2,13 +2,13 @@
 
 NEXT_RUNS (opcode 0x4e58, ``NX``) is not part of the course's protocol nor of the seed
 project's extensions: only a daemon that implements this project's own requests can
-pass.  Two entry points, built like the scenarios of :mod:`grader.daemon`:
+pass.  Two entry points, built like the scenarios of :mod:`grader.scenarios`:
 
-- :data:`PROTOCOL`: ``[(name, func)]``, scenarios for :func:`grader.daemon.run_scenario`
+- :data:`PROTOCOL`: ``[(name, func)]``, scenarios for :func:`grader.scenarios.run_scenario`
   (category ``daemon-extension``): the reply's shape and bytes, checked against the
   timings alone (the daemon runs in UTC), whatever the daemon's clock says;
 - :func:`next_runs_scheduling` ``(config) -> [Outcome]``: the announced times are the
-  runs the daemon then records (same clocks as :func:`grader.daemon.scheduling`:
+  runs the daemon then records (same clocks as :func:`grader.scheduling.scheduling`:
   libfaketime, the manual clock, or real minutes within the budget).
 """
 
@@ -17,8 +17,10 @@ import time
 
 from saturnd import protocol as P
 
-from .daemon import FAKE_START, Clock, Ctx, Daemon, Failed, _utc
+from .candidate import Daemon, Failed, utc
 from .report import Outcome
+from .scenarios import Ctx
+from .scheduling import FAKE_START, Clock
 
 NEXT_RUNS = 0x4E58
 NEVER = ["-m", "7", "-H", "3", "-d", "0"]      # Sundays 03:07 UTC only
@@ -58,15 +60,15 @@ def sc_own_next_runs(ctx):
     for t in weekly:
         g = time.gmtime(t)
         ctx.check((g.tm_wday, g.tm_hour, g.tm_min, g.tm_sec) == (6, 3, 7, 0),
-                  f"task `{' '.join(NEVER)}`: announced {_utc(t)} UTC, not a Sunday 03:07:00")
+                  f"task `{' '.join(NEVER)}`: announced {utc(t)} UTC, not a Sunday 03:07:00")
     ctx.check(all(b - a == 7 * 86400 for a, b in zip(weekly, weekly[1:])),
               "task due on Sundays 03:07 UTC: the announced times are not one week apart",
-              ", ".join(_utc(t) for t in weekly))
+              ", ".join(utc(t) for t in weekly))
     minutely = _announced(ctx, every, 5)
     ctx.check(len(minutely) == 5 and all(t % 60 == 0 for t in minutely)
               and all(b - a == 60 for a, b in zip(minutely, minutely[1:])),
               "an every-minute task: expected 5 consecutive minutes (seconds 0)",
-              ", ".join(_utc(t) for t in minutely))
+              ", ".join(utc(t) for t in minutely))
     ctx.check(len(_announced(ctx, every, 0)) == 0,
               f"cassini -n {every} -N 0 printed something")
     r = ctx.cassini("-n", str(every))
@@ -110,13 +112,13 @@ def next_runs_scheduling(config):
         want = {taskid: _announced(ctx, taskid, count) for taskid, count in zip(ids, (4, 2, 2))}
         for taskid, times in want.items():
             ctx.check(len(times) in (2, 4), f"task {taskid}: cassini -n announced {len(times)} "
-                      "times", ", ".join(_utc(t) for t in times))
+                      "times", ", ".join(utc(t) for t in times))
             ctx.check(times[0] > now - 60, f"task {taskid}: announced a time in the past",
-                      f"clock at {_utc(now)}, announced {', '.join(_utc(t) for t in times)}")
+                      f"clock at {utc(now)}, announced {', '.join(utc(t) for t in times)}")
         end = max(times[-1] for times in want.values())
         if end - now > 3600:
-            raise Failed(f"announced times too far ahead ({_utc(end)} UTC, clock at "
-                         f"{_utc(now)} UTC)")
+            raise Failed(f"announced times too far ahead ({utc(end)} UTC, clock at "
+                         f"{utc(now)} UTC)")
         clock.wait_until(end + 20)
         problems = []
         deadline = time.monotonic() + 15
@@ -131,8 +133,8 @@ def next_runs_scheduling(config):
                        if times[0] <= tm // 60 * 60 <= times[-1]]
                 if got != times:
                     problems.append(f"task {taskid}: announced "
-                                    f"{', '.join(_utc(t)[11:] for t in times)}; recorded "
-                                    f"{', '.join(_utc(t)[11:] for t in got) or 'none'}")
+                                    f"{', '.join(utc(t)[11:] for t in times)}; recorded "
+                                    f"{', '.join(utc(t)[11:] for t in got) or 'none'}")
             if not problems or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -49,7 +49,10 @@ def _clean(text):
     return "".join(c if c in "\t\n\r" or ord(c) >= 32 else f"\\x{ord(c):02x}" for c in text)
 
 
-def write_junit(path, outcomes, properties=()):
+def write_junit(path, outcomes, properties=(), name="saturnd-grade", prefix="grade."):
+    """The JUnit XML report: one ``testsuite`` per category, in order of appearance; each
+    test's class name is ``prefix`` + its category.  The grader's and the golden runner's
+    (:func:`grader.golden.write_junit`) reports."""
     cats = []
     for o in outcomes:
         if o.category not in cats:
@@ -58,7 +61,7 @@ def write_junit(path, outcomes, properties=()):
     total = len(outcomes)
     fails = sum(o.status == "fail" for o in outcomes)
     skips = sum(o.status == "skip" for o in outcomes)
-    parts.append(f'<testsuites name="saturnd-grade" tests="{total}" failures="{fails}" '
+    parts.append(f'<testsuites name={quoteattr(name)} tests="{total}" failures="{fails}" '
                  f'skipped="{skips}">\n')
     for cat in cats:
         mine = [o for o in outcomes if o.category == cat]
@@ -69,10 +72,11 @@ def write_junit(path, outcomes, properties=()):
         if properties:
             parts.append("    <properties>\n")
             for k, v in properties:
-                parts.append(f"      <property name={quoteattr(k)} value={quoteattr(_clean(v))}/>\n")
+                parts.append(f"      <property name={quoteattr(k)} "
+                             f"value={quoteattr(_clean(v))}/>\n")
             parts.append("    </properties>\n")
         for o in mine:
-            parts.append(f'    <testcase classname={quoteattr("grade." + cat)} '
+            parts.append(f'    <testcase classname={quoteattr(prefix + cat)} '
                          f'name={quoteattr(o.name)} time="{o.duration:.3f}">')
             if o.status == "fail":
                 parts.append(f'\n      <failure message={quoteattr(_clean(o.message))}>'

@@ -27,7 +27,8 @@ import sys
 import time
 import uuid
 
-INIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_init.py")
+# the sandbox's first process (PID 1 under full isolation): grader/sandbox_init.py
+INIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_init.py")
 MiB = 1 << 20
 
 DEFAULT_LIMITS = {

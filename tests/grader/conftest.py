@@ -40,7 +40,7 @@ def candidates():
     base.chmod(0o755)
     python = _python_for_candidates()
     # the checkout may be invisible to the sandbox (under /tmp, replaced by a private one)
-    from grader.__main__ import copy_packages
+    from grader.programs import copy_packages
     lib = copy_packages(str(base / "lib"), extra=sorted(FIXTURES.glob("*.py")))
 
     def make(kind, mode):

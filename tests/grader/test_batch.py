@@ -332,7 +332,7 @@ def our_pair_makefile(lib, python):
 @pytest.mark.skipif(not _grader_has_json(), reason="saturnd-grade has no --json report yet")
 def test_real_grader_end_to_end(tmp_path, work):
     from tests.grader.conftest import _python_for_candidates
-    from grader.__main__ import copy_packages
+    from grader.programs import copy_packages
     lib = copy_packages(os.path.join(work, "lib"))
     cls = tmp_path / "class"
     (cls / "ours").mkdir(parents=True)

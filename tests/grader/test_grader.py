@@ -11,10 +11,10 @@ import pytest
 
 from conftest import ROOT, leftover_processes
 
-from grader import daemon as D
+from grader import scheduling
 from grader import sandbox
 
-HAVE_FAKETIME = D.find_libfaketime() is not None
+HAVE_FAKETIME = scheduling.find_libfaketime() is not None
 FULL = sandbox.namespaces_available()
 
 

@@ -9,8 +9,9 @@ import tempfile
 import pytest
 
 from grader import own_requests_next as N
-from grader.__main__ import DEFAULT_CMD, DEFAULT_MANUAL_CMD, Config, our_programs
-from grader.daemon import run_scenario
+from grader.candidate import DaemonConfig
+from grader.programs import our_programs
+from grader.scenarios import run_scenario
 from grader.sandbox import Options
 
 pytestmark = pytest.mark.timeout(180)
@@ -20,16 +21,10 @@ pytestmark = pytest.mark.timeout(180)
 def config():
     base = tempfile.mkdtemp(prefix="grader-next-", dir="/var/tmp")
     os.chmod(base, 0o755)
-    cfg = Config()
-    cfg.options = Options(base=base)
-    cfg.saturnd = our_programs(os.path.join(base, "bin"))["saturnd"]
-    cfg.saturnd_cmd = DEFAULT_CMD
-    cfg.manual_cmd = DEFAULT_MANUAL_CMD
-    cfg.clock = "manual"
-    cfg.speed = 20
-    cfg.precreate = False
-    cfg.real_minutes = 0
-    cfg.libfaketime = None
+    cfg = DaemonConfig(options=Options(base=base),
+                       saturnd=our_programs(os.path.join(base, "bin"))["saturnd"],
+                       clock="manual", speed=20, precreate=False, real_minutes=0,
+                       libfaketime=None)
     yield cfg
     shutil.rmtree(base, ignore_errors=True)
 

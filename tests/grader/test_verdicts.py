@@ -14,10 +14,10 @@ import pytest
 
 from conftest import ROOT
 
-from grader import daemon as D
+from grader import scenarios, scheduling
 from grader import golden, sandbox
 
-HAVE_FAKETIME = D.find_libfaketime() is not None
+HAVE_FAKETIME = scheduling.find_libfaketime() is not None
 FULL = sandbox.namespaces_available()
 CASES_DIR = ROOT / "tests" / "golden" / "cases"
 
@@ -232,9 +232,9 @@ def test_a_missing_daemon_scores_zero_of_its_full_count(grade, candidates):
               "001-list-empty")
     for profile in ("strict", "course"):
         passed, total = _scores(g, profile, "daemon-protocol")
-        assert passed == 0 and total == len(D.PROTOCOL)
+        assert passed == 0 and total == len(scenarios.PROTOCOL)
         passed, total = _scores(g, profile, "daemon-scheduling")
-        assert passed == 0 and total == len(D.SCHEDULE_CHECKS)
+        assert passed == 0 and total == len(scheduling.SCHEDULE_CHECKS)
     assert "no saturnd" in g.message("daemon-protocol", "list-empty")
     assert g.json["candidate"]["saturnd"] is None and g.json["build"]["status"] == 0
     assert "no saturnd" in g.stdout
@@ -319,7 +319,7 @@ def test_a_missing_client_or_a_failed_build_scores_zero_of_the_full_count(grade)
     assert _scores(g, "strict", "client")[1] + _scores(g, "strict", "client-strict")[1] \
         == len(graded) == 81
     assert _scores(g, "course", "client") == (0, len(by_course))
-    assert _scores(g, "strict", "daemon-protocol") == (0, len(D.PROTOCOL))
+    assert _scores(g, "strict", "daemon-protocol") == (0, len(scenarios.PROTOCOL))
     assert _scores(g, "strict", "build") == (0, 1)
     assert "not graded: the build failed" in g.message("client", "001-list-empty")
     assert g.code == 1 and g.json["build"]["status"] == 2

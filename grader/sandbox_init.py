@@ -1,6 +1,6 @@
 """The grader's tiny init: starts one candidate command confined, reaps, reports.
 
-Run as a script (``python3 -I -S _init.py CONFIG_JSON``), normally as PID 1 of fresh
+Run as a script (``python3 -I -S sandbox_init.py CONFIG_JSON``), normally as PID 1 of fresh
 PID, mount and network namespaces made by ``unshare`` (see :mod:`grader.sandbox`):
 
 - binds the sandbox's own directories over ``/tmp`` and ``/dev/shm`` when asked;

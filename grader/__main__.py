@@ -444,6 +444,7 @@ def grade(opts):
         differential(g)
     finally:
         shutil.rmtree(g.scratch, ignore_errors=True)
+        g.options.close()           # this run's own uid goes back
     notes = g.notes + [f"graded in {time.monotonic() - t_start:.1f} s"] + g.figures
     return write_reports(g, notes)
 

@@ -428,9 +428,10 @@ def write_result(out, result):
         f.write("\n")
 
 
-# Every candidate of every parallel grade runs as the same sandbox user (nobody), whose
-# process limit (RLIMIT_NPROC, per uid) they share: a fork bomb in one submission makes
-# the others' programs fail to start with EAGAIN.  Such grades are done again, alone.
+# With full isolation every grade's candidates have a uid of their own (grader/sandbox.py)
+# and their own process limit. Without it (light isolation) they all run as nobody and
+# share RLIMIT_NPROC (per uid): a fork bomb in one submission makes the others' programs
+# fail to start with EAGAIN.  Such grades are done again, alone.
 STARVED = (b"Resource temporarily unavailable", b"[Errno 11]", b"EAGAIN")
 REGRADED = "ok (graded again alone: out of processes beside others)"
 

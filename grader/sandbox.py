@@ -86,6 +86,127 @@ def default_ids():
         return 65534, 65534
 
 
+# A grading run as root gives its candidates a uid of their own, unused on this machine,
+# so that RLIMIT_NPROC (counted per uid, machine-wide) is theirs alone: grades run in
+# parallel (``batch -j N``, CI shards on one host) or anything else running as ``nobody``
+# cannot exhaust it for them. Inside the mount namespace that uid has a passwd entry
+# (CANDIDATE_NAME): a candidate that asks ``getpwuid()`` for its name gets one.
+UID_BASE = int(os.environ.get("GRADER_UID_BASE", "1500000000"))
+UID_COUNT = 4096
+CANDIDATE_NAME = "candidate"
+_LOCK_DIRS = ("/run/saturnd-grade-uids", "/var/lib/saturnd-grade-uids")
+
+
+def _uid_lock_dir():
+    """A directory only root can write, for the uid locks (None: none usable)."""
+    for path in _LOCK_DIRS:
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            st = os.lstat(path)
+        except OSError:
+            continue
+        import stat
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
+            return path
+    return None
+
+
+def _uid_in_use(uid):
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def allocate_uid():
+    """(uid, lock fd): a uid with no passwd entry and no process, held by an ``flock`` on
+    its lock file for as long as the fd stays open (this grading run); None if none."""
+    import fcntl
+    where = _uid_lock_dir()
+    if where is None:
+        return None
+    start = os.getpid() % UID_COUNT         # spread concurrent runs over the range
+    for i in range(UID_COUNT):
+        uid = UID_BASE + (start + i) % UID_COUNT
+        try:
+            pwd.getpwuid(uid)
+            continue                        # someone's real account
+        except KeyError:
+            pass
+        fd = os.open(os.path.join(where, str(uid)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue                        # another grading run has it
+        if _uid_in_use(uid):                # left over by a run that was killed
+            os.close(fd)
+            continue
+        return uid, fd
+    return None
+
+
+def write_passwd(directory, uid, gid):
+    """Copies of /etc/passwd and /etc/group with the candidate's entry, for the sandbox's
+    mount namespace; returns their paths."""
+    out = {}
+    for name, line in (("passwd", f"{CANDIDATE_NAME}:x:{uid}:{gid}:grader candidate:"
+                                  f"/nonexistent:/bin/sh\n"),
+                       ("group", f"{CANDIDATE_NAME}:x:{gid}:\n")):
+        try:
+            with open(f"/etc/{name}", encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        if text and not text.endswith("\n"):
+            text += "\n"
+        path = os.path.join(directory, name)
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(text + line)
+        os.chmod(path, 0o644)
+        out[name] = path
+    return out
+
+
+class UidLease:
+    """A uid held for one grading run (its lock file's fd), with its passwd copies."""
+
+    def __init__(self, uid, fd, etc):
+        self.uid, self.fd, self.etc = uid, fd, etc
+
+    @classmethod
+    def take(cls, base):
+        got = allocate_uid()
+        if got is None:
+            return None
+        uid, fd = got
+        import tempfile
+        try:
+            os.makedirs(base, exist_ok=True)
+            etc = tempfile.mkdtemp(prefix="saturnd-grade-etc-", dir=base)
+            os.chmod(etc, 0o755)
+            return cls(uid, fd, write_passwd(etc, uid, uid))
+        except OSError:
+            os.close(fd)
+            return None
+
+    def release(self):
+        if self.fd is not None:
+            shutil.rmtree(os.path.dirname(self.etc["passwd"]), ignore_errors=True)
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:
+            pass
+
+
 def chown_tree(path, uid, gid):
     if uid is None:
         return
@@ -120,15 +241,32 @@ class Options:
             raise RuntimeError("full isolation needs root and working PID/mount/network "
                                "namespaces (unshare)")
         self.isolation = isolation
+        self.etc = None             # {"passwd": path, "group": path} bound in the sandbox
+        self._lease = None
         if uid == "auto":
             self.uid, self.gid = default_ids()
+            if self.uid is not None and isolation == "full":
+                self._own_uid()
         elif uid is None:
             self.uid = self.gid = None
         else:
             self.uid, self.gid = uid, uid
         self.limits = dict(DEFAULT_LIMITS, **(limits or {}))
-        self.user = passwd_name(self.uid)
+        self.user = CANDIDATE_NAME if self.etc else passwd_name(self.uid)
 
+    def _own_uid(self):
+        """This run's own uid (see UID_BASE); nobody's when none can be had."""
+        lease = UidLease.take(self.base)
+        if lease is not None:
+            self._lease = lease          # shared by copies (ClientJail); freed once
+            self.etc = lease.etc
+            self.uid = self.gid = lease.uid
+
+    def close(self):
+        """Give this run's uid back and remove its passwd copies (also done when the last
+        reference goes)."""
+        if self._lease is not None:
+            self._lease.release()
 
     def describe(self):
         who = f"uid {self.uid}" if self.uid is not None else f"uid {os.geteuid()} (not root)"
@@ -206,6 +344,7 @@ class Sandbox:
             "token": self.token,
             "private_tmp": self.tmp if private_tmp else None,
             "private_shm": self.shm if private_tmp else None,
+            "etc": self.options.etc if self.options.isolation == "full" else None,
         }
         init = [sys.executable, "-I", "-S", INIT, json.dumps(cfg)]
         # if the grader itself is killed, its direct child gets SIGKILL too (and with it

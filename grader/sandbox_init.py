@@ -3,7 +3,8 @@
 Run as a script (``python3 -I -S sandbox_init.py CONFIG_JSON``), normally as PID 1 of fresh
 PID, mount and network namespaces made by ``unshare`` (see :mod:`grader.sandbox`):
 
-- binds the sandbox's own directories over ``/tmp`` and ``/dev/shm`` when asked;
+- binds the sandbox's own directories over ``/tmp`` and ``/dev/shm`` when asked, and
+  copies of ``/etc/passwd`` and ``/etc/group`` naming the run's own uid;
 - forks the candidate: new session, rlimits, no supplementary groups, the sandbox
   uid/gid, the sandbox's working directory, then ``exec``;
 - reaps every process (a detached daemon is re-parented to us) and writes one line
@@ -80,6 +81,8 @@ def bind(source, target):
 
 def child(cfg):
     import resource
+    import warnings  # noqa: F401 -- os.execvpe imports it to search PATH, after the uid
+    # drop, when the interpreter's own files may be out of that uid's reach (/root)
     os.setsid()
     for name, value in cfg["limits"].items():
         res = getattr(resource, name)
@@ -112,6 +115,12 @@ def main():
     def log(line):
         os.write(status_fd, (line + "\n").encode())
 
+    try:
+        for name, path in (cfg.get("etc") or {}).items():   # the candidate's passwd entry
+            bind(path, f"/etc/{name}")
+    except OSError as e:
+        log(f"setup failed: {e}")
+        return 125
     if cfg.get("private_tmp"):
         try:
             bind(cfg["private_tmp"], "/tmp")
@@ -136,6 +145,8 @@ def main():
     if main_pid == 0:
         try:
             child(cfg)
+        except BaseException as e:     # never a silent 127: say which step failed
+            os.write(2, f"grader: cannot start {cfg['argv'][0]}: {e!r}\n".encode())
         finally:
             os._exit(127)
     log(f"started {main_pid}")

@@ -158,7 +158,7 @@ def test_hanging_detaching_daemon_with_hard_coded_pipes(grade, candidates):
     text = g.text("daemon-protocol", "list-empty")
     assert "did not answer" in text and "nobody opened the request pipe" in text
     if FULL:   # found in its private /tmp, under its own user name
-        assert "(the daemon's /tmp/nobody/saturnd/pipes)" in text
+        assert "(the daemon's /tmp/candidate/saturnd/pipes)" in text
     assert g.elapsed < 30
     _no_leftovers(os.path.basename(path))
 

@@ -48,7 +48,7 @@ import struct
 import threading
 
 from . import errlog, protocol
-from .fsio import FileOps, fsync_dir, write_atomic, write_file  # noqa: F401 (re-exported)
+from .fsio import FileOps
 
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")

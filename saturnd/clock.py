@@ -7,6 +7,11 @@ until told to move (``--clock manual``, driven through :mod:`saturnd.control`).
 import threading
 import time
 
+# The time-jump bound, in minutes: a clock step of at most this much is caught up (forward)
+# or waited out (back) by the scheduler; a larger one is taken as the new time
+# (saturnd/scheduler.py).  Here so that the scheduler and the error log share it.
+MAX_JUMP = 3 * 60
+
 
 def floor_minute(t):
     """The start (seconds = 0) of the epoch minute containing ``t``."""

@@ -33,6 +33,8 @@ import threading
 import time
 
 from . import protocol
+from .clock import MAX_JUMP
+from .fsio import write_atomic
 
 TASK_CAP = 16 << 10         # bytes per task log (about 150 typical entries)
 DAEMON_CAP = 64 << 10       # bytes of the daemon-wide log
@@ -74,18 +76,13 @@ def clock_change(moved, considered, minute):
     elif moved > 1:
         text = (f"clock moved forward by {moved} min at {at}: the {moved - 1} minute(s) "
                 f"skipped over were not run (jump over 3 hours)")
-    elif moved < -_max_jump():
+    elif moved < -MAX_JUMP:
         text = (f"clock moved back by {-moved} min at {at}: taken as the new time; "
                 f"minutes already run may run again")
     else:
         text = (f"clock moved back by {-moved} min at {at}: no task runs until the "
                 f"clock passes the last minute already run")
     _installed.add_daemon(text)
-
-
-def _max_jump():
-    from .scheduler import MAX_JUMP     # lazily: the scheduler imports this module
-    return MAX_JUMP
 
 
 # --- the file format -----------------------------------------------------------------
@@ -123,7 +120,6 @@ def read_file(path):
 
 def append(path, when, message, cap):
     """Append one entry to ``path``, keeping the file within ``cap`` bytes."""
-    from .store import write_atomic
     record = encode_entry(when, message)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:

@@ -1,6 +1,7 @@
 """Making the pipes directory and its FIFOs, and keeping them there.
 
-At start-up (:meth:`Pipes.prepare_dir`, then :meth:`Pipes.make_fifos`):
+At start-up (:meth:`Pipes.prepare_dir`, then :meth:`Pipes.make_fifos` and
+:meth:`Pipes.remove_leftovers`, in the order ``saturnd/instance.py`` sets):
 
 - the pipes directory is checked, created when missing (0700, parents too),
   checked again (``saturnd/security.py``);
@@ -92,6 +93,14 @@ class Pipes:
     def make_fifos(self):
         for name in self.names:
             self.ids[name] = _ident(make_fifo_afresh(os.path.join(self.path, name)))
+
+    def remove_leftovers(self, names):
+        """Unlink the FIFOs ``names`` this daemon does not serve (the clock FIFOs a
+        manual-clock daemon left behind): their clients then fail fast."""
+        for name in names:
+            path = os.path.join(self.path, name)
+            if os.path.exists(path) and stat.S_ISFIFO(os.lstat(path).st_mode):
+                os.unlink(path)
 
     # --- while running ---------------------------------------------------------------
     def check(self, force=False):

@@ -30,9 +30,7 @@ import threading
 import time
 
 from . import errlog
-from .clock import floor_minute
-
-MAX_JUMP = 3 * 60          # minutes
+from .clock import MAX_JUMP, floor_minute
 
 
 def wall_ordinal(epoch):

@@ -106,20 +106,34 @@ class _StreamReader:
 
 
 class Server:
-    def __init__(self, pipes_dir, ctx, log, wake_fd):
+    """The request loop over the FIFOs of ``pipes_dir``.
+
+    ``ctx`` is what handlers get (``saturnd.commands.Context``); ``stop`` is the daemon's
+    :class:`saturnd.stop.StopFlag` (its ``fd`` is polled with the request FIFO, the loop
+    ends once ``stop.is_set()``); ``pipes`` (a :class:`saturnd.pipes.Pipes`, or None) makes
+    vanished FIFOs again.  Public: :meth:`open` (the reading end, before the daemon says it
+    is ready) and :meth:`serve_forever`.
+    """
+
+    def __init__(self, pipes_dir, ctx, log, stop, pipes=None):
         self.request_path = os.path.join(pipes_dir, REQUEST_PIPE)
         self.reply_path = os.path.join(pipes_dir, REPLY_PIPE)
         self.ctx = ctx
         self.log = log
-        self.wake_fd = wake_fd
+        self.stop = stop
         self.fd = None
         self.buf = bytearray()
         self.eof = False
-        self.pipes = None      # saturnd.pipes.Pipes: makes vanished pipes again
+        self.pipes = pipes     # saturnd.pipes.Pipes: makes vanished pipes again
         self.busy = False
         self.publishing = True
 
     # --- the request side -------------------------------------------------------
+    def open(self):
+        """Open the reading end of the request FIFO (raises ``OSError``): once it is open,
+        a client's request waits in the FIFO until the loop serves it."""
+        self._reopen()
+
     def _reopen(self):
         while True:
             try:
@@ -140,10 +154,10 @@ class Server:
     def _pause(self, seconds):
         """Wait ``seconds``, or less when the daemon must stop (raises :class:`Stopped`)."""
         poller = select.poll()
-        poller.register(self.wake_fd, select.POLLIN)
+        poller.register(self.stop.fd, select.POLLIN)
         if poller.poll(int(seconds * 1000)):
-            self.ctx.drain_wakeup()
-        if self.ctx.stopping:
+            self.stop.drain()
+        if self.stop.is_set():
             raise Stopped()
 
     def _request_pipe_renewed(self):
@@ -202,10 +216,10 @@ class Server:
         deadline = None if timeout is None else time.monotonic() + timeout
         poller = select.poll()
         poller.register(self.fd, select.POLLIN)
-        poller.register(self.wake_fd, select.POLLIN)
+        poller.register(self.stop.fd, select.POLLIN)
         first = deadline is not None
         while True:
-            if self.ctx.stopping:
+            if self.stop.is_set():
                 raise Stopped()
             if deadline is None:    # idle: look at the pipes now and then (pipes.py)
                 if self._request_pipe_renewed():
@@ -218,8 +232,8 @@ class Server:
                     return False
                 wait = min(int(wait * 1000) + 1, EOF_CHECK_MS)
             events = dict(poller.poll(0 if first else wait))
-            if self.wake_fd in events:
-                self.ctx.drain_wakeup()
+            if self.stop.fd in events:
+                self.stop.drain()
                 continue
             # Without an event, read() anyway while a deadline runs: a reader opened
             # after the writer did never gets POLLHUP when that writer closes (Linux
@@ -240,7 +254,7 @@ class Server:
     def serve_forever(self):
         self._reopen()
         try:
-            while not self.ctx.stopping:
+            while not self.stop.is_set():
                 try:
                     if not self.buf:
                         self._set_busy(False)    # the last reply is closed

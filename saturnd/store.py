@@ -36,17 +36,19 @@ at start-up like the rest of ``trash/``.  A ``taskid_max`` that is not 8 bytes
 or holds an id no daemon could have reached (>= 2**63) is damaged: logged and
 rebuilt from the highest task id.
 
-The store knows nothing about requests; it is guarded by one re-entrant lock.
+The store knows nothing about requests; it is guarded by one re-entrant lock.  Every
+file operation goes through ``store.fs`` (a :class:`saturnd.fsio.FileOps`, the I/O seam
+that fault tests replace).
 """
 
 import errno
 import itertools
 import os
-import shutil
 import struct
 import threading
 
 from . import errlog, protocol
+from .fsio import FileOps
 
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
@@ -88,53 +90,12 @@ class Task:
         return Task(self.taskid, self.timing, self.argv, self.token)
 
 
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file(path, data):
-    """Create ``path`` with ``data`` and fsync it (no rename)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path, data):
-    """Replace ``path`` by ``data``: temp file, fsync, rename, fsync the directory."""
-    directory = os.path.dirname(path)
-    tmp = os.path.join(directory, "." + os.path.basename(path) + ".tmp")
-    try:
-        write_file(tmp, data)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    fsync_dir(directory)
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def _is_canonical_id(name):
     return name.isascii() and name.isdigit() and str(int(name)) == name and int(name) < 1 << 64
 
 
 class Store:
-    def __init__(self, data_dir, log):
+    def __init__(self, data_dir, log, fs=None):
         self.root = os.path.abspath(data_dir)
         self.tasks_dir = os.path.join(self.root, "tasks")
         self.tmp_dir = os.path.join(self.root, "tmp")
@@ -142,6 +103,7 @@ class Store:
         self.runs_dir = os.path.join(self.root, "runs")
         self.taskid_max_path = os.path.join(self.root, "taskid_max")
         self.log = log
+        self.fs = fs if fs is not None else FileOps()   # the I/O seam (saturnd/fsio.py)
         self.lock = threading.RLock()
         self.tasks = {}
         self.next_id = 0
@@ -152,15 +114,15 @@ class Store:
     def open(self):
         """Create the layout if missing, clean leftovers, load every task."""
         with self.lock:
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            self.fs.makedirs(self.root, mode=0o700, exist_ok=True)
             for d in (self.tasks_dir, self.tmp_dir, self.trash_dir, self.runs_dir):
-                os.makedirs(d, mode=0o700, exist_ok=True)
+                self.fs.makedirs(d, mode=0o700, exist_ok=True)
             for d in (self.tmp_dir, self.trash_dir, self.runs_dir):
                 self._clear(d)
             stored_max = self._read_taskid_max()
             highest = -1
             self.tasks = {}
-            for name in sorted(os.listdir(self.tasks_dir)):
+            for name in sorted(self.fs.listdir(self.tasks_dir)):
                 path = os.path.join(self.tasks_dir, name)
                 if not _is_canonical_id(name):
                     self.log(f"store: skipping foreign entry {path!r}")
@@ -176,26 +138,26 @@ class Store:
                     self.log(f"store: taskid_max {stored_max} is damaged (beyond any id handed "
                              f"out); rebuilt from the highest task id: next id {self.next_id}")
                 try:
-                    write_atomic(self.taskid_max_path, _U64.pack(self.next_id))
+                    self.fs.write_atomic(self.taskid_max_path, _U64.pack(self.next_id))
                 except OSError as e:
                     self.log(f"store: cannot rewrite taskid_max: {e.strerror}")
             else:
                 self.next_id = max(stored_max, highest + 1)
 
     def _clear(self, directory):
-        for name in os.listdir(directory):
+        for name in self.fs.listdir(directory):
             path = os.path.join(directory, name)
             try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
+                if self.fs.isdir(path) and not self.fs.islink(path):
+                    self.fs.rmtree(path)
                 else:
-                    os.unlink(path)
+                    self.fs.unlink(path)
             except OSError as e:
                 self.log(f"store: cannot clear {path!r}: {e.strerror}")
 
     def _read_taskid_max(self):
         try:
-            data = _read(self.taskid_max_path)
+            data = self.fs.read_file(self.taskid_max_path)
         except FileNotFoundError:
             return 0
         except OSError as e:
@@ -209,15 +171,16 @@ class Store:
 
     def _load_task(self, taskid, path):
         try:
-            if not os.path.isdir(path) or os.path.islink(path):
+            if not self.fs.isdir(path) or self.fs.islink(path):
                 raise ValueError("not a directory")
-            argv = protocol.decode_commandline(_read(os.path.join(path, "argv")), forbid_nul=True)
-            timing = protocol.decode_timing(_read(os.path.join(path, "time_exec")))
+            read = self.fs.read_file
+            argv = protocol.decode_commandline(read(os.path.join(path, "argv")), forbid_nul=True)
+            timing = protocol.decode_timing(read(os.path.join(path, "time_exec")))
             exit_path = os.path.join(path, "exit")
             try:
-                size = os.stat(exit_path).st_size
+                size = self.fs.stat(exit_path).st_size
             except FileNotFoundError:
-                write_file(exit_path, b"")
+                self.fs.write_file(exit_path, b"")
                 size = 0
             if size % RECORD:
                 size = self._repair_records(taskid, exit_path)
@@ -233,20 +196,20 @@ class Store:
     def _repair_records(self, taskid, exit_path):
         """Drop the torn record of an ``exit`` file whose size is not whole records; keep
         every whole record around it.  Returns the new size."""
-        data = _read(exit_path)
+        data = self.fs.read_file(exit_path)
         torn = len(data) % RECORD
         at, kept = whole_records(data)
         self.log(f"store: task {taskid}: dropping a torn run record ({torn} bytes at offset "
                  f"{at}); {len(kept) // RECORD} whole records kept")
         if at == len(kept):         # at the end: cut it off
-            fd = os.open(exit_path, os.O_WRONLY)
+            fd = self.fs.open(exit_path, os.O_WRONLY)
             try:
-                os.ftruncate(fd, len(kept))
-                os.fsync(fd)
+                self.fs.ftruncate(fd, len(kept))
+                self.fs.fsync(fd)
             finally:
-                os.close(fd)
+                self.fs.close(fd)
         else:
-            write_atomic(exit_path, kept)
+            self.fs.write_atomic(exit_path, kept)
         return len(kept)
 
     def _finish_publish(self, taskid, path, size):
@@ -256,7 +219,7 @@ class Store:
         file had N bytes: its record was appended (committed) when the file is now longer,
         so they take their place; otherwise the run never finished and they go.
         """
-        for name in os.listdir(path):
+        for name in self.fs.listdir(path):
             for stream in ("stdout", "stderr"):
                 prefix = f".{stream}.new."
                 if not name.startswith(prefix):
@@ -266,9 +229,9 @@ class Store:
                 try:
                     if tail.isdigit() and size > int(tail):
                         self.log(f"store: task {taskid}: completing the publication of a run")
-                        os.replace(staged, os.path.join(path, stream))
+                        self.fs.replace(staged, os.path.join(path, stream))
                     else:
-                        os.unlink(staged)
+                        self.fs.unlink(staged)
                 except OSError as e:
                     self.log(f"store: task {taskid}: cannot settle {staged!r}: {e.strerror}")
 
@@ -299,7 +262,7 @@ class Store:
         with self.lock:
             self._get(taskid)
             try:
-                data = _read(self._path(taskid, "exit"))
+                data = self.fs.read_file(self._path(taskid, "exit"))
             except FileNotFoundError:
                 data = b""
             return data[: len(data) - len(data) % RECORD]
@@ -320,16 +283,16 @@ class Store:
         with self.lock:
             self._get(taskid)
             try:
-                ran = os.stat(self._path(taskid, "exit")).st_size >= RECORD
+                ran = self.fs.stat(self._path(taskid, "exit")).st_size >= RECORD
             except FileNotFoundError:
                 ran = False
             if not ran:
                 raise NeverRan(taskid)
             try:
-                fd = os.open(self._path(taskid, stream), os.O_RDONLY | os.O_CLOEXEC)
+                fd = self.fs.open(self._path(taskid, stream), os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return b""
-            out = OutputFile(fd)
+            out = OutputFile(fd, self.fs)
             if out.size <= SMALL_OUTPUT:
                 with out:
                     return out.read_all()
@@ -342,36 +305,36 @@ class Store:
     def create(self, timing, argv):
         with self.lock:
             taskid = self.next_id
-            write_atomic(self.taskid_max_path, _U64.pack(taskid + 1))
+            self.fs.write_atomic(self.taskid_max_path, _U64.pack(taskid + 1))
             self.next_id = taskid + 1   # the id is spent even if what follows fails
             build = os.path.join(self.tmp_dir, str(taskid))
-            if os.path.exists(build):
-                shutil.rmtree(build)
+            if self.fs.exists(build):
+                self.fs.rmtree(build)
             try:
-                os.mkdir(build, 0o700)
-                write_file(os.path.join(build, "argv"), protocol.encode_commandline(argv))
-                write_file(os.path.join(build, "time_exec"), timing.encode())
-                write_file(os.path.join(build, "exit"), b"")
-                fsync_dir(build)
-                os.rename(build, os.path.join(self.tasks_dir, str(taskid)))
+                self.fs.mkdir(build, 0o700)
+                self.fs.write_file(os.path.join(build, "argv"), protocol.encode_commandline(argv))
+                self.fs.write_file(os.path.join(build, "time_exec"), timing.encode())
+                self.fs.write_file(os.path.join(build, "exit"), b"")
+                self.fs.fsync_dir(build)
+                self.fs.rename(build, os.path.join(self.tasks_dir, str(taskid)))
             except OSError:
-                shutil.rmtree(build, ignore_errors=True)
+                self.fs.rmtree(build, ignore_errors=True)
                 raise
-            fsync_dir(self.tasks_dir)
+            self.fs.fsync_dir(self.tasks_dir)
             self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens))
             return taskid
 
     def set_argv(self, taskid, argv):
         with self.lock:
             task = self._get(taskid)
-            write_atomic(self._path(taskid, "argv"), protocol.encode_commandline(argv))
+            self.fs.write_atomic(self._path(taskid, "argv"), protocol.encode_commandline(argv))
             task.argv = argv
             task.token = next(self._tokens)
 
     def set_timing(self, taskid, timing):
         with self.lock:
             task = self._get(taskid)
-            write_atomic(self._path(taskid, "time_exec"), timing.encode())
+            self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
             task.timing = timing
             task.token = next(self._tokens)
 
@@ -380,19 +343,19 @@ class Store:
             task = self._get(taskid)
             target = os.path.join(self.trash_dir, f"{taskid}.{task.token}")
             source = os.path.join(self.tasks_dir, str(taskid))
-            os.rename(source, target)
+            self.fs.rename(source, target)
             try:
-                fsync_dir(self.tasks_dir)
+                self.fs.fsync_dir(self.tasks_dir)
             except OSError:
                 # not durably gone: put it back so that the empty reply tells the truth
                 try:
-                    os.rename(target, source)
+                    self.fs.rename(target, source)
                 except OSError:
                     del self.tasks[taskid]      # gone after all (logged by the caller)
-                    shutil.rmtree(target, ignore_errors=True)
+                    self.fs.rmtree(target, ignore_errors=True)
                 raise
             del self.tasks[taskid]
-            shutil.rmtree(target, ignore_errors=True)
+            self.fs.rmtree(target, ignore_errors=True)
 
     def remove_all(self):
         """Remove every task, all or nothing; returns how many were removed.
@@ -405,28 +368,28 @@ class Store:
         with self.lock:
             count = len(self.tasks)
             moved = os.path.join(self.trash_dir, f"tasks.all.{next(self._tokens)}")
-            while os.path.lexists(moved):   # a leftover that could not be cleared before
+            while self.fs.lexists(moved):   # a leftover that could not be cleared before
                 moved = os.path.join(self.trash_dir, f"tasks.all.{next(self._tokens)}")
-            os.rename(self.tasks_dir, moved)
+            self.fs.rename(self.tasks_dir, moved)
             try:
-                os.mkdir(self.tasks_dir, 0o700)
-                fsync_dir(self.trash_dir)
-                fsync_dir(self.root)
+                self.fs.mkdir(self.tasks_dir, 0o700)
+                self.fs.fsync_dir(self.trash_dir)
+                self.fs.fsync_dir(self.root)
             except OSError:
                 # not durably done: put every task back so that the empty reply is true
                 try:
-                    if os.path.isdir(self.tasks_dir):
-                        os.rmdir(self.tasks_dir)
-                    os.rename(moved, self.tasks_dir)
+                    if self.fs.isdir(self.tasks_dir):
+                        self.fs.rmdir(self.tasks_dir)
+                    self.fs.rename(moved, self.tasks_dir)
                 except OSError as e:
                     self.log(f"store: DELETE_ALL: cannot put the tasks back: {e.strerror}; "
                              f"every task is gone")
                     self.tasks.clear()
-                    os.makedirs(self.tasks_dir, 0o700, exist_ok=True)
+                    self.fs.makedirs(self.tasks_dir, 0o700, exist_ok=True)
                 raise
             self.tasks.clear()
             try:
-                shutil.rmtree(moved)
+                self.fs.rmtree(moved)
             except OSError as e:
                 self.log(f"store: DELETE_ALL: cannot clear {e.filename or moved!r}: "
                          f"{e.strerror or e}; left in trash/ until the next start")
@@ -435,7 +398,7 @@ class Store:
     def reset_taskmax(self):
         with self.lock:
             next_id = max(self.tasks) + 1 if self.tasks else 0
-            write_atomic(self.taskid_max_path, _U64.pack(next_id))
+            self.fs.write_atomic(self.taskid_max_path, _U64.pack(next_id))
             self.next_id = next_id
             return next_id
 
@@ -459,7 +422,7 @@ class Store:
                 return self._publish(taskid, token, when, exitcode, out_path, err_path, cap,
                                      copy)
             finally:
-                _unlink_quiet(out_path, err_path)
+                self.fs.unlink_quiet(out_path, err_path)
 
     def _publish(self, taskid, token, when, exitcode, out_path, err_path, cap, copy):
         task = self.tasks.get(taskid)
@@ -469,7 +432,7 @@ class Store:
         exit_path = self._path(taskid, "exit")
         staged = []
         try:
-            size = os.stat(exit_path).st_size
+            size = self.fs.stat(exit_path).st_size
             if size % RECORD:       # a torn tail that could not be cut back earlier
                 size = self._repair_records(taskid, exit_path)
             opened = []
@@ -478,33 +441,33 @@ class Store:
                     dst = os.path.join(task_dir, f".{name}.new.{size}")
                     if copy:
                         staged.append((dst, os.path.join(task_dir, name)))
-                        opened.append(copy_capped(src, dst, cap))
+                        opened.append(copy_capped(src, dst, cap, self.fs))
                         continue
-                    fd = os.open(src, os.O_WRONLY | os.O_CLOEXEC)
+                    fd = self.fs.open(src, os.O_WRONLY | os.O_CLOEXEC)
                     opened.append((fd, 1))
-                    if cap is not None and os.fstat(fd).st_size > cap:
-                        os.ftruncate(fd, cap)
-                    os.replace(src, dst)
+                    if cap is not None and self.fs.fstat(fd).st_size > cap:
+                        self.fs.ftruncate(fd, cap)
+                    self.fs.replace(src, dst)
                     staged.append((dst, os.path.join(task_dir, name)))
                 # written first, then synced: one journal commit for both; an empty copy
                 # needs no sync of its own (the directory's sync covers its creation)
                 for fd, length in opened:
                     if length:
-                        os.fsync(fd)
+                        self.fs.fsync(fd)
             finally:
                 for fd, _ in opened:
-                    os.close(fd)
-            fsync_dir(task_dir)
+                    self.fs.close(fd)
+            self.fs.fsync_dir(task_dir)
             self._append_record(taskid, exit_path, size, protocol.encode_run(when, exitcode))
         except OSError as e:
             self.log(f"store: cannot record a run of task {taskid}: {e.strerror or e}; "
                      f"run and outputs dropped")
-            _unlink_quiet(*(dst for dst, _ in staged))
+            self.fs.unlink_quiet(*(dst for dst, _ in staged))
             return False
         # committed: the outputs take their place (redone at start-up if cut short)
         for dst, final in staged:
             try:
-                os.replace(dst, final)
+                self.fs.replace(dst, final)
             except OSError as e:
                 self.log(f"store: task {taskid}: cannot move {dst!r} into place: {e.strerror}")
         return True
@@ -512,34 +475,35 @@ class Store:
     def _append_record(self, taskid, exit_path, size, record):
         """Append one record, whole or not at all: anything short of a whole, synced
         record is cut back to ``size`` and raised."""
-        fd = os.open(exit_path, os.O_WRONLY | os.O_APPEND)
+        fd = self.fs.open(exit_path, os.O_WRONLY | os.O_APPEND)
         try:
             try:
-                n = os.write(fd, record)
+                n = self.fs.write(fd, record)
                 if n != len(record):
                     raise OSError(errno.ENOSPC, f"short write ({n} of {len(record)} bytes)")
-                os.fsync(fd)
+                self.fs.fsync(fd)
             except OSError:
                 try:
-                    os.ftruncate(fd, size)
-                    os.fsync(fd)
+                    self.fs.ftruncate(fd, size)
+                    self.fs.fsync(fd)
                 except OSError as e:
                     self.log(f"store: task {taskid}: cannot cut a partial run record back: "
                              f"{e.strerror}; dropped at the next run or start-up")
                 raise
         finally:
-            os.close(fd)
+            self.fs.close(fd)
 
 
 class OutputFile:
     """A published output, open for streaming: ``size`` bytes read in chunks, never all at
     once (``len()`` works, and ``bytes + OutputFile`` reads it whole for in-process use)."""
 
-    __slots__ = ("fd", "size")
+    __slots__ = ("fd", "size", "fs")
 
-    def __init__(self, fd):
+    def __init__(self, fd, fs):
         self.fd = fd
-        self.size = os.fstat(fd).st_size
+        self.fs = fs
+        self.size = fs.fstat(fd).st_size
 
     def __len__(self):
         return self.size
@@ -547,7 +511,7 @@ class OutputFile:
     def chunks(self, chunk=1 << 16):
         offset = 0
         while offset < self.size:
-            data = os.pread(self.fd, min(chunk, self.size - offset), offset)
+            data = self.fs.pread(self.fd, min(chunk, self.size - offset), offset)
             if not data:
                 raise OSError(errno.EIO, "output file shorter than when opened")
             offset += len(data)
@@ -561,7 +525,7 @@ class OutputFile:
 
     def close(self):
         if self.fd is not None:
-            os.close(self.fd)
+            self.fs.close(self.fd)
             self.fd = None
 
     def __enter__(self):
@@ -574,24 +538,24 @@ class OutputFile:
         self.close()
 
 
-def copy_capped(src, dst, cap):
+def copy_capped(src, dst, cap, fs):
     """Create ``dst`` (0600) with the first ``cap`` bytes of ``src`` (all when cap is
-    None), every write checked; returns ``(fd, length)``: ``dst`` open, not yet synced
-    (the caller syncs and closes it)."""
-    sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    None), every write checked, through ``fs`` (a :class:`FileOps`); returns
+    ``(fd, length)``: ``dst`` open, not yet synced (the caller syncs and closes it)."""
+    sfd = fs.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        length = os.fstat(sfd).st_size
+        length = fs.fstat(sfd).st_size
         if cap is not None:
             length = min(length, cap)
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        dfd = fs.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             copied = 0
-            use_range = hasattr(os, "copy_file_range") and length > SMALL_OUTPUT
+            use_range = fs.copy_file_range is not None and length > SMALL_OUTPUT
             while copied < length:
                 want = min(COPY_CHUNK, length - copied)
                 if use_range:
                     try:
-                        n = os.copy_file_range(sfd, dfd, want, copied, copied)
+                        n = fs.copy_file_range(sfd, dfd, want, copied, copied)
                     except OSError as e:
                         if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL,
                                            errno.EOPNOTSUPP):
@@ -599,17 +563,17 @@ def copy_capped(src, dst, cap):
                         use_range = False
                         continue
                 else:
-                    data = os.pread(sfd, want, copied)
-                    n = os.pwrite(dfd, data, copied) if data else 0
+                    data = fs.pread(sfd, want, copied)
+                    n = fs.pwrite(dfd, data, copied) if data else 0
                 if n == 0:          # the source shrank (cut back meanwhile): what there is
                     break
                 copied += n
         except BaseException:
-            os.close(dfd)
+            fs.close(dfd)
             raise
         return dfd, copied
     finally:
-        os.close(sfd)
+        fs.close(sfd)
 
 
 def whole_records(data):
@@ -653,10 +617,3 @@ def whole_records(data):
     at = best[1]
     return at, data[:at] + data[at + torn:]
 
-
-def _unlink_quiet(*paths):
-    for p in paths:
-        try:
-            os.unlink(p)
-        except OSError:
-            pass

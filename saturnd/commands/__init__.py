@@ -1,7 +1,7 @@
 """One module per request (the C project's ``cmd_*.c``).
 
-Each handler is ``handle(ctx, request) -> protocol.Reply``; ``ctx`` is the
-daemon (attributes ``store``, ``runner``, ``clock``, method ``request_stop``).
+Each handler is ``handle(ctx, request) -> protocol.Reply``; ``ctx`` is a
+:class:`Context`: the few pieces of the daemon a handler may use, not the daemon.
 A handler never touches a FIFO.  A handler raising ``OSError`` (storage
 failure) makes the server send the empty reply.
 """
@@ -29,6 +29,22 @@ HANDLERS = {
 from . import clone, error_log, reset_history  # noqa: E402
 HANDLERS.update({protocol.RESET_HISTORY: reset_history.handle, protocol.CLONE: clone.handle,
                  protocol.ERROR_LOG: error_log.handle})
+
+
+class Context:
+    """What a handler sees of the daemon: ``store``, ``runner``, ``clock``, ``scheduler``
+    (NEXT_RUNS), ``errors`` (the :class:`saturnd.errlog.ErrorLog`, ERROR_LOG) and
+    ``request_stop(reason)`` (TERMINATE)."""
+
+    __slots__ = ("store", "runner", "clock", "scheduler", "errors", "request_stop")
+
+    def __init__(self, store, runner, clock, scheduler=None, errors=None, request_stop=None):
+        self.store = store
+        self.runner = runner
+        self.clock = clock
+        self.scheduler = scheduler
+        self.errors = errors
+        self.request_stop = request_stop
 
 
 def dispatch(ctx, request):

@@ -12,7 +12,7 @@ what tells the user why the history may look odd.
 import os
 
 from ..protocol import NF, Reply
-from ..store import NotFound, fsync_dir, write_atomic
+from ..store import NotFound
 
 
 def handle(ctx, request):
@@ -23,15 +23,15 @@ def handle(ctx, request):
         except NotFound:
             return Reply(errcode=NF)
         task_dir = os.path.join(store.tasks_dir, str(request.taskid))
-        write_atomic(os.path.join(task_dir, "exit"), b"")     # OSError: nothing changed
+        store.fs.write_atomic(os.path.join(task_dir, "exit"), b"")   # OSError: nothing changed
         task.token = next(store._tokens)      # runs in flight will not be recorded
         try:
             for name in ("stdout", "stderr"):
                 try:
-                    os.unlink(os.path.join(task_dir, name))
+                    store.fs.unlink(os.path.join(task_dir, name))
                 except FileNotFoundError:
                     pass
-            fsync_dir(task_dir)
+            store.fs.fsync_dir(task_dir)
         except OSError as e:     # committed already: the outputs are unreachable
             store.log(f"reset history: task {request.taskid}: {e.strerror or e}")
     return Reply()

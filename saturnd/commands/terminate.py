@@ -1,4 +1,4 @@
-"""TERMINATE: reply OK, then the daemon stops (see saturnd.__main__)."""
+"""TERMINATE: reply OK, then the daemon stops (``ctx.request_stop``; see saturnd/daemon.py)."""
 
 from ..protocol import Reply
 

@@ -128,17 +128,17 @@ def test_damaged_and_foreign_entries_are_skipped(open_store, tmp_path, logs):
 
 def test_failed_create_leaves_nothing_half_done(open_store, tmp_path, monkeypatch):
     s = open_store()
-    real = store_mod.write_file
+    real = s.fs.write_file
 
     def failing(path, data):
         if str(path).endswith("time_exec"):
             raise OSError(28, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(store_mod, "write_file", failing)
+    monkeypatch.setattr(s.fs, "write_file", failing)
     with pytest.raises(OSError):
         s.create(EVERY, (b"x",))
-    monkeypatch.setattr(store_mod, "write_file", real)
+    monkeypatch.setattr(s.fs, "write_file", real)
     assert s.list_tasks() == []
     assert os.listdir(tmp_path / "data" / "tasks") == []
     assert os.listdir(tmp_path / "data" / "tmp") == []
@@ -149,7 +149,7 @@ def test_failed_create_leaves_nothing_half_done(open_store, tmp_path, monkeypatc
 def test_failed_set_keeps_the_old_value(open_store, tmp_path, monkeypatch):
     s = open_store()
     s.create(EVERY, (b"old",))
-    monkeypatch.setattr(store_mod.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "EIO")))
+    monkeypatch.setattr(s.fs, "replace", lambda a, b: (_ for _ in ()).throw(OSError(5, "EIO")))
     with pytest.raises(OSError):
         s.set_argv(0, (b"new",))
     monkeypatch.undo()
@@ -161,9 +161,9 @@ def test_failed_set_keeps_the_old_value(open_store, tmp_path, monkeypatch):
 def test_create_renames_into_place_after_fsync(open_store, monkeypatch, tmp_path):
     s = open_store()
     events = []
-    real_fsync, real_rename = os.fsync, os.rename
-    monkeypatch.setattr(store_mod.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
-    monkeypatch.setattr(store_mod.os, "rename", lambda a, b: (events.append(("rename", str(b))), real_rename(a, b))[1])
+    real_fsync, real_rename = s.fs.fsync, s.fs.rename
+    monkeypatch.setattr(s.fs, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(s.fs, "rename", lambda a, b: (events.append(("rename", str(b))), real_rename(a, b))[1])
     s.create(EVERY, (b"x",))
     monkeypatch.undo()
     tasks = str(tmp_path / "data" / "tasks")

@@ -6,13 +6,11 @@
 """
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from saturnd import protocol as P
-from saturnd import store as store_mod
 from saturnd.store import Store
 from reliability_harness import T0
 from reliability_fixtures import make_daemon  # noqa: F401 (fixture)
@@ -56,7 +54,7 @@ def test_a_record_is_written_whole_or_not_at_all(open_store, logs, monkeypatch, 
     s = open_store()
     s.create(EVERY, (b"x",))
     assert s.publish(0, s.get(0).token, T0, 0, *spool(s, b"first", b"e1"))
-    real_write = os.write
+    real_write = s.fs.write
 
     def write(fd, data):
         if len(data) == P.RUN_RECORD_SIZE:
@@ -64,9 +62,9 @@ def test_a_record_is_written_whole_or_not_at_all(open_store, logs, monkeypatch, 
                 return real_write(fd, bytes(data)[:6])     # a full disk: 6 bytes land
             raise OSError(28, "No space left on device")
         return real_write(fd, data)
-    monkeypatch.setattr(store_mod.os, "write", write)
+    monkeypatch.setattr(s.fs, "write", write)
     recorded = s.publish(0, s.get(0).token, T0 + 60, 1, *spool(s, b"second", b"e2"))
-    monkeypatch.setattr(store_mod.os, "write", real_write)
+    monkeypatch.setattr(s.fs, "write", real_write)
     assert recorded is False
     assert _exit_bytes(s, 0) == P.encode_run(T0, 0)              # truncated back
     assert s.output(0, "stdout") == b"first"                     # not published
@@ -157,7 +155,7 @@ def test_delete_all_with_an_unremovable_task_is_all_or_nothing(open_store, monke
     s = open_store()
     ids = _make_tasks(s, 4)
     stuck = os.path.join(s.tasks_dir, "2")
-    real_rename, real_rmtree = os.rename, shutil.rmtree
+    real_rename, real_rmtree = s.fs.rename, s.fs.rmtree
 
     def rename(src, dst, *a, **kw):
         if os.fspath(src) == stuck:
@@ -171,8 +169,8 @@ def test_delete_all_with_an_unremovable_task_is_all_or_nothing(open_store, monke
         except OSError:
             pass
         raise OSError(1, "Operation not permitted")     # something stays behind
-    monkeypatch.setattr(store_mod.os, "rename", rename)
-    monkeypatch.setattr(store_mod.shutil, "rmtree", rmtree)
+    monkeypatch.setattr(s.fs, "rename", rename)
+    monkeypatch.setattr(s.fs, "rmtree", rmtree)
     try:
         count = s.remove_all()
     except OSError:
@@ -192,7 +190,7 @@ def test_delete_all_whose_rename_fails_removes_nothing(open_store, monkeypatch):
 
     def rename(src, dst, *a, **kw):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(store_mod.os, "rename", rename)
+    monkeypatch.setattr(s.fs, "rename", rename)
     with pytest.raises(OSError):
         s.remove_all()
     monkeypatch.undo()

@@ -1,11 +1,13 @@
-"""Storage faults at the worst moment leave each task all-or-nothing, in memory and on disk."""
+"""Storage faults at the worst moment leave each task all-or-nothing, in memory and on disk.
+
+Faults go through the store's I/O seam (``store.fs``, saturnd/fsio.py): only that store sees
+them."""
 
 import os
 
 import pytest
 
 from saturnd import protocol as P
-from saturnd import store as store_mod
 from saturnd.store import Store
 
 
@@ -18,18 +20,18 @@ def store(tmp_path):
 
 def test_remove_whose_directory_fsync_fails_keeps_the_task(store, tmp_path, monkeypatch):
     tid = store.create(P.Timing(1, 1, 1), (b"echo", b"x"))
-    real = store_mod.fsync_dir
+    real = store.fs.fsync_dir
 
     def failing(path):
         if path == store.tasks_dir:
             raise OSError(5, "Input/output error")
         return real(path)
-    monkeypatch.setattr(store_mod, "fsync_dir", failing)
+    monkeypatch.setattr(store.fs, "fsync_dir", failing)
     with pytest.raises(OSError):
         store.remove(tid)
     assert [t.taskid for t in store.list_tasks()] == [tid]       # the empty reply is true
     assert os.listdir(store.tasks_dir) == [str(tid)]
-    monkeypatch.setattr(store_mod, "fsync_dir", real)
+    monkeypatch.setattr(store.fs, "fsync_dir", real)
     store.remove(tid)
     assert store.list_tasks() == [] and os.listdir(store.tasks_dir) == []
     reopened = Store(tmp_path / "data", lambda m: None)
@@ -42,17 +44,17 @@ def test_delete_all_whose_fsync_fails_removes_nothing(store, tmp_path, monkeypat
     """DELETE_ALL is one rename of tasks/: when it cannot be made durable, every task is
     put back (the empty reply is true); otherwise every task goes."""
     ids = [store.create(P.Timing(1, 1, 1), (b"echo", str(i).encode())) for i in range(4)]
-    real = store_mod.fsync_dir
+    real = store.fs.fsync_dir
     target = store.root if failing_dir == "root" else store.trash_dir
 
     def failing(path):
         if path == target:
             raise OSError(28, "No space left on device")
         return real(path)
-    monkeypatch.setattr(store_mod, "fsync_dir", failing)
+    monkeypatch.setattr(store.fs, "fsync_dir", failing)
     with pytest.raises(OSError):
         store.remove_all()
-    monkeypatch.setattr(store_mod, "fsync_dir", real)
+    monkeypatch.setattr(store.fs, "fsync_dir", real)
     assert [t.taskid for t in store.list_tasks()] == ids
     assert sorted(os.listdir(store.tasks_dir)) == [str(i) for i in ids]
     for t in store.list_tasks():
@@ -75,7 +77,7 @@ def _publish_until(store, tid, out, when, stop_at, monkeypatch):
 
     class Crash(Exception):
         pass
-    real_replace, real_write = os.replace, os.write
+    real_replace, real_write = store.fs.replace, store.fs.write
 
     def replace(src, dst):
         if stop_at == "after-commit" and ".new." in os.path.basename(src):
@@ -86,15 +88,15 @@ def _publish_until(store, tid, out, when, stop_at, monkeypatch):
         if stop_at == "before-commit" and len(data) == P.RUN_RECORD_SIZE:
             raise Crash()
         return real_write(fd, data)
-    monkeypatch.setattr(store_mod.os, "replace", replace)
-    monkeypatch.setattr(store_mod.os, "write", write)
+    monkeypatch.setattr(store.fs, "replace", replace)
+    monkeypatch.setattr(store.fs, "write", write)
     try:
         store.publish(tid, store.get(tid).token, when, 0, o, e)
     except Crash:
         pass
     finally:
-        monkeypatch.setattr(store_mod.os, "replace", real_replace)
-        monkeypatch.setattr(store_mod.os, "write", real_write)
+        monkeypatch.setattr(store.fs, "replace", real_replace)
+        monkeypatch.setattr(store.fs, "write", real_write)
 
 
 @pytest.mark.parametrize("stop_at", ["before-commit", "after-commit"])

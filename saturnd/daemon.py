@@ -1,0 +1,144 @@
+"""The daemon's pieces wired together: :class:`Daemon` starts them in order (each step a
+method of its own), serves until a stop is requested, then stops them.
+
+``saturnd/__main__.py`` parses the options, detaches, and hands over to :class:`Daemon`.
+"""
+
+import os
+import signal
+import threading
+import time
+
+from . import control, errlog, server as server_mod
+from .clock import ManualClock, SystemClock, floor_minute
+from .commands import Context
+from .instance import StartupError, claim
+from .runner import Runner
+from .scheduler import Scheduler
+from .stop import StopFlag
+from .store import Store
+
+PREDECESSOR_MARGIN = 15.0     # added to --grace: how long to wait for a stopping predecessor
+
+
+def mark_fds_non_inheritable():
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = range(3, 256)
+    for fd in fds:
+        if fd >= 3:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+class Daemon:
+    """The pieces of a running saturnd, started in order by :meth:`start`."""
+
+    def __init__(self, args, log):
+        self.args = args
+        self.log = log
+        self.stop = StopFlag(on_stop=self._mark_stopping)
+        self.instance = None
+        self.control = None
+        self.server = None
+
+    def request_stop(self, reason):
+        self.stop.request(reason)
+
+    def _mark_stopping(self, reason):
+        if self.instance is not None:
+            self.instance.set_state("stopping")    # a successor waits for us
+
+    def _on_signal(self, signum, frame):
+        self.request_stop(f"signal {signal.Signals(signum).name}")
+
+    def start(self):
+        """Everything up to readiness; raises StartupError."""
+        mark_fds_non_inheritable()
+        self.clock = make_clock(self.args)
+        self.log.clock = self.clock
+        self._claim()
+        self._open_store()
+        self._enter_home()
+        self._start_workers()
+        self._catch_signals()
+        self._open_server()
+        self.log(f"ready (pid {os.getpid()}, pipes {self.args.pipes_dir}, data "
+                 f"{self.args.data_dir}, clock {self.args.clock} at {int(self.clock.now())})")
+
+    def _claim(self):
+        """The pipes and data directories, their locks, the FIFOs (saturnd/instance.py)."""
+        fifos = [server_mod.REQUEST_PIPE, server_mod.REPLY_PIPE]
+        clock_fifos = [control.REQUEST_PIPE, control.REPLY_PIPE]
+        if self.args.clock == "manual":
+            fifos, clock_fifos = fifos + clock_fifos, []
+        self.instance = claim(self.args.pipes_dir, self.args.data_dir, fifos, clock_fifos,
+                              self.args.grace + PREDECESSOR_MARGIN, self.log)
+
+    def _open_store(self):
+        try:
+            self.store = Store(self.args.data_dir, self.log)
+            self.errors = errlog.ErrorLog(self.store.root, self.clock, self.store, self.log)
+            errlog.install(self.errors)     # before open(): damaged entries are logged
+            self.store.open()
+        except OSError as e:
+            where = f" ({e.filename})" if e.filename else ""
+            raise StartupError(f"{e.strerror or e}{where}") from None
+
+    def _enter_home(self):
+        home = os.path.expanduser("~")
+        try:
+            os.chdir(home)
+        except OSError as e:
+            self.log(f"cannot chdir to {home!r} ({e.strerror}); runs start in /")
+            os.chdir("/")
+
+    def _start_workers(self):
+        """The runner; the scheduler, driven by its own thread or by the clock channel."""
+        self.runner = Runner(self.store, self.log, self.args.output_cap)
+        self.runner.start_threads()
+        self.scheduler = Scheduler(self.store, self.runner, self.clock, self.log)
+        if self.args.clock == "manual":
+            self.control = control.Control(self.args.pipes_dir, self.clock, self.scheduler,
+                                           self.runner, self.log)
+            self.control.start()
+        else:
+            threading.Thread(target=self.scheduler.loop, name="scheduler", daemon=True).start()
+
+    def _catch_signals(self):
+        signal.set_wakeup_fd(self.stop.open(), warn_on_full_buffer=False)
+        # TERM (docker stop), INT (^C) and HUP (a closed terminal, a supervisor): the same
+        # graceful stop as TERMINATE; a detached daemon ignored HUP only while it detached
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _open_server(self):
+        ctx = Context(self.store, self.runner, self.clock, self.scheduler, self.errors,
+                      self.request_stop)
+        self.server = server_mod.Server(self.args.pipes_dir, ctx, self.log, self.stop,
+                                        self.instance.pipes)
+        try:
+            self.server.open()    # the request pipe has a reader before we say "ready"
+        except OSError as e:
+            raise StartupError(f"cannot open the request pipe: {e.strerror}") from None
+
+    def run(self):
+        self.server.serve_forever()
+        self.request_stop("request loop ended")
+        self.log(f"stopping ({self.stop.reason}); grace {self.args.grace:g} s")
+        self.scheduler.stop()
+        if self.control is not None:
+            self.control.stop()
+        self.runner.shutdown(self.args.grace)
+        self.log("stopped")
+        return 0
+
+
+def make_clock(args):
+    if args.clock == "manual":
+        start = args.start_time if args.start_time is not None else floor_minute(time.time())
+        return ManualClock(start)
+    return SystemClock()

@@ -29,7 +29,7 @@ CASES_DIR = _shipped_cases()
 SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
 COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
-from saturnd.protocol import ProtocolError, Truncated, decode_request  # noqa: E402
+from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated, decode_request  # noqa: E402
 
 TAGS = ("reference", "strict", "extension", "deviation")
 REQUEST_DEADLINE = 2.0     # seconds to receive the whole request
@@ -365,8 +365,8 @@ def run_case(case, cassini=None, run_id=None, jail=None, exit_deadline=EXIT_DEAD
     args = [a.replace(b"{pipes}", pipes) for a in case.arguments]
     if not case.default_pipes and not any(b"{pipes}" in a for a in case.arguments):
         args = [b"-p", pipes] + args
-    req_path = os.path.join(pipes, b"saturnd-request-pipe")
-    rep_path = os.path.join(pipes, b"saturnd-reply-pipe")
+    req_path = os.path.join(pipes, os.fsencode(REQUEST_PIPE))
+    rep_path = os.path.join(pipes, os.fsencode(REPLY_PIPE))
     req_fd = rep_fd = None
     proc = None
     start = time.monotonic()

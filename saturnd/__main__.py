@@ -15,14 +15,14 @@ import sys
 import threading
 import time
 
-from . import errlog, pipes as pipes_mod, security, server as server_mod
+from . import errlog, pipes as pipes_mod, protocol, security, server as server_mod
 from .clock import ManualClock, SystemClock, floor_minute
 from .runner import DEFAULT_OUTPUT_CAP, Runner
 from .scheduler import Scheduler
 from .store import Store
 
 DEFAULT_GRACE = 5.0
-LOCK_NAME = "saturnd.lock"
+LOCK_NAME = protocol.DAEMON_LOCK
 PREDECESSOR_MARGIN = 15.0
 
 
@@ -63,7 +63,7 @@ def username():
 
 
 def default_pipes_dir():
-    return os.path.join("/tmp", username(), "saturnd", "pipes")
+    return protocol.default_pipes_dir(username())
 
 
 def default_data_dir():

@@ -1,8 +1,10 @@
 """The saturnd <-> cassini wire protocol (byte by byte: ``docs/protocol.md``).
 
-This module is the only place where the wire format exists.  It is shared by
-the client and the daemon, so it imports nothing but :mod:`struct` to keep
-``cassini`` quick to start.
+This module is the only place where the wire format exists, and where the
+names both sides agree on are defined (the FIFOs, the lock files, the default
+pipes directory).  It is shared by the client, the daemon, ``saturnd-clock``
+and the grader, so it imports nothing but :mod:`os` (always loaded) and
+:mod:`struct` to keep ``cassini`` quick to start.
 
 Decoding is stream-oriented: every ``read_*`` function takes a *reader*, an
 object with a ``read_exact(n)`` method that returns exactly ``n`` bytes or
@@ -14,7 +16,38 @@ client and the daemon provide readers over their pipes.  Allocation follows
 the bytes actually received, never a length announced by the peer.
 """
 
+import os
 import struct
+
+# --- names (``docs/protocol.md``, "Transport") ---------------------------------
+# in the pipes directory
+REQUEST_PIPE = "saturnd-request-pipe"               # client -> daemon
+REPLY_PIPE = "saturnd-reply-pipe"                   # daemon -> client
+CASSINI_LOCK = "cassini-lock"                       # a client's flock: one exchange at a time
+CLOCK_REQUEST_PIPE = "saturnd-clock-request-pipe"   # the manual clock's control channel
+CLOCK_REPLY_PIPE = "saturnd-clock-reply-pipe"
+CLOCK_LOCK = "clock-lock"                           # saturnd-clock's flock
+# in the pipes directory and in the data directory: one daemon per directory
+DAEMON_LOCK = "saturnd.lock"
+
+
+def current_user():
+    """``$USER``, else the effective user's login name (bytes); None when the uid has none."""
+    user = os.environb.get(b"USER")
+    if user:
+        return user
+    import pwd
+    try:
+        return os.fsencode(pwd.getpwuid(os.geteuid()).pw_name)
+    except KeyError:
+        return None
+
+
+def default_pipes_dir(user):
+    """``/tmp/<user>/saturnd/pipes`` (bytes for a bytes ``user``, else str)."""
+    if isinstance(user, bytes):
+        return b"/tmp/" + user + b"/saturnd/pipes"
+    return "/tmp/" + user + "/saturnd/pipes"
 
 # --- request opcodes -------------------------------------------------------
 LIST = 0x4C53             # 'LS'

@@ -219,3 +219,13 @@ def test_every_operation_has_an_option_and_its_argument_is_the_taskid():
 ])
 def test_the_request_carries_the_tables_fields_from_the_command_line(args, request_bytes):
     assert parse_command_line(args, {}).request() == request_bytes
+
+
+def test_every_reply_shape_with_a_payload_has_a_renderer():
+    from cassini import render
+    shapes = {op.reply for op in P.OPERATIONS.values()}
+    assert set(render.RENDERERS) == shapes - {P.SHAPE_OK}
+    assert render.stdout_bytes(P.REMOVE, P.Reply()) == b""
+    assert render.stdout_bytes(P.CLONE, P.Reply(value=12)) == b"12\n"
+    assert render.stdout_bytes(P.DELETE_ALL, P.Reply(value=0)) == b"0\n"
+    assert render.stdout_bytes(P.STDERR, P.Reply(output=b"\0x")) == b"\0x"

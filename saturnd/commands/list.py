@@ -3,8 +3,8 @@
 The LIST reply cache lives here: each task's encoded entry
 (:func:`protocol.encode_list_entry`) is kept until the task changes (every change
 gives the task a new token, unique in its store), so a LIST of 10,000 unchanged
-tasks joins bytes instead of encoding them again.  One cache per store, rebuilt at
-each LIST with the current tokens only (a removed or changed task's entry goes).
+tasks joins bytes instead of encoding them again.  One cache per store; the
+entries of removed or changed tasks go at the next LIST.
 """
 
 import weakref
@@ -16,18 +16,21 @@ _caches = weakref.WeakKeyDictionary()     # store -> {token: encoded entry}
 
 def handle(ctx, request):
     store = ctx.store
-    old = _caches.get(store, {})
-    cache = {}
-    entries = []
+    cache = _caches.get(store)
+    if cache is None:
+        cache = _caches[store] = {}
+    get = cache.get
     with store.lock:
         tasks = store.tasks
-        for taskid in sorted(tasks):
-            task = tasks[taskid]
-            token = task.token
-            entry = old.get(token)
-            if entry is None:
-                entry = encode_list_entry(taskid, task.timing, task.argv)
-            cache[token] = entry
-            entries.append(entry)
-    _caches[store] = cache
+        entries = [get(tasks[taskid].token) or _encode(cache, tasks[taskid])
+                   for taskid in sorted(tasks)]
+        if len(cache) > len(entries):     # entries of tasks removed or changed since
+            live = {task.token for task in tasks.values()}
+            for token in [token for token in cache if token not in live]:
+                del cache[token]
     return Reply(tasks=EncodedTasks(entries))
+
+
+def _encode(cache, task):
+    entry = cache[task.token] = encode_list_entry(task.taskid, task.timing, task.argv)
+    return entry

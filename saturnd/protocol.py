@@ -492,11 +492,9 @@ def _decode_all(data, read, limit=None):
     return value
 
 
-# --- this project's own requests: ERROR_LOG ----------------------------------------
-# The request is ``EL SCOPE(uint8) TASKID(uint64)``; in :class:`Request` the SCOPE is
-# kept in ``timing`` (an int, ERROR_LOG_DAEMON or ERROR_LOG_TASK) and the TASKID in
-# ``taskid`` (None for the daemon-wide scope).  The reply is ``OK NBENTRIES(uint32)``
-# then NBENTRIES x (``TIME int64``, ``MESSAGE string``), oldest first, or ``ER NF``.
+# --- this project's own requests: ERROR_LOG's entries --------------------------------
+# The reply is ``OK NBENTRIES(uint32)`` then NBENTRIES x (``TIME int64``, ``MESSAGE
+# string``), oldest first, or ``ER NF``; the request's fields: ARG_SCOPE, below.
 MAX_ERROR_MESSAGE = 1024       # bytes of one message on the wire and on disk
 
 

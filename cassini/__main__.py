@@ -57,16 +57,17 @@ OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
 OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
 OPTSTRING += "n:N:I:PX"     # ... next runs, crontab import/export
 
-# option letter -> operation, for the options that select one
-_SIMPLE_OPS = {"l": P.LIST, "c": P.CREATE, "q": P.TERMINATE, "s": P.DELETE_ALL,
-               "w": P.RESET_TASKMAX}
-_TASKID_OPS = {"r": P.REMOVE, "x": P.TIMES_EXITCODES, "o": P.STDOUT, "e": P.STDERR,
-               "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK}
-# this project's own requests
-_TASKID_OPS.update({"R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG})
+# option letter -> the operation it selects; what the request then carries is the table's
+# (saturnd/protocol.py, OPERATIONS): an option with an argument gives the TASKID
+OPERATION_OPTIONS = {
+    "l": P.LIST, "c": P.CREATE, "q": P.TERMINATE, "s": P.DELETE_ALL, "w": P.RESET_TASKMAX,
+    "r": P.REMOVE, "x": P.TIMES_EXITCODES, "o": P.STDOUT, "e": P.STDERR,
+    "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK,
+    # this project's own requests: -D is the daemon-wide error log (no TASKID)
+    "R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG, "D": P.ERROR_LOG, "n": P.NEXT_RUNS,
+}
 
-# this project's own operations: next runs (a request), crontab import/export (cassini.crontab)
-_TASKID_OPS["n"] = P.NEXT_RUNS
+# this project's own operations without a request: crontab import/export (cassini.crontab)
 IMPORT = "import"
 EXPORT = "export"
 DEFAULT_COUNT = 5
@@ -120,13 +121,12 @@ def parse_command_line(args, environ):
             raise UsageError(arg)
         if opt == "h":
             return None
-        if opt in _SIMPLE_OPS:
-            cmd.opcode = _SIMPLE_OPS[opt]
-        elif opt in _TASKID_OPS:
-            cmd.opcode = _TASKID_OPS[opt]
-            cmd.taskid = parse_taskid(arg)
-        elif opt == "D":            # this project's own: the daemon-wide error log
-            cmd.opcode, cmd.taskid = P.ERROR_LOG, None
+        if opt in OPERATION_OPTIONS:
+            cmd.opcode = OPERATION_OPTIONS[opt]
+            if arg is not None:
+                cmd.taskid = parse_taskid(arg)
+            elif _takes_taskid(cmd.opcode):     # -D: the daemon-wide error log
+                cmd.taskid = None
         elif opt == "m":
             cmd.minutes = arg
         elif opt == "H":
@@ -183,23 +183,32 @@ class Command:
             raise UsageError("COMMAND_NAME is empty")
         return tuple(self.operands)
 
+    def scope(self):
+        """ERROR_LOG's SCOPE: -E TASKID, one task's log; -D, the daemon's."""
+        return P.ERROR_LOG_DAEMON if self.taskid is None else P.ERROR_LOG_TASK
+
     def request(self):
-        """The request bytes (raises UsageError before anything is sent)."""
-        op = self.opcode
-        if op == P.CREATE:
-            req = P.Request(op, timing=self.timing(), argv=self.argv())
-        elif op == P.SW_TIME:
-            req = P.Request(op, taskid=self.taskid, timing=self.timing())
-        elif op == P.SET_CMD:
-            req = P.Request(op, taskid=self.taskid, argv=self.argv())
-        elif op == P.ERROR_LOG:     # -E TASKID: one task's log; -D: the daemon's
-            scope = P.ERROR_LOG_DAEMON if self.taskid is None else P.ERROR_LOG_TASK
-            req = P.Request(op, taskid=self.taskid, timing=scope)
-        elif op == P.NEXT_RUNS:
-            req = P.Request(op, taskid=self.taskid, count=self.count)
-        else:
-            req = P.Request(op, taskid=self.taskid)
+        """The request bytes (raises UsageError before anything is sent): the operation's
+        argument fields (the table of operations), taken from the command line in order."""
+        req = P.Request(self.opcode)
+        for field in P.operation(self.opcode).args:
+            setattr(req, field.attr, _ARGUMENTS[field](self))
         return P.encode_request(req)
+
+
+# argument field of a request -> its value on the command line
+_ARGUMENTS = {
+    P.ARG_TASKID: lambda cmd: cmd.taskid,
+    P.ARG_TIMING: Command.timing,               # -m -H -d
+    P.ARG_COMMANDLINE: Command.argv,            # the operands
+    P.ARG_COUNT: lambda cmd: cmd.count,         # -N
+    P.ARG_SCOPE: Command.scope,
+    P.ARG_SCOPED_TASKID: lambda cmd: cmd.taskid,
+}
+
+
+def _takes_taskid(opcode):
+    return any(field.attr == "taskid" for field in P.OPERATIONS[opcode].args)
 
 
 def _env_seconds(environ, name, default):

@@ -40,11 +40,12 @@ import select
 import stat
 
 from saturnd import busy
+from saturnd import protocol as _names
 from saturnd.protocol import ProtocolError, Truncated, read_reply
 
-REQUEST_PIPE = b"saturnd-request-pipe"
-REPLY_PIPE = b"saturnd-reply-pipe"
-LOCK_FILE = b"cassini-lock"
+REQUEST_PIPE = os.fsencode(_names.REQUEST_PIPE)
+REPLY_PIPE = os.fsencode(_names.REPLY_PIPE)
+LOCK_FILE = os.fsencode(_names.CASSINI_LOCK)
 SKIP_CHECK_VAR = b"CASSINI_SKIP_PIPES_CHECK"
 
 _CHUNK = 1 << 16        # read at least this much at a time
@@ -65,16 +66,11 @@ class _Alarm(Exception):
 
 def default_pipes_dir():
     """``/tmp/<USERNAME>/saturnd/pipes``: ``$USER``, else the effective user's name."""
-    user = os.environb.get(b"USER")
-    if not user:
-        import pwd
-        uid = os.geteuid()
-        try:
-            user = os.fsencode(pwd.getpwuid(uid).pw_name)
-        except KeyError:
-            raise ClientError(f"cannot tell who you are (uid {uid} has no name): "
-                              "set USER or use -p PIPES_DIR") from None
-    return b"/tmp/" + user + b"/saturnd/pipes"
+    user = _names.current_user()
+    if user is None:
+        raise ClientError(f"cannot tell who you are (uid {os.geteuid()} has no name): "
+                          "set USER or use -p PIPES_DIR")
+    return _names.default_pipes_dir(user)
 
 
 def _show(path):

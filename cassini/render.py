@@ -17,51 +17,72 @@ def list_output(tasks):
     return b"".join(lines)
 
 
+def _stamper(what):
+    """A function: epoch seconds -> ``YYYY-MM-DD HH:MM:SS`` in the local time zone (``TZ``),
+    as bytes; ValueError naming ``what`` when the time cannot be shown."""
+    import time
+    strftime, localtime = time.strftime, time.localtime
+
+    def stamp(when):
+        try:
+            return strftime("%Y-%m-%d %H:%M:%S", localtime(when)).encode("ascii", "replace")
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{what} {when} cannot be shown as a local date") from None
+    return stamp
+
+
 def runs_output(runs):
     """``YYYY-MM-DD HH:MM:SS CODE`` per run, in the local time zone (``TZ``)."""
-    import time
-    lines = []
-    for when, code in runs:
-        try:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"run time {when} cannot be shown as a local date") from None
-        lines.append(b"%s %d\n" % (stamp.encode("ascii", "replace"), code))
-    return b"".join(lines)
+    stamp = _stamper("run time")
+    return b"".join([b"%s %d\n" % (stamp(when), code) for when, code in runs])
 
 
-def stdout_bytes(opcode, reply):
-    """What an ``OK`` reply prints (raises ValueError when it cannot be shown)."""
-    if opcode == P.LIST:
-        return list_output(reply.tasks)
-    if opcode in (P.CREATE, P.RESET_TASKMAX, P.DELETE_ALL):
-        return b"%d\n" % reply.value
-    if opcode == P.TIMES_EXITCODES:
-        return runs_output(reply.runs)
-    if opcode in (P.STDOUT, P.STDERR):
-        return reply.output
-    if opcode == P.CLONE:           # this project's own requests
-        return b"%d\n" % reply.value
-    if opcode == P.ERROR_LOG:
-        return error_log_output(reply.entries)
-    if opcode == P.NEXT_RUNS:
-        return times_output(reply.times)
-    return b""
+def number_output(value):
+    """A task id or a count: the number and a newline."""
+    return b"%d\n" % value
+
+
+def output_output(output):
+    """STDOUT, STDERR: the bytes as they are."""
+    return output
 
 
 def error_log_output(entries):
     """``YYYY-MM-DD HH:MM:SS MESSAGE`` per entry, local time (``TZ``), like ``-x``;
     a line break inside a message is shown as ``\\n`` (one line per entry)."""
-    import time
+    stamp = _stamper("error log time")
     lines = []
     for when, message in entries:
-        try:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"error log time {when} cannot be shown as a local date") from None
         message = message.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
-        lines.append(b"%s %s\n" % (stamp.encode("ascii", "replace"), message))
+        lines.append(b"%s %s\n" % (stamp(when), message))
     return b"".join(lines)
+
+
+def times_output(times):
+    """NEXT_RUNS: ``YYYY-MM-DD HH:MM:SS`` per time, in the local time zone (``TZ``), like -x."""
+    stamp = _stamper("time")
+    return b"".join([stamp(when) + b"\n" for when in times])
+
+
+# reply shape (the table of operations, saturnd/protocol.py) -> what its payload prints
+RENDERERS = {
+    P.SHAPE_LIST: list_output,
+    P.SHAPE_U64: number_output,
+    P.SHAPE_COUNT: number_output,
+    P.SHAPE_RUNS: runs_output,
+    P.SHAPE_OUTPUT: output_output,
+    P.SHAPE_ERROR_LOG: error_log_output,
+    P.SHAPE_TIMES: times_output,
+}
+
+
+def stdout_bytes(opcode, reply):
+    """What an ``OK`` reply prints (raises ValueError when it cannot be shown)."""
+    shape = P.operation(opcode).reply
+    render = RENDERERS.get(shape)
+    if render is None:          # OK only: nothing
+        return b""
+    return render(getattr(reply, shape.attr))
 
 
 def error_message(opcode, taskid, errcode):
@@ -75,17 +96,3 @@ def error_message(opcode, taskid, errcode):
             return f"task {taskid} has never run"
         return "saturnd answered: the task has never run"
     return f"saturnd answered with the unknown error code {errcode:#06x}"
-
-
-# --- this project's own requests ---------------------------------------------------------
-def times_output(times):
-    """NEXT_RUNS: ``YYYY-MM-DD HH:MM:SS`` per time, in the local time zone (``TZ``), like -x."""
-    import time
-    lines = []
-    for when in times:
-        try:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"time {when} cannot be shown as a local date") from None
-        lines.append(stamp.encode("ascii", "replace") + b"\n")
-    return b"".join(lines)

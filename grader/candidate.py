@@ -16,6 +16,8 @@ import stat
 import time
 from dataclasses import dataclass
 
+from saturnd import protocol as P
+
 from .sandbox import Sandbox
 
 START_TIMEOUT = 10.0        # seconds for a daemon to make its pipes
@@ -92,7 +94,7 @@ class Daemon:
                     break
         if getattr(self.config, "precreate", False):
             # for daemons that expect their pipes directory to exist already
-            for d in (self.sb.pipes, self.sb.host_path(f"/tmp/{self.sb.user}/saturnd/pipes")):
+            for d in (self.sb.pipes, self.sb.host_path(P.default_pipes_dir(self.sb.user))):
                 os.makedirs(d, 0o700, exist_ok=True)
             self.sb.grant(self.sb.root)
         env = self.sb.env()
@@ -111,10 +113,10 @@ class Daemon:
         dirs = [sb.pipes]
         dirs += glob.glob(os.path.join(sb.tmp, "*", "saturnd", "pipes"))
         if not sb.private_tmp:
-            dirs.append(os.path.join("/tmp", sb.user, "saturnd", "pipes"))
+            dirs.append(P.default_pipes_dir(sb.user))
         for top in (sb.tmp, sb.home, sb.work, sb.data):
             for depth in range(0, 5):
-                pattern = os.path.join(top, *(["*"] * depth), "saturnd-request-pipe")
+                pattern = os.path.join(top, *(["*"] * depth), P.REQUEST_PIPE)
                 dirs += [os.path.dirname(p) for p in glob.glob(pattern)]
         return dirs
 
@@ -122,8 +124,8 @@ class Daemon:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             for d in self.candidates():
-                if _is_fifo(os.path.join(d, "saturnd-request-pipe")) and \
-                        _is_fifo(os.path.join(d, "saturnd-reply-pipe")):
+                if _is_fifo(os.path.join(d, P.REQUEST_PIPE)) and \
+                        _is_fifo(os.path.join(d, P.REPLY_PIPE)):
                     return d
             if not self.sb.alive():
                 raise Failed("the daemon exited before making its pipes"

@@ -29,7 +29,7 @@ CASES_DIR = _shipped_cases()
 SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
 COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
-from saturnd.protocol import ProtocolError, Truncated, decode_request  # noqa: E402
+from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated, decode_request  # noqa: E402
 
 TAGS = ("reference", "strict", "extension", "deviation")
 REQUEST_DEADLINE = 2.0     # seconds to receive the whole request
@@ -393,8 +393,8 @@ class _Play:
         if not case.default_pipes and not any(b"{pipes}" in a for a in case.arguments):
             args = [b"-p", pipes] + args
         self.pipes, self.args = pipes, args
-        self.req_path = os.path.join(pipes, b"saturnd-request-pipe")
-        self.rep_path = os.path.join(pipes, b"saturnd-reply-pipe")
+        self.req_path = os.path.join(pipes, os.fsencode(REQUEST_PIPE))
+        self.rep_path = os.path.join(pipes, os.fsencode(REPLY_PIPE))
         self.start_time = time.monotonic()
         return True
 

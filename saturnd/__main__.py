@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+from . import protocol
 from .daemon import Daemon
 from .instance import StartupError, make_private_dirs
 from .runner import DEFAULT_OUTPUT_CAP
@@ -54,7 +55,7 @@ def username():
 
 
 def default_pipes_dir():
-    return os.path.join("/tmp", username(), "saturnd", "pipes")
+    return protocol.default_pipes_dir(username())
 
 
 def default_data_dir():

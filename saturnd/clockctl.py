@@ -8,14 +8,16 @@ exit 0 on ``ok``, 1 otherwise.
 import errno
 import fcntl
 import os
-import pwd
 import select
 import sys
 import time
 
-REQUEST_PIPE = "saturnd-clock-request-pipe"
-REPLY_PIPE = "saturnd-clock-reply-pipe"
-LOCK_FILE = "clock-lock"
+from .protocol import CLOCK_LOCK as LOCK_FILE
+from .protocol import CLOCK_REPLY_PIPE as REPLY_PIPE
+from .protocol import CLOCK_REQUEST_PIPE as REQUEST_PIPE
+from .protocol import current_user
+from .protocol import default_pipes_dir as _default_pipes_dir
+
 DEFAULT_TIMEOUT = 30.0
 MISSING_WAIT = 5.0      # how long a missing control FIFO may take to appear
 
@@ -33,13 +35,8 @@ class ClockError(Exception):
 
 
 def default_pipes_dir():
-    user = os.environ.get("USER")
-    if not user:
-        try:
-            user = pwd.getpwuid(os.geteuid()).pw_name
-        except KeyError:
-            user = str(os.geteuid())
-    return os.path.join("/tmp", user, "saturnd", "pipes")
+    user = current_user()
+    return _default_pipes_dir(os.fsdecode(user) if user else str(os.geteuid()))
 
 
 def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):

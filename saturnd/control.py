@@ -24,10 +24,8 @@ import threading
 import time
 
 from .clock import floor_minute
+from .protocol import CLOCK_LOCK as LOCK_FILE, CLOCK_REPLY_PIPE as REPLY_PIPE, CLOCK_REQUEST_PIPE as REQUEST_PIPE  # noqa: E501
 
-REQUEST_PIPE = "saturnd-clock-request-pipe"
-REPLY_PIPE = "saturnd-clock-reply-pipe"
-LOCK_FILE = "clock-lock"
 DEFAULT_DEADLINE = 10.0
 MAX_LINE = 1024
 MAX_ADVANCE = 10 * 366 * 24 * 60     # ten years of minutes

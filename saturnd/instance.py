@@ -15,9 +15,9 @@ import fcntl
 import os
 import time
 
-from . import pipes as pipes_mod, security
+from . import pipes as pipes_mod, protocol, security
 
-LOCK_NAME = "saturnd.lock"
+LOCK_NAME = protocol.DAEMON_LOCK
 
 
 class StartupError(Exception):

@@ -63,8 +63,7 @@ from . import busy as busy_mod
 from . import errlog, protocol
 from .commands import dispatch
 
-REQUEST_PIPE = "saturnd-request-pipe"
-REPLY_PIPE = "saturnd-reply-pipe"
+from .protocol import REPLY_PIPE, REQUEST_PIPE
 
 STALL_TIMEOUT = 3.0
 DISCARD_SILENCE = 0.2

@@ -68,23 +68,15 @@ class NeverRan(LookupError):
 
 
 class Task:
-    __slots__ = ("taskid", "timing", "argv", "token", "_entry")
+    """One task in memory.  Every change gives it a new ``token``, unique in the store."""
+
+    __slots__ = ("taskid", "timing", "argv", "token")
 
     def __init__(self, taskid, timing, argv, token):
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
         self.token = token
-        self._entry = None
-
-    def list_entry(self):
-        """The task as a LIST reply encodes it, cached until the task changes (every
-        change gives it a new token)."""
-        cached = self._entry
-        if cached is None or cached[0] != self.token:
-            cached = self._entry = (self.token, protocol.encode_list_entry(
-                self.taskid, self.timing, self.argv))
-        return cached[1]
 
     def snapshot(self):
         return Task(self.taskid, self.timing, self.argv, self.token)
@@ -239,11 +231,6 @@ class Store:
     def list_tasks(self):
         with self.lock:
             return [self.tasks[i].snapshot() for i in sorted(self.tasks)]
-
-    def list_entries(self):
-        """Every task, in increasing id order, as encoded LIST entries."""
-        with self.lock:
-            return [self.tasks[i].list_entry() for i in sorted(self.tasks)]
 
     def get(self, taskid):
         """A snapshot of the task (consistent argv, timing and token)."""

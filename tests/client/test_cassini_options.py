@@ -190,3 +190,42 @@ def test_create_permutation_and_posixly_correct():
 def test_pipes_dir_last_one_wins():
     cmd = parse_command_line([b"-p", b"/a", b"-p/b"], {})
     assert cmd.pipes_dir == b"/b"
+
+
+# --- the option -> operation mapping reads the table of operations ------------------------
+def test_every_operation_has_an_option_and_its_argument_is_the_taskid():
+    from cassini.__main__ import OPERATION_OPTIONS
+    assert set(OPERATION_OPTIONS.values()) == set(P.OPERATIONS)
+    for opt, opcode in OPERATION_OPTIONS.items():
+        takes_taskid = any(f.attr == "taskid" for f in P.OPERATIONS[opcode].args)
+        # an option with an argument selects an operation whose TASKID it is
+        assert (opt in TAKES_ARG) <= takes_taskid, opt
+        assert (opt in TAKES_ARG) == takes_taskid or opt == "D", opt
+
+
+@pytest.mark.parametrize("args,request_bytes", [
+    ([b"-l"], b"LS"),
+    ([b"-r", b"3"], b"RM" + (3).to_bytes(8, "big")),
+    ([b"-t", b"1", b"-m", b"0", b"-H", b"0", b"-d", b"0"],
+     b"ST" + (1).to_bytes(8, "big") + P.Timing(1, 1, 1).encode()),
+    ([b"-z", b"2", b"ls", b"a"], (0x43FF).to_bytes(2, "big")
+     + (2).to_bytes(8, "big") + P.encode_commandline((b"ls", b"a"))),
+    ([b"-c", b"echo"], b"CR" + P.EVERY_MINUTE.encode() + P.encode_commandline((b"echo",))),
+    ([b"-n", b"4", b"-N", b"2"], b"NX" + (4).to_bytes(8, "big") + (2).to_bytes(4, "big")),
+    ([b"-E", b"6"], b"EL\x01" + (6).to_bytes(8, "big")),
+    ([b"-D"], b"EL\x00" + bytes(8)),
+    ([b"-E", b"6", b"-D"], b"EL\x00" + bytes(8)),
+    ([b"-r", b"5", b"-C", b"7"], b"CL" + (7).to_bytes(8, "big")),
+])
+def test_the_request_carries_the_tables_fields_from_the_command_line(args, request_bytes):
+    assert parse_command_line(args, {}).request() == request_bytes
+
+
+def test_every_reply_shape_with_a_payload_has_a_renderer():
+    from cassini import render
+    shapes = {op.reply for op in P.OPERATIONS.values()}
+    assert set(render.RENDERERS) == shapes - {P.SHAPE_OK}
+    assert render.stdout_bytes(P.REMOVE, P.Reply()) == b""
+    assert render.stdout_bytes(P.CLONE, P.Reply(value=12)) == b"12\n"
+    assert render.stdout_bytes(P.DELETE_ALL, P.Reply(value=0)) == b"0\n"
+    assert render.stdout_bytes(P.STDERR, P.Reply(output=b"\0x")) == b"\0x"

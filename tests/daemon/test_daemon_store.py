@@ -208,29 +208,6 @@ def test_leftovers_are_cleared_at_start(open_store, tmp_path):
         assert os.listdir(tmp_path / "data" / d) == []
 
 
-def test_list_entries_follow_every_change(open_store):
-    # LIST is served from per-task encodings cached until the task changes
-    s = open_store()
-    every = P.EVERY_MINUTE
-    s.create(every, (b"echo", b"a"))
-    s.create(every, (b"echo", b"b"))
-
-    def listed():
-        reply = P.encode_reply(P.LIST, P.Reply(entries=s.list_entries()))
-        return [(i, t.as_tuple(), a) for i, t, a in P.decode_reply(reply, P.LIST).tasks]
-
-    assert listed() == [(0, every.as_tuple(), (b"echo", b"a")), (1, every.as_tuple(), (b"echo", b"b"))]
-    s.set_argv(0, (b"printf", b"x y"))
-    s.set_timing(1, P.Timing(1, 2, 4))
-    assert listed() == [(0, every.as_tuple(), (b"printf", b"x y")), (1, (1, 2, 4), (b"echo", b"b"))]
-    s.remove(1)
-    assert listed() == [(0, every.as_tuple(), (b"printf", b"x y"))]
-    # the same bytes as a reply built from decoded tasks
-    tasks = [(t.taskid, t.timing, t.argv) for t in s.list_tasks()]
-    assert P.encode_reply(P.LIST, P.Reply(entries=s.list_entries())) == \
-        P.encode_reply(P.LIST, P.Reply(tasks=tasks))
-
-
 def test_large_outputs_are_handed_out_open_for_streaming(open_store):
     """STDOUT/STDERR of more than SMALL_OUTPUT bytes come back as an open file read in
     chunks (never whole); the bytes are exact, and a later run does not change them."""

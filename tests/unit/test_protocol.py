@@ -269,13 +269,28 @@ argvs = st.tuples(argv0).flatmap(lambda a: st.lists(args, max_size=5).map(lambda
 timings = st.builds(P.Timing, st.integers(0, P.MINUTES_MASK), st.integers(0, P.HOURS_MASK),
                     st.integers(0, P.DAYS_MASK))
 taskids = st.integers(0, 2**64 - 1)
+# the requests of each argument shape, from the table of operations
+BARE_REQUESTS = sorted(o for o, op in P.OPERATIONS.items() if op.args == ())
+TASKID_REQUESTS = sorted(o for o, op in P.OPERATIONS.items() if op.args == (P.ARG_TASKID,))
 requests = st.one_of(
-    st.sampled_from(sorted(P.BARE_REQUESTS)).map(P.Request),
-    st.builds(P.Request, st.sampled_from(sorted(P.TASKID_REQUESTS)), taskid=taskids),
+    st.sampled_from(BARE_REQUESTS).map(P.Request),
+    st.builds(P.Request, st.sampled_from(TASKID_REQUESTS), taskid=taskids),
     st.builds(P.Request, st.just(P.CREATE), timing=timings, argv=argvs),
     st.builds(P.Request, st.just(P.SET_CMD), taskid=taskids, argv=argvs),
     st.builds(P.Request, st.just(P.SW_TIME), taskid=taskids, timing=timings),
+    st.builds(P.Request, st.just(P.NEXT_RUNS), taskid=taskids, count=st.integers(0, 2**32 - 1)),
+    st.builds(P.Request, st.just(P.ERROR_LOG), taskid=taskids, timing=st.just(P.ERROR_LOG_TASK)),
+    st.just(P.Request(P.ERROR_LOG, timing=P.ERROR_LOG_DAEMON)),
 )
+
+
+def test_argument_shapes_cover_the_table():
+    # the twelve of the course project and RESET_HISTORY, CLONE: no argument or a TASKID
+    assert BARE_REQUESTS == sorted((P.LIST, P.TERMINATE, P.DELETE_ALL, P.RESET_TASKMAX))
+    assert TASKID_REQUESTS == sorted((P.REMOVE, P.TIMES_EXITCODES, P.STDOUT, P.STDERR,
+                                      P.EXEC_TASK, P.RESET_HISTORY, P.CLONE))
+    others = set(P.OPERATIONS) - set(BARE_REQUESTS) - set(TASKID_REQUESTS)
+    assert others == {P.CREATE, P.SET_CMD, P.SW_TIME, P.NEXT_RUNS, P.ERROR_LOG}
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,4 +12,7 @@
 - :mod:`testkit.workloads`: fuzz cases, the kill -9 workload, store invariants, idleness.
 """
 
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]     # the checkout (tests use an editable install)
 T0 = 1767225600          # 2026-01-01 00:00:00 UTC, a Thursday: the manual clock's default start

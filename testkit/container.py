@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from . import ROOT
 from .daemon import DaemonHandle
 from .waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
 IN_CI = bool(os.environ.get("CI"))
 SESSION = uuid.uuid4().hex[:10]
 LABEL = "saturnd-test"

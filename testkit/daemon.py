@@ -27,6 +27,7 @@ from .waiting import wait_for
 
 BIN = Path(sys.executable).parent
 SATURND = [str(BIN / "saturnd")]
+CASSINI = str(BIN / "cassini")         # this checkout's cassini (cassini_command: the one under test)
 CLOCKCTL = [sys.executable, "-m", "saturnd.clockctl"]
 LIST_REQUEST = P.encode_request(P.Request(P.LIST))
 
@@ -36,7 +37,7 @@ def cassini_command():
     env = os.environ.get("CASSINI")
     if env:
         return shlex.split(env)
-    return [str(BIN / "cassini")]
+    return [CASSINI]
 
 
 def answers_list(pipes, timeout=1.0):

@@ -24,7 +24,7 @@ LOCK = "cassini-lock"
 
 def call(pipes, req, timeout=10.0):
     """One exchange with a well-formed ``Request``; returns the decoded ``Reply``."""
-    return exchange(os.fsencode(str(pipes)), P.encode_request(req), req.opcode, timeout=timeout,
+    return exchange(os.fsencode(pipes), P.encode_request(req), req.opcode, timeout=timeout,
                     reply_timeout=timeout, lock_timeout=timeout)
 
 

@@ -51,3 +51,19 @@ def children_of(pid):
             if int(fields[1]) == pid:
                 found.append((entry, fields[0]))
     return found
+
+
+def leftover_processes(marker):
+    """Processes whose command line mentions ``marker`` (a candidate's file name)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmd and b"pytest" not in cmd:
+            found.append((int(name), cmd.replace(b"\0", b" ")[:200]))
+    return found

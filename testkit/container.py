@@ -224,8 +224,6 @@ class ContainerDaemon(DaemonHandle):
             except Exception:       # noqa: BLE001
                 pass
 
-    kill = stop
-
 
 # --- the project image as tests/container drives it ---------------------------------------
 def container_ids():

@@ -143,8 +143,6 @@ class DaemonHandle:
                 self.proc.send_signal(signal.SIGKILL)
                 self.proc.wait(10)
 
-    kill = stop
-
     # --- clients ----------------------------------------------------------------------
     @property
     def bpipes(self):

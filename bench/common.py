@@ -1,26 +1,24 @@
-"""Shared helpers of the benchmark: statistics, timers, a daemon under test,
-a protocol-API client on the FIFOs, a fast on-disk task-store populator, RSS.
+"""Shared helpers of the benchmark: statistics, timers, a fast on-disk task-store populator,
+and the test kit's daemon handle, lean client and /proc readings with the benchmark's
+error (:class:`BenchError`).
 
 Nothing here changes the code under test; the daemon is always the real
 ``python -m saturnd`` of this checkout (or, in-process, its own modules).
 """
 
-import array
-import fcntl
 import os
-import select
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-import termios
 import time
 
 from saturnd import protocol
+from testkit.daemon import LocalDaemon
+from testkit.pipes import Client
+from testkit.waiting import wait_for as _wait_for
 
-REQUEST_PIPE = "saturnd-request-pipe"
-REPLY_PIPE = "saturnd-reply-pipe"
 _U64 = struct.Struct(">Q")
 
 
@@ -192,157 +190,34 @@ def add_runs(data_dir, taskid, nruns, stdout=b"", start=1_700_000_000):
         f.write(b"")
 
 
-# --- a protocol-API client on the FIFOs ----------------------------------------
-class _FdReader:
-    """``read_exact`` on a non-blocking FIFO descriptor, with a deadline."""
-
-    def __init__(self, fd, timeout):
-        self.fd = fd
-        self.buf = bytearray()
-        self.deadline = time.monotonic() + timeout
-        self.poller = select.poll()
-        self.poller.register(fd, select.POLLIN)
-
-    def read_exact(self, n):
-        while len(self.buf) < n:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise BenchError("timed out waiting for the reply")
-            events = self.poller.poll(int(left * 1000) + 1)
-            if not events:
-                continue
-            try:
-                data = os.read(self.fd, max(65536, min(n - len(self.buf), 1 << 20)))
-            except BlockingIOError:
-                continue
-            if not data:
-                raise protocol.Truncated("end of file in the reply")
-            self.buf += data
-        chunk = bytes(self.buf[:n])
-        del self.buf[:n]
-        return chunk
-
-
-class Client:
-    """One request, one reply, with ``saturnd.protocol``: what cassini does minus
-    its process start-up and its lock.  Same order as cassini and protocol.md:
-    write the whole request, close, then open the reply pipe and read one reply
-    by its lengths.
-    """
-
-    def __init__(self, pipes_dir, timeout=60.0, wait_consumed=True):
-        self.request_path = os.path.join(pipes_dir, REQUEST_PIPE)
-        self.reply_path = os.path.join(pipes_dir, REPLY_PIPE)
-        self.timeout = timeout
-        self.wait_consumed = wait_consumed
-
-    def _wait_consumed(self, wfd):
-        """Wait until the daemon has read the whole request (FIONREAD of the FIFO is 0).
-
-        The daemon reads a request only once it has closed its end of the
-        previous reply; opening the reply pipe before that would attach this
-        reader to the previous reply's writer (which then closes: end of file,
-        the reply is lost).  See the README of the benchmark.
-        """
-        buf = array.array("i", [0])
-        deadline = time.monotonic() + self.timeout
-        spins = 0
-        while True:
-            fcntl.ioctl(wfd, termios.FIONREAD, buf, True)
-            if buf[0] == 0:
-                return
-            spins += 1
-            if spins > 200:     # spin briefly (the daemon is usually quick), then yield
-                if time.monotonic() > deadline:
-                    raise BenchError("the daemon did not read the request in time")
-                time.sleep(0.00005)
-
-    def raw(self, data, opcode):
-        wfd = os.open(self.request_path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(wfd, view):]
-            if self.wait_consumed:
-                self._wait_consumed(wfd)
-        finally:
-            os.close(wfd)
-        rfd = os.open(self.reply_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            return protocol.read_reply(_FdReader(rfd, self.timeout), opcode)
-        finally:
-            os.close(rfd)
-
-    def request(self, req):
-        return self.raw(protocol.encode_request(req), req.opcode)
-
-    def create(self, argv, timing=protocol.EVERY_MINUTE):
-        return self.request(protocol.Request(protocol.CREATE, timing=timing, argv=tuple(argv))).value
-
-    def list(self):
-        return self.request(protocol.Request(protocol.LIST)).tasks
-
-    def terminate(self):
-        return self.request(protocol.Request(protocol.TERMINATE))
-
-
 # --- the daemon under test --------------------------------------------------------
-class Daemon:
-    """``python -m saturnd -f`` on private pipes/data directories under ``base``."""
+class Daemon(LocalDaemon):
+    """``python -m saturnd -f`` of this checkout on private pipes/data directories under
+    ``base`` (the test kit's local daemon handle, in its own session, grace 2 s); pipes
+    and data as strings, failures as :class:`BenchError`."""
 
     def __init__(self, base, clock="manual", start_time=None, python=None):
-        self.base = base
-        self.pipes = os.path.join(base, "pipes")
-        self.data = os.path.join(base, "data")
-        self.log_path = os.path.join(base, "saturnd.log")
-        self.clock = clock
-        self.start_time = start_time
-        self.python = python or sys.executable
-        self.proc = None
-        os.makedirs(base, exist_ok=True)
+        super().__init__(base, python=python or sys.executable, new_session=True,
+                         clock=clock, start_time=start_time, grace=2, tz=None)
+        self.base = str(base)
+        self.pipes = str(self.pipes)
+        self.data = str(self.data)
+        self.log_path = str(self.logfile)
 
     def start(self, timeout=60.0):
-        argv = [self.python, "-m", "saturnd", "-f", "-p", self.pipes, "--data-dir", self.data,
-                "--clock", self.clock, "--grace", "2"]
-        if self.start_time is not None:
-            argv += ["--start-time", str(int(self.start_time))]
-        env = dict(os.environ)
-        env.setdefault("HOME", self.base)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True, env=env)
-        request = os.path.join(self.pipes, REQUEST_PIPE)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError(f"saturnd exited at start-up: {self.log_tail()}")
-            try:
-                fd = os.open(request, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchError("saturnd did not open its request pipe in time") from None
-                time.sleep(0.005)
-                continue
-            os.close(fd)
-            return self
-
-    @property
-    def pid(self):
-        return self.proc.pid
+        try:
+            return super().start(timeout)
+        except AssertionError as e:
+            raise BenchError(str(e).splitlines()[0] + " " + self.log_tail()) from None
 
     def client(self, **kw):
-        return Client(self.pipes, **kw)
+        return Client(self.pipes, error=BenchError, **kw)
 
     def clock_request(self, line, timeout=120.0):
-        from saturnd import clockctl
-        return clockctl.request(self.pipes, line, timeout)
+        return self.clock_line(line, timeout)
 
     def log_tail(self, n=400):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read()[-n:].decode(errors="replace").strip()
-        except OSError:
-            return ""
+        return self.log()[-n:].strip()
 
     def stop(self, timeout=30.0):
         if self.proc is None or self.proc.poll() is not None:
@@ -364,31 +239,5 @@ class Daemon:
         self.stop()
 
 
-# --- memory -------------------------------------------------------------------------
-def proc_status_kib(pid, *fields):
-    """Selected ``/proc/PID/status`` fields (kB values) as a dict of KiB ints."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in fields:
-                out[key] = int(value.split()[0])
-    return out
-
-
-def proc_cpu_seconds(pid):
-    """User + system CPU time consumed so far by process ``pid`` (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for(predicate, timeout, interval=0.01, what="a condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out waiting for {what}")
-        time.sleep(interval)
+def wait_for(cond, timeout, what="a condition", interval=0.01):
+    return _wait_for(cond, timeout, what, interval, error=BenchError)

@@ -9,7 +9,9 @@
 import os
 import time
 
-from .common import BenchError, Daemon, populate, proc_status_kib
+from testkit.procs import proc_status_kib
+
+from .common import BenchError, Daemon, populate
 from .rows import row
 
 SECTION = "5 memory"

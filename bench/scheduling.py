@@ -19,7 +19,9 @@ import time
 from saturnd import protocol
 from saturnd.clock import floor_minute
 
-from .common import BenchError, Daemon, populate, proc_cpu_seconds, wait_for
+from testkit.procs import proc_cpu_seconds
+
+from .common import BenchError, Daemon, populate, wait_for
 from .rows import row
 
 SECTION = "4 scheduling"
@@ -101,8 +103,8 @@ def run_system(cfg, workdir, log):
         if ready > boundary - 1:
             raise BenchError("the daemon was not ready a second before the boundary")
         log(f"  system: waiting {boundary - ready:.0f} s for the minute boundary")
-        wait_for(lambda: time.time() > boundary, boundary - ready + 5, 0.2, "the boundary")
-        wait_for(lambda: _all_recorded(d.data, n), 120, 0.05, "every run to be recorded")
+        wait_for(lambda: time.time() > boundary, boundary - ready + 5, "the boundary", 0.2)
+        wait_for(lambda: _all_recorded(d.data, n), 120, "every run to be recorded", 0.05)
         cpu1 = proc_cpu_seconds(d.pid)
         starts, recorded = _collect(d.data, n)
     log(f"  system: first start {(min(starts) - boundary) * 1e3:.1f} ms, "

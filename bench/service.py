@@ -99,12 +99,8 @@ def _ms(s):
     return {k: (v * MS if k != "n" else v) for k, v in s.items()}
 
 
-def run(cfg, workdir, log):
+def _list_rows(cfg, base, argv, log):
     rows = []
-    base = os.path.join(workdir, "service")
-    os.makedirs(base)
-    argv = (b"echo", b"hello", b"world")
-
     # --- LIST of growing sizes (read-only, served from memory) --------------------
     listers = {}
     for size in cfg.list_sizes:
@@ -130,7 +126,11 @@ def run(cfg, workdir, log):
         rows.append(_linearity("list_linearity", "LIST cost per task", "tasks",
                                {small: listers[small], big: listers[big]}, cfg))
         log(f"  LIST linearity: {rows[-1]['ratio']:.2f}")
+    return rows
 
+
+def _read_rows(cfg, base, argv, log):
+    rows = []
     # --- TIMES_EXITCODES and STDOUT (read the task's files) ---------------------------
     path = os.path.join(base, "runs")
     store = _store(path, 4, argv=argv)
@@ -164,7 +164,11 @@ def run(cfg, workdir, log):
                            {cfg.tx_small_runs: txers[cfg.tx_small_runs],
                             cfg.tx_runs: txers[cfg.tx_runs]}, cfg))
     log(f"  TX linearity: {rows[-1]['ratio']:.2f}")
+    return rows
 
+
+def _change_rows(cfg, base, argv, log):
+    rows = []
     # --- requests that change data (fsync before OK) vs a bare write+fsync+rename -----------
     # all timed in turn (one of each, then again), so that the disk's changing latency
     # (other processes' writes) hits the baseline and the requests alike
@@ -200,7 +204,12 @@ def run(cfg, workdir, log):
                         baseline="bare write+fsync+rename", baseline_value=bare["p50"],
                         limit=cfg.change_ratio, on="ratio"))
         log(f"  {what}: p50 {s['p50']:.3f} ms (bare {bare['p50']:.3f} ms)")
+    return rows
 
+
+def _round_trip_rows(cfg, base, argv, log):
+    rows = []
+    create = _req(protocol.CREATE, timing=protocol.EVERY_MINUTE, argv=argv)
     # --- round trips through the FIFOs to a real daemon (adds the transport) -----------------
     d = Daemon(os.path.join(base, "daemon"))
     populate(d.data, cfg.list_big, argv=argv)
@@ -226,3 +235,12 @@ def run(cfg, workdir, log):
                         baseline_value=b["p50"]))
     return rows
 
+
+def run(cfg, workdir, log):
+    base = os.path.join(workdir, "service")
+    os.makedirs(base)
+    argv = (b"echo", b"hello", b"world")
+    rows = []
+    for part in (_list_rows, _read_rows, _change_rows, _round_trip_rows):
+        rows += part(cfg, base, argv, log)
+    return rows

@@ -12,7 +12,6 @@ it loads beyond what ``python -c pass`` loads.
 
 import os
 import subprocess
-import sys
 
 from .common import BenchError, Daemon, populate, time_commands
 from .rows import row

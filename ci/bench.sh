@@ -14,7 +14,7 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import saturnd, cassini" 2>/dev/null || [ ! -x "$venv/bin/cassini" ]; then
+if ! "$venv/bin/python" -c "import saturnd, cassini, testkit" 2>/dev/null || [ ! -x "$venv/bin/cassini" ]; then
     "$venv/bin/python" -m pip install -q -e "$root"
 fi
 cd "$root"

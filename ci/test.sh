@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command: a fresh virtual environment, the package with its
 # test extras, then the whole pytest suite.  Extra arguments go to pytest.
+#
+# Without arguments (the whole suite, as .ci/run calls it), the daemon scenarios (marker
+# `scenario`, tests/daemon) then run a second time against the container target: saturnd in
+# the project image ($SATURND_IMAGE, default saturnd:ci), cassini and saturnd-clock inside it
+# (docker exec), the manual clock, outputs compared byte for byte.  No engine or image:
+# skipped with the reason, or a failure when CI is set.  SATURND_CONTAINER_SCENARIOS=0
+# leaves that second run out.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${SATURND_TEST_VENV:-$root/.venv}
@@ -12,4 +19,13 @@ fi
 "$venv/bin/python" -m pip install -q -e "$root[test]"
 cd "$root"
 export PATH="$venv/bin:$PATH"
-exec "$venv/bin/pytest" "$@"
+if [ $# -gt 0 ] || [ "${SATURND_CONTAINER_SCENARIOS:-1}" = 0 ]; then
+    exec "$venv/bin/pytest" "$@"
+fi
+status=0
+"$venv/bin/pytest" || status=$?
+echo "ci/test.sh: the daemon scenarios against the container target (${SATURND_IMAGE:-saturnd:ci})" >&2
+t0=$(date +%s)
+"$venv/bin/pytest" --target container -m scenario tests/daemon || status=$?
+echo "ci/test.sh: container target took $(($(date +%s) - t0)) s" >&2
+exit $status

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from container_support import LABEL, ROOT, SESSION, START, Saturnd, _unavailable, container_ids
+from testkit.container import (LABEL, SESSION, START, Saturnd, cleanup, container_ids, engine,
+                               project_image)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,58 +34,16 @@ def pytest_collection_modifyitems(config, items):
 # --- engine and image -----------------------------------------------------------
 @pytest.fixture(scope="session")
 def docker_client():
-    try:
-        import docker
-    except ImportError:
-        _unavailable("the docker SDK is not installed")
-    try:
-        client = docker.from_env(timeout=60)
-        client.ping()
-    except Exception as e:          # noqa: BLE001 - any failure means "no engine"
-        _unavailable(f"no Docker engine is reachable ({type(e).__name__}: {e}); "
-                     "run ci/docker-setup.sh")
+    client = engine()
     yield client
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL}={SESSION}"}):
-        try:
-            c.remove(force=True, v=True)
-        except Exception:           # noqa: BLE001
-            pass
-    for v in client.volumes.list(filters={"label": f"{LABEL}={SESSION}"}):
-        try:
-            v.remove(force=True)
-        except Exception:           # noqa: BLE001
-            pass
+    cleanup(client)
     client.close()
-
-
-def _has_image(client, name):
-    import docker
-    try:
-        client.images.get(name)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
 
 
 @pytest.fixture(scope="session")
 def image(docker_client):
     """The tag of the project image to test."""
-    tag = os.environ.get("SATURND_IMAGE")
-    if tag:
-        if not _has_image(docker_client, tag):
-            _unavailable(f"SATURND_IMAGE={tag} is not an image of this engine "
-                         "(ci/build-base-image.sh builds it)")
-        return tag
-    candidates = [os.environ.get("SATURND_BASE_IMAGE"), "python:3.12-slim",
-                  "saturnd-base:bookworm"]
-    base = next((b for b in candidates if b and _has_image(docker_client, b)), None)
-    if base is None:
-        _unavailable("no base image (python:3.12-slim or saturnd-base:bookworm); "
-                     "run ci/build-base-image.sh")
-    tag = "saturnd:test"
-    docker_client.images.build(path=str(ROOT), tag=tag, network_mode="none", rm=True,
-                               forcerm=True, buildargs={"BASE_IMAGE": base})
-    return tag
+    return project_image(docker_client)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from container_support import (IN_CI, ROOT, SESSION, START, compose_commands, container_ids,
+from testkit.container import (IN_CI, ROOT, SESSION, START, compose_commands, container_ids,
                                host_cassini, host_clock, wait_for)
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from container_support import IN_CI, ROOT, SESSION, compose_commands, wait_for
+from testkit.container import IN_CI, ROOT, SESSION, compose_commands, wait_for
 
 SPELLINGS = compose_commands()
 REGULAR_UID = 1500

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from container_support import (CONTAINER_PIPES, START, container_ids, host_cassini, host_clock, run_once,
+from testkit.container import (CONTAINER_PIPES, START, container_ids, host_cassini, host_clock, run_once,
                                wait_for)
 
 # ps for a base without procps: "PID UID COMMAND LINE" per process

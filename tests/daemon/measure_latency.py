@@ -4,41 +4,31 @@ Not part of the test suite (it takes real minutes).  Usage:
 
     .venv/bin/python tests/daemon/measure_latency.py [MINUTES] [TASKS]
 
-Starts ``saturnd -f`` with the system clock in a temporary directory, creates
+Starts ``saturnd -f`` with the system clock in a temporary directory (testkit's local
+daemon handle; ``$CASSINI`` for another client), creates
 TASKS tasks (default 5) running ``date +%s.%N`` every minute, and for MINUTES
 minute boundaries (default 3) prints, per boundary, the delay between the
 boundary and the moment each task's process printed its time (min/median/max).
 """
 
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from testkit.daemon import LocalDaemon
 
 
 def main():
     minutes = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     ntasks = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     root = Path(tempfile.mkdtemp(prefix="saturnd-measure-"))
-    pipes, data = root / "pipes", root / "data"
-    cassini = os.environ.get("CASSINI", str(BIN / "cassini")).split()
-    proc = subprocess.Popen([str(BIN / "saturnd"), "-f", "-p", str(pipes), "--data-dir", str(data)],
-                            stderr=subprocess.DEVNULL)
+    d = LocalDaemon(root / "d", clock="system", start_time=None, tz=None)
     try:
-        def cas(*args):
-            return subprocess.run(cassini + ["-p", str(pipes)] + list(args),
-                                  capture_output=True, check=True, timeout=30).stdout
-        deadline = time.monotonic() + 10
-        while not (pipes / "saturnd-request-pipe").exists():
-            if time.monotonic() > deadline:
-                raise SystemExit("saturnd did not start")
-            time.sleep(0.05)
+        d.start()
+        cas = d.out
         for _ in range(ntasks):
             cas("-c", "--", "date", "+%s.%N")
         all_delays = []
@@ -59,8 +49,7 @@ def main():
               f"median {statistics.median(all_delays) * 1000:.1f} ms, "
               f"max {max(all_delays) * 1000:.1f} ms")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        d.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -10,9 +10,13 @@ import pytest
 
 from saturnd import protocol as P
 
-from conftest import CLOCKCTL, T0, SATURND, cassini_command, pid_alive, wait_for
+from testkit import T0
+from testkit.daemon import CLOCKCTL, SATURND, cassini_command
+from testkit.procs import children_of, pid_alive
+from testkit.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.scenario]
+HOST_LAUNCH = "starts saturnd itself, on the host"
 
 
 def fmt(epoch):
@@ -172,7 +176,7 @@ def test_removed_run_never_reappears_under_a_reused_id(daemon):
     daemon.cassini("-r", "0")
     assert daemon.out("-w") == b"0\n"
     assert daemon.out("-c", "echo", "fresh") == b"0\n"
-    wait_for(lambda: not pid_alive(pid), what="the old run to end")
+    wait_for(lambda: not daemon.pid_alive(pid), what="the old run to end")
     wait_for(lambda: "pid %d ended" % pid in daemon.log(), what="the old run to be reaped")
     assert daemon.out("-x", "0") == b""
     assert daemon.cassini("-o", "0", check=False).returncode == 1
@@ -304,6 +308,7 @@ def test_restart_keeps_everything(make_daemon):
     assert d.out("-c", "true") == b"3\n"
 
 
+@pytest.mark.local_only(HOST_LAUNCH)
 def test_second_daemon_refused(make_daemon, tmp_path):
     d = make_daemon().start()
     res = subprocess.run(d.argv(), env=d.env, capture_output=True, timeout=30)
@@ -317,6 +322,7 @@ def test_second_daemon_refused(make_daemon, tmp_path):
     assert d.out("-l") == b""                          # the first one is unharmed
 
 
+@pytest.mark.local_only("the command line of the host saturnd, no daemon handle")
 def test_bad_options_exit_1(tmp_path):
     for argv in (["--clock", "sundial"], ["--bogus"], ["--grace", "-1"], ["-p"]):
         res = subprocess.run(SATURND + argv, capture_output=True, timeout=30)
@@ -324,13 +330,14 @@ def test_bad_options_exit_1(tmp_path):
         assert res.stderr.startswith(b"usage:") and b"Traceback" not in res.stderr
 
 
+@pytest.mark.local_only("pgrep of the run's process group on the host")
 def test_terminate_kills_stragglers_and_records_them(make_daemon):
     d = make_daemon().start()
     d.cassini("-c", "--", "sh", "-c", "sleep 60 & sleep 61; echo never")
     d.cassini("-c", "echo", "quick")
     code, out = d.clock("advance", 1, 0)
     pid = int(out.split()[2].split(":")[1])
-    wait_for(lambda: pid_alive(pid))
+    wait_for(lambda: d.pid_alive(pid))
     t = time.monotonic()
     assert d.terminate() == 0
     assert time.monotonic() - t < 8                    # grace is 1 s
@@ -362,6 +369,7 @@ def test_terminate_then_restart_at_once(make_daemon):
     assert d.out("-l") == b"0: * * * sleep 30\n"
 
 
+@pytest.mark.local_only("daemon mode (detached) on the host")
 def test_daemon_mode(tmp_path):
     pipes, data = tmp_path / "p", tmp_path / "d"
     env = dict(os.environ, TZ="UTC", HOME=str(tmp_path))
@@ -423,6 +431,7 @@ def test_clock_control_raw_line_protocol(daemon):
         os.close(lock)
 
 
+@pytest.mark.local_only(HOST_LAUNCH)
 def test_daemon_mode_reports_start_errors(make_daemon, tmp_path):
     d = make_daemon().start()
     res = subprocess.run(SATURND + ["-p", str(d.pipes), "--data-dir", str(tmp_path / "x")],
@@ -431,6 +440,7 @@ def test_daemon_mode_reports_start_errors(make_daemon, tmp_path):
     assert res.stderr.startswith(b"saturnd: another saturnd") and res.stderr.count(b"\n") == 1
 
 
+@pytest.mark.local_only(HOST_LAUNCH)
 def test_foreground_log_file(make_daemon, tmp_path):
     d = make_daemon(extra=["--log", str(tmp_path / "f.log")])
     d.proc = subprocess.Popen(d.argv(), env=d.env, stderr=subprocess.PIPE)
@@ -443,9 +453,7 @@ def test_foreground_log_file(make_daemon, tmp_path):
 
 def test_kill_9_during_creates_leaves_whole_tasks(make_daemon):
     d = make_daemon().start()
-    procs = [subprocess.Popen(cassini_command() + ["-p", str(d.pipes), "-c", "-m", str(i),
-                                                   "--", "echo", "x" * 50 + str(i)],
-                              env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [d.spawn_cassini("-c", "-m", str(i), "--", "echo", "x" * 50 + str(i))
              for i in range(30)]
     wait_for(lambda: len(os.listdir(d.data / "tasks")) >= 3, what="a few tasks")
     d.proc.kill()
@@ -478,22 +486,12 @@ def test_output_cap_applies_while_running(make_daemon):
              what="the running spool file to be truncated to the cap")
 
 
+@pytest.mark.local_only("reads the children of the daemon in the host /proc")
 def test_no_zombies(daemon):
     for i in range(10):
         daemon.cassini("-c", "--", "sh", "-c", f"exit {i}")
     daemon.advance(2)
-    pid = daemon.proc.pid
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                children.append((entry, fields[0]))
-    assert children == []
+    assert children_of(daemon.proc.pid) == []
 
 
 def test_spring_forward_in_paris_end_to_end(make_daemon):

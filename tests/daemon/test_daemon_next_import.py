@@ -10,9 +10,9 @@ import pytest
 
 from saturnd import protocol as P
 
-from conftest import T0
+from testkit import T0
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.scenario]
 
 
 def utc(text):
@@ -131,11 +131,7 @@ def test_import_all_or_nothing_then_partial(daemon, tmp_path):
 
 
 def test_import_from_stdin_and_bad_files(daemon, tmp_path):
-    from conftest import cassini_command
-    import subprocess
-    res = subprocess.run(cassini_command() + ["-p", str(daemon.pipes), "-I", "-"],
-                         input=b"# only this\n@daily true\n\n", capture_output=True,
-                         env=daemon.env, timeout=30)
+    res = daemon.cassini("-I", "-", input=b"# only this\n@daily true\n\n", check=False)
     assert (res.returncode, res.stdout) == (0, b"0\n")
     res = daemon.cassini("-I", str(tmp_path / "missing"), check=False)
     assert res.returncode == 1 and b"cannot read" in res.stderr

@@ -10,9 +10,10 @@ import pytest
 
 from saturnd import protocol as P
 
-from conftest import T0, wait_for
+from testkit import T0
+from testkit.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.scenario]
 
 
 def fmt(epoch):

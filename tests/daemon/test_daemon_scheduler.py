@@ -1,61 +1,30 @@
 """Due-minute computation and the time-jump rules (freezegun + TZ, no daemon)."""
 
 import calendar
-import os
 import time
 
 import pytest
 from freezegun import freeze_time
 
 from saturnd.clock import ManualClock, SystemClock, floor_minute
-from saturnd.protocol import Timing
 from saturnd.scheduler import (Scheduler, is_due, minutes_to_run, next_boundary, wall_fields,
                                wall_ordinal)
-from saturnd.store import Task
-from saturnd.timing import timing_from_strings
+from testkit.stubs import StubRunner, StubStore, stub_task, time_zone
 
 pytestmark = pytest.mark.timeout(20)
 
 
 @pytest.fixture
 def tz():
-    saved = os.environ.get("TZ")
-
-    def set_tz(name):
-        os.environ["TZ"] = name
-        time.tzset()
-
-    yield set_tz
-    if saved is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
+    with time_zone() as set_tz:
+        yield set_tz
 
 
 def utc(text):
     return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
 
 
-def task(taskid, minutes="*", hours="*", days="*"):
-    return Task(taskid, Timing(*timing_from_strings(minutes, hours, days)), (b"true",), taskid)
-
-
-class StubStore:
-    def __init__(self, tasks):
-        self.tasks = tasks
-
-    def list_tasks(self):
-        return list(self.tasks)
-
-
-class StubRunner:
-    def __init__(self):
-        self.started = []
-
-    def start(self, t, when):
-        self.started.append((t.taskid, when))
-        return (t.taskid, when)
+task = stub_task
 
 
 def make(tasks, clock=None):

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from conftest import T0, pid_alive, wait_for
+from testkit import T0
+from testkit.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.scenario]
 
 
 def runs(*pairs):
@@ -24,14 +25,14 @@ def test_stop_signal_is_graceful(make_daemon, sig):
     d.cassini("-c", "--", "sh", "-c", "echo quick")
     code, out = d.clock("advance", 1, 0)
     pid = int(out.split()[2].split(":")[1])
-    wait_for(lambda: pid_alive(pid), what="the long run to start")
+    wait_for(lambda: d.pid_alive(pid), what="the long run to start")
     started = time.monotonic()
     d.proc.send_signal(sig)
     assert d.wait_exit() == 0, d.log()
     assert time.monotonic() - started < 10                  # grace is 1 s
     assert f"stopping (signal {sig.name})" in d.log()
     assert d.log().rstrip().endswith("stopped"), d.log()
-    wait_for(lambda: not pid_alive(pid), timeout=5, what="the run to be gone")
+    wait_for(lambda: not d.pid_alive(pid), timeout=5, what="the run to be gone")
     d.start()
     assert d.out("-x", "0") == runs((T0 + 60, 65535))      # stopped by the daemon: recorded
     assert d.out("-o", "0") == b"started\n"

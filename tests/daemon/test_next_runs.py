@@ -1,9 +1,8 @@
 """NEXT_RUNS is the scheduler's own rule replayed: the times ``next_runs`` announces are
 exactly the minutes at which ``Scheduler.tick`` starts the task when the clock runs on
-(no daemon here; the end-to-end version is in test_daemon_integration.py)."""
+(no daemon here; the end-to-end version is in test_daemon_next_import.py)."""
 
 import calendar
-import os
 import random
 import time
 
@@ -14,24 +13,15 @@ from saturnd.protocol import Timing
 from saturnd.scheduler import MAX_NEXT_RUNS, Scheduler, next_runs
 from saturnd.store import Task
 from saturnd.timing import timing_from_strings
+from testkit.stubs import StubRunner, StubStore, time_zone
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 def tz():
-    saved = os.environ.get("TZ")
-
-    def set_tz(name):
-        os.environ["TZ"] = name
-        time.tzset()
-
-    yield set_tz
-    if saved is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
+    with time_zone() as set_tz:
+        yield set_tz
 
 
 def utc(text):
@@ -42,31 +32,19 @@ def timing(minutes="*", hours="*", days="*"):
     return Timing(*timing_from_strings(minutes, hours, days))
 
 
-class Recorder:
-    def __init__(self, tasks):
-        self.tasks = tasks
-        self.started = []
-
-    def list_tasks(self):
-        return list(self.tasks)
-
-    def start(self, task, when):
-        self.started.append(when)
-
-
 def ticked_runs(tim, start, minutes):
     """Run a scheduler minute by minute from ``start`` and return the start times."""
-    rec = Recorder([Task(0, tim, (b"true",), 0)])
+    runner = StubRunner()
     clock = ManualClock(start)
-    sched = Scheduler(rec, rec, clock, lambda msg: None)
+    sched = Scheduler(StubStore([Task(0, tim, (b"true",), 0)]), runner, clock, lambda msg: None)
     for k in range(1, minutes + 1):
         clock.set(start + 60 * k)
         sched.tick()
-    return rec.started
+    return runner.times()
 
 
 def announced(tim, start, count):
-    sched = Scheduler(Recorder([]), Recorder([]), ManualClock(start), lambda msg: None)
+    sched = Scheduler(StubStore(), StubRunner(), ManualClock(start), lambda msg: None)
     return sched.next_runs(tim, count)
 
 
@@ -111,9 +89,8 @@ def test_state_after_a_fall_back_is_respected(tz):
     """After the clock went back, the minutes already run are not announced again."""
     tz("Europe/Paris")
     t0 = utc("2026-10-25 00:00")                  # 02:00 CEST
-    rec = Recorder([])
     clock = ManualClock(t0)
-    sched = Scheduler(rec, rec, clock, lambda msg: None)
+    sched = Scheduler(StubStore(), StubRunner(), clock, lambda msg: None)
     for k in range(1, 75):                        # to 01:14 UTC = 02:14 CET (repeated hour)
         clock.set(t0 + 60 * k)
         sched.tick()
@@ -128,7 +105,7 @@ def test_weekly_far_ahead_is_quick_and_capped(tz):
     tz("Europe/Paris")
     t0 = utc("2026-01-01 00:00")
     began = time.monotonic()
-    sched = Scheduler(Recorder([]), Recorder([]), ManualClock(t0), lambda msg: None)
+    sched = Scheduler(StubStore(), StubRunner(), ManualClock(t0), lambda msg: None)
     got = next_runs(timing("0", "3", "sun"), sched.last_epoch, sched.last_wall, 10 ** 9)
     assert time.monotonic() - began < 10
     assert len(got) == MAX_NEXT_RUNS

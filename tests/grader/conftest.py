@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from testkit import ROOT
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -129,19 +130,3 @@ def grade(tmp_path):
                               cwd=str(ROOT))
         return Graded(proc, junit, time.monotonic() - t0, report)
     return run
-
-
-def leftover_processes(marker):
-    """Processes whose command line mentions ``marker`` (a candidate's file name)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if marker.encode() in cmd and b"pytest" not in cmd:
-            found.append((int(name), cmd.replace(b"\0", b" ")[:200]))
-    return found

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, leftover_processes
+from testkit import ROOT
+from testkit.procs import leftover_processes
 
 from grader import scheduling
 from grader import sandbox

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from testkit import ROOT
 
 from grader import scenarios, scheduling
 from grader import golden, sandbox

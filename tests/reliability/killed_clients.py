@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from reliability_harness import CASSINI
+from testkit.daemon import CASSINI
 
 
 def spawn(d, *args, env=None):

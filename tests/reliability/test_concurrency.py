@@ -15,9 +15,10 @@ import threading
 
 import pytest
 
-from reliability_harness import CASSINI, raw_exchange, sanity, settle, wait_idle
 from saturnd import protocol as P
-from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+from testkit.daemon import CASSINI
+from testkit.pipes import raw_exchange
+from testkit.workloads import sanity, settle, wait_idle
 
 
 def spawn(d, *args):

@@ -7,8 +7,7 @@ import random
 
 import pytest
 
-from reliability_harness import crash_rounds
-from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+from testkit.workloads import crash_rounds
 
 
 @pytest.mark.timeout(120)

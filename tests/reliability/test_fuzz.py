@@ -9,10 +9,10 @@ import select
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from reliability_harness import (classify, check_fuzz_reply, dying_writer, fuzz_case,
-                                 raw_exchange, sanity, wait_for)
 from saturnd import protocol as P
-from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+from testkit.pipes import raw_exchange
+from testkit.waiting import wait_for
+from testkit.workloads import check_fuzz_reply, classify, dying_writer, fuzz_case, sanity
 
 
 @pytest.mark.timeout(90)

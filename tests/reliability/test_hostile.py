@@ -8,14 +8,13 @@ import subprocess
 
 import pytest
 
-from reliability_harness import SATURND, Daemon
-from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+from testkit.daemon import SATURND
 
 OTHER_UID = 65534   # nobody
 
 
 def start_fails(pipes, data, env=None):
-    res = subprocess.run([SATURND, "-f", "--clock", "manual", "-p", str(pipes), "--data-dir",
+    res = subprocess.run([*SATURND, "-f", "--clock", "manual", "-p", str(pipes), "--data-dir",
                           str(data)], capture_output=True, timeout=30, env=env,
                          stdin=subprocess.DEVNULL)
     assert res.returncode == 1, res
@@ -120,7 +119,6 @@ def test_sticky_root_parents_of_the_container_layout_are_fine(make_daemon, tmp_p
     os.chmod(pipes / "saturnd-reply-pipe", 0o666)
     d = make_daemon("c")
     d.pipes = pipes
-    d.bpipes = os.fsencode(str(pipes))
     d.start()
     for name in ("saturnd-request-pipe", "saturnd-reply-pipe", "saturnd-clock-request-pipe",
                  "saturnd-clock-reply-pipe"):
@@ -132,7 +130,6 @@ def test_sticky_root_parents_of_the_container_layout_are_fine(make_daemon, tmp_p
 def test_created_dirs_and_fifos_are_private(make_daemon, tmp_path):
     d = make_daemon()
     d.pipes = tmp_path / "u" / "saturnd" / "pipes"
-    d.bpipes = os.fsencode(str(d.pipes))
     old = os.umask(0)
     try:
         d.start()

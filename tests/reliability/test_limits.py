@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from reliability_harness import CASSINI, wait_for
 from saturnd import protocol as P
-from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+from testkit.daemon import CASSINI
+from testkit.waiting import wait_for
 
 CAP = 1 << 20
 

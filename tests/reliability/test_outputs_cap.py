@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from reliability_harness import CASSINI, peak_rss_kib, pid_alive, wait_for
 from saturnd import protocol as P
-from reliability_fixtures import make_daemon  # noqa: F401 (fixture)
+from testkit.daemon import CASSINI
+from testkit.procs import peak_rss_kib, pid_alive
+from testkit.waiting import wait_for
 
 CAP = 1000
 
@@ -60,7 +61,7 @@ def test_background_child_cannot_grow_a_recorded_output(make_daemon):
     first = d.call(P.Request(P.STDOUT, taskid=0)).output
     assert first == b"parent-exits\n"
     wait_for(done.exists, 60, what="the background child to finish writing")
-    out = d.cassini("-o", "0")
+    out = d.cassini("-o", "0", check=False)
     assert out.returncode == 0 and out.stdout == b"parent-exits\n", len(out.stdout)
     on_disk = (d.data / "tasks" / "0" / "stdout").read_bytes()
     assert on_disk == b"parent-exits\n"

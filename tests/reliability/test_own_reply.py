@@ -20,11 +20,12 @@ import time
 import pytest
 
 from killed_clients import spawn, stress
-from reliability_harness import CASSINI, call, wait_for
-from reliability_fixtures import daemon, make_daemon  # noqa: F401 (fixtures)
 from cassini import client
 from saturnd import busy
 from saturnd import protocol as P
+from testkit.daemon import CASSINI
+from testkit.pipes import call
+from testkit.waiting import wait_for
 
 
 def pending_request_bytes(d):

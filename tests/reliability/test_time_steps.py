@@ -10,14 +10,9 @@ import pytest
 from freezegun import freeze_time
 
 from saturnd.clock import SystemClock
-from saturnd.protocol import Timing
-from saturnd.scheduler import Scheduler
-from saturnd.store import Task
-from saturnd.timing import timing_from_strings
-
-from reliability_harness import T0
 from saturnd import protocol as P
-from reliability_fixtures import daemon, make_daemon, shared_daemon  # noqa: F401 (fixtures)
+from saturnd.scheduler import Scheduler
+from testkit.stubs import StubRunner, StubStore, stub_task
 
 
 def utc(text):
@@ -41,37 +36,16 @@ def test_fall_back_in_paris_end_to_end(make_daemon):
     assert d.cassini("-x", "0").stdout == b"2026-10-25 02:30:00 0\n"
 
 
-class _Store:
-    def __init__(self, tasks):
-        self.tasks = tasks
-
-    def list_tasks(self):
-        return list(self.tasks)
-
-
-class _Runner:
-    def __init__(self):
-        self.started = []
-
-    def start(self, t, when):
-        self.started.append((t.taskid, when))
-        return t.taskid
-
-
-def _task(taskid, minutes="*", hours="*"):
-    return Task(taskid, Timing(*timing_from_strings(minutes, hours, "*")), (b"true",), taskid)
-
-
 @pytest.mark.timeout(20)
 def test_system_clock_steps():
     saved = os.environ.get("TZ")
     os.environ["TZ"] = "UTC"
     time.tzset()
     try:
-        tasks = [_task(0, "15", "10"), _task(1, "45", "10"), _task(2)]
-        runner = _Runner()
+        tasks = [stub_task(0, "15", "10"), stub_task(1, "45", "10"), stub_task(2)]
+        runner = StubRunner()
         with freeze_time("2026-01-01 10:00:00") as frozen:
-            sched = Scheduler(_Store(tasks), runner, SystemClock(), lambda m: None)
+            sched = Scheduler(StubStore(tasks), runner, SystemClock(), lambda m: None)
 
             def at(text):
                 frozen.move_to(text)

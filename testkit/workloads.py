@@ -1,260 +1,19 @@
-"""Shared machinery of the reliability tests (tests/reliability) and the soak (tests/soak).
+"""Workloads of the reliability tests and the soak: fuzz cases, the kill -9 workload, the
+store's on-disk invariants, and waiting for the daemon to sit idle. Everything is bounded."""
 
-- :class:`Daemon`: a real ``saturnd -f --clock manual`` in its own directories, logging to a
-  file (so that ``kill -9`` loses nothing of the log), with ``kill9()`` / ``restart()``.
-- :func:`call`: one well-formed exchange through the project's client library (lock, probe,
-  deadlines) -> decoded ``Reply``.
-- :func:`raw_exchange`: raw bytes in, raw reply bytes out, taking the client lock, opening
-  the reply pipe after writing (as the reference C client does); bounded by deadlines.
-- :class:`Model` and :func:`check_store`: the invariants checked after every crash.
-- fuzz case generators and :func:`fuzz_batch`.
-- :func:`peak_rss_kib`: VmHWM of a process.
-
-Everything is bounded: no call here can wait without a deadline.
-"""
-
-import fcntl
 import os
-import random
 import select
-import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from cassini.client import ClientError, exchange
-from saturnd import clockctl
+from cassini.client import ClientError
 from saturnd import protocol as P
 
-BIN = Path(sys.executable).parent
-SATURND = str(BIN / "saturnd")
-CASSINI = str(BIN / "cassini")
-T0 = 1767225600          # 2026-01-01 00:00:00 UTC (a Thursday)
-
-
-def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def peak_rss_kib(pid):
-    """VmHWM (peak resident set) of ``pid`` in KiB, or None."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-class Daemon:
-    def __init__(self, root, start_time=T0, tz="UTC", extra=(), env=None):
-        self.root = Path(root)
-        self.pipes = self.root / "pipes"
-        self.data = self.root / "data"
-        self.home = self.root / "home"
-        self.logfile = self.root / "saturnd.log"
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.start_time = start_time
-        self.env = dict(os.environ, TZ=tz, HOME=str(self.home))
-        self.env.pop("SATURND_DATA_DIR", None)
-        if env:
-            self.env.update(env)
-        self.extra = list(extra)
-        self.proc = None
-        self.bpipes = os.fsencode(str(self.pipes))
-
-    def argv(self):
-        return [SATURND, "-f", "--clock", "manual", "--start-time", str(self.start_time),
-                "-p", str(self.pipes), "--data-dir", str(self.data), "--grace", "1",
-                "--log", str(self.logfile)] + self.extra
-
-    def start(self, timeout=20.0):
-        self.proc = subprocess.Popen(self.argv(), env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: self._ready() or self.proc.poll() is not None, timeout,
-                 what="saturnd to be ready")
-        if self.proc.poll() is not None:
-            raise AssertionError(f"saturnd exited at start-up ({self.proc.returncode}): "
-                                 f"{self.proc.stderr.read().decode(errors='replace')}"
-                                 f"{self.log()[-2000:]}")
-        return self
-
-    def _ready(self):
-        return f"ready (pid {self.proc.pid}," in self.log()
-
-    def log(self):
-        try:
-            return self.logfile.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        if self.proc.stderr:
-            self.proc.stderr.close()
-
-    def restart(self):
-        # the clock keeps going where it was (read it before the kill if needed)
-        return self.start()
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(10)
-        if self.proc is not None and self.proc.stderr:
-            self.proc.stderr.close()
-
-    # --- talking ------------------------------------------------------------------
-    def call(self, req, timeout=10.0):
-        return call(self.bpipes, req, timeout)
-
-    def clock(self, line, timeout=30.0):
-        return clockctl.request(str(self.pipes), line, timeout=timeout)
-
-    def advance(self, n=1, deadline=10):
-        reply = self.clock(f"advance {n} {deadline}")
-        assert reply.startswith("ok "), reply
-        return int(reply.split()[1])
-
-    def now(self):
-        return int(self.clock("now").split()[1])
-
-    def cassini(self, *args, timeout=30):
-        return subprocess.run([CASSINI, "-p", str(self.pipes), *args], env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-
-
-def call(bpipes, req, timeout=10.0):
-    """One exchange with a well-formed ``Request``; returns the decoded ``Reply``."""
-    return exchange(bpipes, P.encode_request(req), req.opcode, timeout=timeout,
-                    reply_timeout=timeout, lock_timeout=timeout)
-
-
-def raw_exchange(pipes, data, timeout=10.0, lock=True, die_after=None):
-    """Write ``data`` on the request pipe, then read one raw reply (until end of file).
-
-    With ``lock`` the client lock is held (like cassini); the reply pipe is opened after
-    the request is written (like the reference C client).  Returns the reply bytes, or
-    None when no reply came within ``timeout``.
-    """
-    pipes = str(pipes)
-    lock_fd = None
-    if lock:
-        lock_fd = os.open(os.path.join(pipes, "cassini-lock"), os.O_WRONLY | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(lock_fd)
-                    raise AssertionError("client lock held too long")
-                time.sleep(0.002)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fd = os.open(os.path.join(pipes, "saturnd-request-pipe"), os.O_WRONLY | os.O_NONBLOCK)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("nobody reads the request pipe")
-                time.sleep(0.005)
-        view = memoryview(data)
-        try:
-            while view:
-                try:
-                    view = view[os.write(fd, view):]
-                except BlockingIOError:
-                    select.select([], [fd], [], 1.0)
-        except BrokenPipeError:
-            pass
-        finally:
-            os.close(fd)
-        rfd = os.open(os.path.join(pipes, "saturnd-reply-pipe"), os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            chunks = []
-            poller = select.poll()
-            poller.register(rfd, select.POLLIN | select.POLLHUP)
-            while True:
-                left = deadline + timeout - time.monotonic()
-                if left <= 0 or not poller.poll(int(left * 1000) + 1):
-                    return None
-                try:
-                    chunk = os.read(rfd, 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-        finally:
-            os.close(rfd)
-    finally:
-        if lock_fd is not None:
-            os.close(lock_fd)
-
-
-# --- the model of what got an OK ----------------------------------------------------
-class Model:
-    """What the daemon acknowledged: tasks (id -> (timing, argv)) and the highest id."""
-
-    def __init__(self):
-        self.tasks = {}
-        self.max_id = -1
-        self.removed = set()
-        self.ambiguous = {}      # id -> set of acceptable (timing, argv) after an unanswered change
-        self.runs = {}           # id -> number of records seen (history never shrinks)
-
-    def check_list(self, reply, after_crash=False):
-        """The LIST reply against the model; returns the live {id: (timing, argv)}."""
-        got = {tid: (timing.as_tuple(), tuple(argv)) for tid, timing, argv in reply.tasks}
-        ids = [tid for tid, _, _ in reply.tasks]
-        assert ids == sorted(set(ids)), f"LIST not in increasing id order: {ids}"
-        for tid, want in self.tasks.items():
-            if tid in self.ambiguous:
-                continue
-            assert tid in got, f"task {tid} acknowledged (OK) but gone"
-            assert got[tid] == want, f"task {tid}: {got[tid]} != acknowledged {want}"
-        for tid in got:
-            assert tid not in self.removed, f"removed task {tid} came back"
-            if tid not in self.tasks:
-                assert tid in self.ambiguous, f"unknown task {tid} appeared"
-        for tid, options in self.ambiguous.items():
-            if tid in got:
-                assert got[tid] in options, f"task {tid}: chimera {got[tid]} not in {options}"
-        return got
+from .pipes import REQUEST
 
 
 def check_store_files(data_dir):
@@ -374,7 +133,7 @@ def dying_writer(pipes, data, cut):
             "os.write(fd,bytes.fromhex(sys.argv[2]))\n"
             "os.write(1,b'w')\n"
             "time.sleep(30)\n")
-    p = subprocess.Popen([sys.executable, "-c", code, os.path.join(str(pipes), "saturnd-request-pipe"),
+    p = subprocess.Popen([sys.executable, "-c", code, os.path.join(str(pipes), REQUEST),
                           data[:cut].hex()], stdout=subprocess.PIPE)
     ready, _, _ = select.select([p.stdout], [], [], 10)
     p.kill()
@@ -534,7 +293,6 @@ class CrashWorkload:
 
 def crash_rounds(d, kills, rng, log=None, min_delay=0.0, max_delay=0.08):
     """``kills`` rounds of: requests stream, kill -9 at a random instant, restart, verify."""
-    import threading
     w = CrashWorkload(d, rng)
     w.setup()
     for i in range(kills):

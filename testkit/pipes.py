@@ -1,0 +1,202 @@
+"""Talking to a daemon through its FIFOs, without the cassini command.
+
+- :func:`raw_exchange`: the one raw client: bytes in, the raw reply bytes out (read to end
+  of file), under the client lock or without it, the reply pipe opened after the request
+  is written (like the reference C client) or before it (like cassini); bounded.
+- :func:`call`: one well-formed ``Request`` through cassini's own library -> ``Reply``.
+- :class:`Client`: the benchmark's lean client (no lock, no process start-up).
+"""
+
+import array
+import fcntl
+import os
+import select
+import termios
+import time
+
+from cassini.client import REPLY_PIPE, REQUEST_PIPE, exchange, open_reply_pipe
+from saturnd import protocol as P
+
+REQUEST = os.fsdecode(REQUEST_PIPE)
+REPLY = os.fsdecode(REPLY_PIPE)
+LOCK = "cassini-lock"
+
+
+def call(pipes, req, timeout=10.0):
+    """One exchange with a well-formed ``Request``; returns the decoded ``Reply``."""
+    return exchange(os.fsencode(pipes), P.encode_request(req), req.opcode, timeout=timeout,
+                    reply_timeout=timeout, lock_timeout=timeout)
+
+
+def _take_lock(pipes, deadline):
+    fd = os.open(os.path.join(pipes, LOCK), os.O_WRONLY | os.O_CREAT, 0o600)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise AssertionError("client lock held too long") from None
+            time.sleep(0.002)
+
+
+def _open_request(pipes, deadline):
+    while True:
+        try:
+            return os.open(os.path.join(pipes, REQUEST), os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError("nobody reads the request pipe") from None
+            time.sleep(0.005)
+
+
+def _write_request(fd, data):
+    view = memoryview(data)
+    try:
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                select.select([], [fd], [], 1.0)
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_to_eof(rfd, deadline):
+    chunks = []
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN | select.POLLHUP)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(int(left * 1000) + 1):
+            return None
+        try:
+            chunk = os.read(rfd, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def raw_exchange(pipes, data, timeout=10.0, lock=True, reply_first=False):
+    """Write ``data`` on the request pipe, then read one raw reply (until end of file).
+
+    With ``lock`` the client lock is held (like cassini). The reply pipe is opened after
+    the request is written (like the reference C client), or with ``reply_first`` before
+    it, clear of the previous exchange's writer (like cassini). Returns the reply bytes,
+    or None when no reply came within ``timeout`` (after the request was sent)."""
+    pipes = str(pipes)
+    deadline = time.monotonic() + timeout
+    lock_fd = _take_lock(pipes, deadline) if lock else None
+    deadline = time.monotonic() + timeout
+    try:
+        rfd = None
+        if reply_first:
+            rfd = open_reply_pipe(os.path.join(pipes, REPLY), 0.5)
+        try:
+            _write_request(_open_request(pipes, deadline), data)
+            if rfd is None:
+                rfd = os.open(os.path.join(pipes, REPLY), os.O_RDONLY | os.O_NONBLOCK)
+            return _read_to_eof(rfd, deadline + timeout)
+        finally:
+            if rfd is not None:
+                os.close(rfd)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+class _FdReader:
+    """``read_exact`` on a non-blocking FIFO descriptor, with a deadline."""
+
+    def __init__(self, fd, timeout, error):
+        self.fd = fd
+        self.buf = bytearray()
+        self.deadline = time.monotonic() + timeout
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+        self.error = error
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise self.error("timed out waiting for the reply")
+            if not self.poller.poll(int(left * 1000) + 1):
+                continue
+            try:
+                data = os.read(self.fd, max(65536, min(n - len(self.buf), 1 << 20)))
+            except BlockingIOError:
+                continue
+            if not data:
+                raise P.Truncated("end of file in the reply")
+            self.buf += data
+        chunk = bytes(self.buf[:n])
+        del self.buf[:n]
+        return chunk
+
+
+class Client:
+    """One request, one reply, with ``saturnd.protocol``: what cassini does minus its
+    process start-up and its lock. Same order as cassini and protocol.md: write the whole
+    request, close, then open the reply pipe and read one reply by its lengths.
+    ``error``: the exception class for a deadline missed."""
+
+    def __init__(self, pipes_dir, timeout=60.0, wait_consumed=True, error=AssertionError):
+        self.request_path = os.path.join(str(pipes_dir), REQUEST)
+        self.reply_path = os.path.join(str(pipes_dir), REPLY)
+        self.timeout = timeout
+        self.wait_consumed = wait_consumed
+        self.error = error
+
+    def _wait_consumed(self, wfd):
+        """Wait until the daemon has read the whole request (FIONREAD of the FIFO is 0).
+
+        The daemon reads a request only once it has closed its end of the previous
+        reply; opening the reply pipe before that would attach this reader to the previous
+        reply's writer (which then closes: end of file, the reply is lost). See the README
+        of the benchmark."""
+        buf = array.array("i", [0])
+        deadline = time.monotonic() + self.timeout
+        spins = 0
+        while True:
+            fcntl.ioctl(wfd, termios.FIONREAD, buf, True)
+            if buf[0] == 0:
+                return
+            spins += 1
+            if spins > 200:     # spin briefly (the daemon is usually quick), then yield
+                if time.monotonic() > deadline:
+                    raise self.error("the daemon did not read the request in time")
+                time.sleep(0.00005)
+
+    def raw(self, data, opcode):
+        wfd = os.open(self.request_path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(wfd, view):]
+            if self.wait_consumed:
+                self._wait_consumed(wfd)
+        finally:
+            os.close(wfd)
+        rfd = os.open(self.reply_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return P.read_reply(_FdReader(rfd, self.timeout, self.error), opcode)
+        finally:
+            os.close(rfd)
+
+    def request(self, req):
+        return self.raw(P.encode_request(req), req.opcode)
+
+    def create(self, argv, timing=P.EVERY_MINUTE):
+        return self.request(P.Request(P.CREATE, timing=timing, argv=tuple(argv))).value
+
+    def list(self):
+        return self.request(P.Request(P.LIST)).tasks
+
+    def terminate(self):
+        return self.request(P.Request(P.TERMINATE))

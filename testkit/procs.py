@@ -1,0 +1,69 @@
+"""What /proc says about a process (Linux)."""
+
+import os
+
+
+def pid_alive(pid):
+    """True while ``pid`` runs; a zombie (not reaped by its parent yet) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def proc_status_kib(pid, *fields):
+    """Selected ``/proc/PID/status`` fields (kB values) as a dict of KiB ints."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in fields:
+                out[key] = int(value.split()[0])
+    return out
+
+
+def peak_rss_kib(pid):
+    """VmHWM (peak resident set) of ``pid`` in KiB, or None."""
+    try:
+        return proc_status_kib(pid, "VmHWM").get("VmHWM")
+    except OSError:
+        return None
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU time consumed so far by process ``pid`` (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_of(pid):
+    """(pid, state) of the live processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append((entry, fields[0]))
+    return found
+
+
+def leftover_processes(marker):
+    """Processes whose command line mentions ``marker`` (a candidate's file name)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmd and b"pytest" not in cmd:
+            found.append((int(name), cmd.replace(b"\0", b" ")[:200]))
+    return found

@@ -1,0 +1,61 @@
+"""Choosing where the daemon under test runs: its *target*.
+
+``local`` (default): saturnd of this checkout as a child process. ``container``: saturnd in
+the project image (``SATURND_IMAGE``, default ``saturnd:ci``), cassini and saturnd-clock run
+inside the container. Chosen by pytest's ``--target`` option, else ``SATURND_TARGET``.
+
+Only the daemon scenarios (modules marked ``scenario``) follow the target; under the
+container target the other tests are skipped, and so are scenarios marked
+``local_only(reason)`` (they need what only a local process gives, e.g. its /proc).
+"""
+
+import os
+
+import pytest
+
+from .daemon import LocalDaemon
+
+TARGETS = ("local", "container")
+
+
+def selected_target(config):
+    target = config.getoption("target", None) or os.environ.get("SATURND_TARGET") or "local"
+    if target not in TARGETS:
+        raise pytest.UsageError(f"unknown target {target!r} (one of {', '.join(TARGETS)})")
+    return target
+
+
+def skip_outside_target(item, target):
+    """Called per test: skips what the selected target does not run."""
+    if target == "local":
+        return
+    if item.get_closest_marker("scenario") is None:
+        pytest.skip(f"runs on the local target only (selected: {target})")
+    mark = item.get_closest_marker("local_only")
+    if mark is not None:
+        pytest.skip(f"local target only: {mark.args[0] if mark.args else mark.kwargs['reason']}")
+
+
+class Factory:
+    """``make(name="d", **options)`` -> a handle (not started) under ``base/name``; every
+    handle made is stopped at the end."""
+
+    def __init__(self, base, target, engine=None):
+        self.base = base
+        self.target = target
+        self.engine = engine
+        self.made = []
+
+    def __call__(self, name="d", **kw):
+        if self.target == "container":
+            from .container import ContainerDaemon
+            client, image = self.engine()
+            d = ContainerDaemon(self.base / name, client, image, share=self.base, **kw)
+        else:
+            d = LocalDaemon(self.base / name, **kw)
+        self.made.append(d)
+        return d
+
+    def close(self):
+        for d in self.made:
+            d.stop()

@@ -56,3 +56,19 @@ def time_zone():
         else:
             os.environ["TZ"] = saved
         time.tzset()
+
+
+def utc(text):
+    """``YYYY-MM-DD HH:MM`` in UTC -> epoch seconds."""
+    import calendar
+    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
+
+
+def spool(store, out=b"", err=b""):
+    """A run's spool files (``store.spool_paths()``) holding ``out`` and ``err``."""
+    o, e = store.spool_paths()
+    with open(o, "wb") as f:
+        f.write(out)
+    with open(e, "wb") as f:
+        f.write(err)
+    return o, e

@@ -10,6 +10,7 @@ import pytest
 
 from testkit import targets
 from testkit.daemon import LocalDaemon
+from testkit.stubs import time_zone
 
 
 def pytest_addoption(parser):
@@ -65,3 +66,29 @@ def shared_daemon(tmp_path_factory):
     d = LocalDaemon(tmp_path_factory.mktemp("shared")).start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def tz():
+    """``tz(name)`` sets TZ for this test (restored afterwards)."""
+    with time_zone() as set_tz:
+        yield set_tz
+
+
+@pytest.fixture
+def logs():
+    """The messages a store logged (see ``open_store``)."""
+    return []
+
+
+@pytest.fixture
+def open_store(tmp_path, logs):
+    """``open_store(root=None)``: an opened saturnd Store under the test's directory
+    (``root``: another directory), logging into ``logs``."""
+    from saturnd.store import Store
+
+    def make(root=None):
+        s = Store(root or tmp_path / "data", logs.append)
+        s.open()
+        return s
+    return make

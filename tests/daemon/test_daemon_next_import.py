@@ -11,12 +11,9 @@ import pytest
 from saturnd import protocol as P
 
 from testkit import T0
+from testkit.stubs import utc
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.scenario]
-
-
-def utc(text):
-    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
 
 
 def parse_times(out):

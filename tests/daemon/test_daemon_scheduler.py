@@ -1,6 +1,5 @@
 """Due-minute computation and the time-jump rules (freezegun + TZ, no daemon)."""
 
-import calendar
 import time
 
 import pytest
@@ -9,19 +8,9 @@ from freezegun import freeze_time
 from saturnd.clock import ManualClock, SystemClock, floor_minute
 from saturnd.scheduler import (Scheduler, is_due, minutes_to_run, next_boundary, wall_fields,
                                wall_ordinal)
-from testkit.stubs import StubRunner, StubStore, stub_task, time_zone
+from testkit.stubs import StubRunner, StubStore, stub_task, utc
 
 pytestmark = pytest.mark.timeout(20)
-
-
-@pytest.fixture
-def tz():
-    with time_zone() as set_tz:
-        yield set_tz
-
-
-def utc(text):
-    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
 
 
 task = stub_task

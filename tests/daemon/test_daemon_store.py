@@ -7,34 +7,12 @@ import pytest
 
 from saturnd import protocol as P
 from saturnd import store as store_mod
-from saturnd.store import NeverRan, NotFound, Store
+from saturnd.store import NeverRan, NotFound
+from testkit.stubs import spool
 
 pytestmark = pytest.mark.timeout(20)
 
 EVERY = P.EVERY_MINUTE
-
-
-@pytest.fixture
-def logs():
-    return []
-
-
-@pytest.fixture
-def open_store(tmp_path, logs):
-    def make():
-        s = Store(tmp_path / "data", logs.append)
-        s.open()
-        return s
-    return make
-
-
-def spool(s, out=b"", err=b""):
-    o, e = s.spool_paths()
-    with open(o, "wb") as f:
-        f.write(out)
-    with open(e, "wb") as f:
-        f.write(err)
-    return o, e
 
 
 def test_layout_is_the_c_layout(open_store, tmp_path):

@@ -2,7 +2,6 @@
 exactly the minutes at which ``Scheduler.tick`` starts the task when the clock runs on
 (no daemon here; the end-to-end version is in test_daemon_next_import.py)."""
 
-import calendar
 import random
 import time
 
@@ -13,19 +12,9 @@ from saturnd.protocol import Timing
 from saturnd.scheduler import MAX_NEXT_RUNS, Scheduler, next_runs
 from saturnd.store import Task
 from saturnd.timing import timing_from_strings
-from testkit.stubs import StubRunner, StubStore, time_zone
+from testkit.stubs import StubRunner, StubStore, utc
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def tz():
-    with time_zone() as set_tz:
-        yield set_tz
-
-
-def utc(text):
-    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
 
 
 def timing(minutes="*", hours="*", days="*"):

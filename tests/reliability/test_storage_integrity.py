@@ -11,34 +11,11 @@ import subprocess
 import pytest
 
 from saturnd import protocol as P
-from saturnd.store import Store
 from testkit import T0
+from testkit.stubs import spool
 
 pytestmark = pytest.mark.timeout(60)
 EVERY = P.EVERY_MINUTE
-
-
-@pytest.fixture
-def logs():
-    return []
-
-
-@pytest.fixture
-def open_store(tmp_path, logs):
-    def make(root=None):
-        s = Store(root or tmp_path / "data", logs.append)
-        s.open()
-        return s
-    return make
-
-
-def spool(s, out=b"", err=b""):
-    o, e = s.spool_paths()
-    with open(o, "wb") as f:
-        f.write(out)
-    with open(e, "wb") as f:
-        f.write(err)
-    return o, e
 
 
 def _exit_bytes(s, tid):

@@ -2,7 +2,6 @@
 end (manual clock, real runs), and system-clock steps (freezegun on the system clock)
 forward/backward, small and large."""
 
-import calendar
 import os
 import time
 
@@ -12,11 +11,7 @@ from freezegun import freeze_time
 from saturnd.clock import SystemClock
 from saturnd import protocol as P
 from saturnd.scheduler import Scheduler
-from testkit.stubs import StubRunner, StubStore, stub_task
-
-
-def utc(text):
-    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M"))
+from testkit.stubs import StubRunner, StubStore, stub_task, utc
 
 
 @pytest.mark.timeout(60)

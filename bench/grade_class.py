@@ -16,15 +16,10 @@ The class (under --dir, default a fresh folder in /var/tmp, removed afterwards u
 Prints the wall time, the time per submission, the projection to 100 submissions, the
 class table's build/grading counts and the mean scores, and checks the issue's target
 (100 submissions in <= 15 minutes).  Exit status 0 when the batch ran, 1 otherwise.
-
-Until `saturnd-grade --json` exists, every grade goes through a small adapter (this file,
-``--as-grader``) that runs the grader with --junit and writes the JSON report from it
-(both profiles get the strict verdict): the grading work measured is the real one.
 """
 
 import argparse
 import csv
-import json
 import os
 import resource
 import shutil
@@ -32,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -77,47 +71,7 @@ def generate(cls, lib, n):
             f.write("\n".join(lines) + "\n")
 
 
-def grader_has_json():
-    p = subprocess.run([sys.executable, "-m", "grader", "--help"], capture_output=True,
-                       text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    return "--json" in p.stdout
-
-
-def as_grader(argv):
-    """Adapter: the grader's JUnit report turned into its --json report (see above)."""
-    i = argv.index("--json")
-    out = argv[i + 1]
-    args = argv[:i] + argv[i + 2:]
-    junit = out + ".junit.xml"
-    p = subprocess.run([sys.executable, "-m", "grader", "--junit", junit, *args],
-                       env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
-    cases = []
-    if os.path.exists(junit):
-        for suite in ET.parse(junit).getroot():
-            for case in suite.iter("testcase"):
-                v, msg = "pass", ""
-                for child in case:
-                    if child.tag == "failure":
-                        v, msg = "fail", child.get("message") or ""
-                    elif child.tag == "skipped":
-                        v, msg = "skip", child.get("message") or ""
-                cases.append({"category": suite.get("name"), "name": case.get("name"),
-                              "tags": [], "verdicts": {"strict": v, "course": v},
-                              "message": msg})
-        os.unlink(junit)
-    from grader.batch import scores_from_cases
-    report = {"version": 1, "headline": "strict",
-              "candidate": {"cassini": None, "saturnd": None}, "build": {"status": None},
-              "cases": cases, "scores": scores_from_cases(cases), "exit_status": p.returncode}
-    if cases:
-        with open(out, "w") as f:
-            json.dump(report, f)
-    return p.returncode
-
-
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "--as-grader":
-        return as_grader(sys.argv[2:])
     argv = sys.argv[1:]
     extra = []
     if "--" in argv:
@@ -144,9 +98,6 @@ def main():
     generate(cls, lib, opts.n)
     cmd = [sys.executable, "-m", "grader", "batch", cls, "-o", out, "-j", str(opts.jobs),
            "--repeat", str(opts.repeat), "--work-dir", work, "-q"]
-    adapter = not grader_has_json()
-    if adapter:
-        cmd += ["--grade-cmd", f"{sys.executable} {os.path.abspath(__file__)} --as-grader"]
     cmd += ["--"] + extra
     load0 = os.getloadavg()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -174,7 +125,7 @@ def main():
         vals = [float(r[f"{prof}_percent"]) for r in rows if r[f"{prof}_percent"]]
         means[prof] = f"{sum(vals) / len(vals):.1f} %" if vals else "-"
     print(f"grade_class: {opts.n} submissions, -j {opts.jobs}, --repeat {opts.repeat}, "
-          f"grade options {extra or 'none'}{' (JUnit adapter)' if adapter else ''}")
+          f"grade options {extra or 'none'}")
     print(f"  machine: {os.cpu_count()} CPUs, load average {load0[0]:.1f} before, "
           f"{load1[0]:.1f} after")
     print(f"  wall time        {wall:8.1f} s")

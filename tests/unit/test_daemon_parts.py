@@ -106,3 +106,11 @@ def test_no_import_cycle_between_errlog_scheduler_and_store():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert "saturnd.scheduler" not in out and "saturnd.store" not in out
+
+
+def test_the_fionread_number_is_the_one_termios_knows():
+    """saturnd.busy spares cassini the termios import by knowing FIONREAD's number."""
+    import termios
+
+    from saturnd import busy
+    assert busy._fionread() == termios.FIONREAD

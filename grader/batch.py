@@ -630,7 +630,16 @@ def merge_main(argv):
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cancelled CI job): stopped like Ctrl-C, the grades in flight killed."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv):
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if argv and argv[0] == "merge":
             return merge_main(argv[1:])
@@ -638,7 +647,9 @@ def main(argv):
     except Usage as e:
         print(f"saturnd-grade batch: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         kill_all()
         print("saturnd-grade batch: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -2,9 +2,6 @@
 end (manual clock, real runs), and system-clock steps (freezegun on the system clock)
 forward/backward, small and large."""
 
-import os
-import time
-
 import pytest
 from freezegun import freeze_time
 
@@ -32,42 +29,33 @@ def test_fall_back_in_paris_end_to_end(make_daemon):
 
 
 @pytest.mark.timeout(20)
-def test_system_clock_steps():
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    try:
-        tasks = [stub_task(0, "15", "10"), stub_task(1, "45", "10"), stub_task(2)]
-        runner = StubRunner()
-        with freeze_time("2026-01-01 10:00:00") as frozen:
-            sched = Scheduler(StubStore(tasks), runner, SystemClock(), lambda m: None)
+def test_system_clock_steps(tz):
+    tz("UTC")
+    tasks = [stub_task(0, "15", "10"), stub_task(1, "45", "10"), stub_task(2)]
+    runner = StubRunner()
+    with freeze_time("2026-01-01 10:00:00") as frozen:
+        sched = Scheduler(StubStore(tasks), runner, SystemClock(), lambda m: None)
 
-            def at(text):
-                frozen.move_to(text)
-                runner.started.clear()
-                sched.tick()
-                return sorted(runner.started)
-            m = utc
-            assert at("2026-01-01 10:01:00") == [(2, m("2026-01-01 10:01"))]
-            # NTP step forward 1 h: tasks due in the skipped minutes run once each
-            assert at("2026-01-01 11:01:30") == [(0, m("2026-01-01 11:01")),
-                                                 (1, m("2026-01-01 11:01")),
-                                                 (2, m("2026-01-01 11:01"))]
-            # step back 30 min: nothing until the clock passes 11:01 again
-            assert at("2026-01-01 10:31:10") == []
-            assert at("2026-01-01 10:45:00") == []            # 10:45 already ran (caught up)
-            assert at("2026-01-01 11:01:00") == []
-            assert at("2026-01-01 11:02:00") == [(2, m("2026-01-01 11:02"))]
-            # a jump of more than 3 h forward: taken as it is, nothing replayed
-            assert at("2026-01-02 09:00:00") == []
-            assert at("2026-01-02 09:01:00") == [(2, m("2026-01-02 09:01"))]
-            # more than 3 h backward: taken as it is; scheduling goes on from there
-            assert at("2026-01-01 10:14:00") == []
-            assert at("2026-01-01 10:15:00") == [(0, m("2026-01-01 10:15")),
-                                                 (2, m("2026-01-01 10:15"))]
-    finally:
-        if saved is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = saved
-        time.tzset()
+        def at(text):
+            frozen.move_to(text)
+            runner.started.clear()
+            sched.tick()
+            return sorted(runner.started)
+        m = utc
+        assert at("2026-01-01 10:01:00") == [(2, m("2026-01-01 10:01"))]
+        # NTP step forward 1 h: tasks due in the skipped minutes run once each
+        assert at("2026-01-01 11:01:30") == [(0, m("2026-01-01 11:01")),
+                                             (1, m("2026-01-01 11:01")),
+                                             (2, m("2026-01-01 11:01"))]
+        # step back 30 min: nothing until the clock passes 11:01 again
+        assert at("2026-01-01 10:31:10") == []
+        assert at("2026-01-01 10:45:00") == []            # 10:45 already ran (caught up)
+        assert at("2026-01-01 11:01:00") == []
+        assert at("2026-01-01 11:02:00") == [(2, m("2026-01-01 11:02"))]
+        # a jump of more than 3 h forward: taken as it is, nothing replayed
+        assert at("2026-01-02 09:00:00") == []
+        assert at("2026-01-02 09:01:00") == [(2, m("2026-01-02 09:01"))]
+        # more than 3 h backward: taken as it is; scheduling goes on from there
+        assert at("2026-01-01 10:14:00") == []
+        assert at("2026-01-01 10:15:00") == [(0, m("2026-01-01 10:15")),
+                                             (2, m("2026-01-01 10:15"))]

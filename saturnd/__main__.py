@@ -8,7 +8,6 @@ wiring) starts the pieces and serves.  Locks, private directories and FIFOs at s
 
 import argparse
 import os
-import pwd
 import signal
 import sys
 import threading
@@ -44,20 +43,6 @@ def _cap(text):
     return value
 
 
-def username():
-    user = os.environ.get("USER")
-    if user:
-        return user
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
-
-
-def default_pipes_dir():
-    return protocol.default_pipes_dir(username())
-
-
 def default_data_dir():
     if os.environ.get("SATURND_DATA_DIR"):
         return os.environ["SATURND_DATA_DIR"]
@@ -87,7 +72,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.start_time is not None and args.clock != "manual":
         p.error("--start-time needs --clock manual")
-    args.pipes_dir = os.path.abspath(args.pipes_dir or default_pipes_dir())
+    args.pipes_dir = os.path.abspath(args.pipes_dir or protocol.own_pipes_dir())
     args.data_dir = os.path.abspath(args.data_dir or default_data_dir())
     if args.log:
         args.log = os.path.abspath(args.log)

@@ -15,8 +15,7 @@ import time
 from .protocol import CLOCK_LOCK as LOCK_FILE
 from .protocol import CLOCK_REPLY_PIPE as REPLY_PIPE
 from .protocol import CLOCK_REQUEST_PIPE as REQUEST_PIPE
-from .protocol import current_user
-from .protocol import default_pipes_dir as _default_pipes_dir
+from .protocol import own_pipes_dir as default_pipes_dir
 
 DEFAULT_TIMEOUT = 30.0
 MISSING_WAIT = 5.0      # how long a missing control FIFO may take to appear
@@ -32,11 +31,6 @@ commands:
 
 class ClockError(Exception):
     pass
-
-
-def default_pipes_dir():
-    user = current_user()
-    return _default_pipes_dir(os.fsdecode(user) if user else str(os.geteuid()))
 
 
 def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):

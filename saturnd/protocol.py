@@ -49,6 +49,14 @@ def default_pipes_dir(user):
         return b"/tmp/" + user + b"/saturnd/pipes"
     return "/tmp/" + user + "/saturnd/pipes"
 
+
+def own_pipes_dir():
+    """The daemon's and saturnd-clock's default (str): :func:`default_pipes_dir` of
+    :func:`current_user`, or of the uid's number when it has no name (cassini refuses
+    that case instead: it asks for USER or -p)."""
+    user = current_user()
+    return default_pipes_dir(os.fsdecode(user) if user else str(os.geteuid()))
+
 # --- request opcodes -------------------------------------------------------
 LIST = 0x4C53             # 'LS'
 CREATE = 0x4352           # 'CR'
@@ -524,9 +532,9 @@ def read_error_log_entries(reader):
 # answer.  Encoding and decoding below, cassini's option mapping and its rendering
 # (``cassini/__main__.py``, ``cassini/render.py``) all read it; the daemon's handlers
 # are in ``saturnd/commands/``.
-class Field:
-    """One argument of a request: its name in ``docs/protocol.md``, the
-    :class:`Request` attribute that holds it, how it is written and read."""
+class _Part:
+    """A named piece of the table: the attribute that holds its value, how it is written
+    and read."""
 
     __slots__ = ("name", "attr", "encode", "read")
 
@@ -534,7 +542,14 @@ class Field:
         self.name, self.attr, self.encode, self.read = name, attr, encode, read
 
     def __repr__(self):
-        return f"Field({self.name})"
+        return f"{type(self).__name__}({self.name})"
+
+
+class Field(_Part):
+    """One argument of a request: its name in ``docs/protocol.md``, the
+    :class:`Request` attribute that holds it, how it is written and read."""
+
+    __slots__ = ()
 
 
 def _encode_scope(scope):
@@ -564,18 +579,12 @@ ARG_SCOPE = Field("SCOPE", "timing", _encode_scope, _read_scope)
 ARG_SCOPED_TASKID = Field("TASKID", "taskid", _encode_scoped_taskid, read_u64)
 
 
-class Shape:
+class Shape(_Part):
     """The shape of an OK reply: its name, the :class:`Reply` attribute of its payload
     (None: no payload), how the whole ``OK`` reply is written from the payload, how
     the payload is read (after ``OK``)."""
 
-    __slots__ = ("name", "attr", "encode", "read")
-
-    def __init__(self, name, attr, encode, read):
-        self.name, self.attr, self.encode, self.read = name, attr, encode, read
-
-    def __repr__(self):
-        return f"Shape({self.name})"
+    __slots__ = ()
 
 
 def _encode_u64(value):

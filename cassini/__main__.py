@@ -265,12 +265,7 @@ def run(args, environ):
     from cassini import client
     from cassini import render
     try:
-        timeout = _env_seconds(environ, "CASSINI_TIMEOUT", 5.0)
-        reply_timeout = _env_seconds(environ, "CASSINI_REPLY_TIMEOUT", 10.0)
-        lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
-        pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
-        reply = client.exchange(pipes_dir, request, cmd.opcode, timeout, reply_timeout,
-                                lock_timeout)
+        reply = _talker(cmd, environ, client)(request, cmd.opcode)
         if not reply.ok:
             raise Failure(render.error_message(cmd.opcode, cmd.taskid, reply.errcode))
         data = render.stdout_bytes(cmd.opcode, reply)
@@ -281,22 +276,33 @@ def run(args, environ):
     return 0
 
 
+def _talker(cmd, environ, client):
+    """``talk(request bytes, opcode) -> Reply`` with the pipes directory and the waits of
+    ``cmd`` and the environment (ValueError on a bad CASSINI_* value, ClientError)."""
+    timeout = _env_seconds(environ, "CASSINI_TIMEOUT", 5.0)
+    reply_timeout = _env_seconds(environ, "CASSINI_REPLY_TIMEOUT", 10.0)
+    lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
+    pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
+
+    def talk(request, opcode):
+        return client.exchange(pipes_dir, request, opcode, timeout, reply_timeout,
+                               lock_timeout)
+    return talk
+
+
 def _crontab(cmd, environ):
     """``-I`` / ``-X``: the crontab import/export (kept out of the plain requests' imports)."""
     from cassini import client, crontab
 
-    def talk(request, opcode):
-        try:
-            return client.exchange(pipes_dir, request, opcode, timeout, reply_timeout,
-                                   lock_timeout)
-        except client.ClientError as e:
-            raise ValueError(str(e)) from None
-
     try:
-        timeout = _env_seconds(environ, "CASSINI_TIMEOUT", 5.0)
-        reply_timeout = _env_seconds(environ, "CASSINI_REPLY_TIMEOUT", 10.0)
-        lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
-        pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
+        exchange = _talker(cmd, environ, client)
+
+        def talk(request, opcode):
+            try:
+                return exchange(request, opcode)
+            except client.ClientError as e:
+                raise ValueError(str(e)) from None
+
         if cmd.opcode == IMPORT:
             return crontab.import_crontab(cmd.import_file, cmd.partial, talk, _write_stdout,
                                           _err)

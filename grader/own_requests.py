@@ -14,7 +14,7 @@ import time
 from saturnd import protocol as P
 
 from .candidate import Failed
-from .scenarios import NEVER, NEVER_TEXT, list_line, parse_id
+from .scenarios import NEVER, NEVER_TEXT, list_line, parse_id, unknown_id
 
 WAIT = 10.0                 # seconds for a run started by -i to be recorded
 _LINE = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^\n]+\n")
@@ -42,11 +42,6 @@ def _log_lines(ctx, args, what):
     return r.out
 
 
-def _missing(*ids):
-    """A task id the daemon does not have: well past the ids it returned (none assumed)."""
-    return str(max(ids) + 1000)
-
-
 def sc_own_reset_history(ctx):
     t = ctx.create(*NEVER, "echo", "ran")
     ctx.expect(["-i", str(t)], b"")
@@ -57,7 +52,7 @@ def sc_own_reset_history(ctx):
     ctx.expect(["-o", str(t)], b"", 1, why="after RESET_HISTORY the task has never run")
     ctx.expect_lines(["-l"], [list_line(t, NEVER_TEXT + b" echo ran")],
                      why="the task itself stays")
-    gone = _missing(t)
+    gone = str(unknown_id(t))
     ctx.expect(["-R", gone], b"", 1, why=f"no task {gone}")
     ctx.expect_error(struct.pack(">HQ", P.RESET_HISTORY, int(gone)), P.RESET_HISTORY, P.NF,
                      "RESET_HISTORY of a missing task")
@@ -76,7 +71,7 @@ def sc_own_clone(ctx):
     other = ctx.create(*NEVER, "true")
     ctx.check(other not in (t, clone), f"cassini -c after CLONE returned id {other}, "
               f"already used (source {t}, clone {clone}): the clone's id must be spent")
-    gone = _missing(t, clone, other)
+    gone = str(unknown_id(t, clone, other))
     ctx.expect(["-C", gone], b"", 1, why=f"no task {gone}")
     ctx.expect_error(struct.pack(">HQ", P.CLONE, int(gone)), P.CLONE, P.NF,
                      "CLONE of a missing task")
@@ -94,7 +89,7 @@ def sc_own_error_log(ctx):
     ctx.expect(["-R", str(t)], b"")
     ctx.expect(["-E", str(t)], out, why="RESET_HISTORY keeps the error log")
     _log_lines(ctx, ["-D"], "the daemon-wide log")
-    gone = _missing(t)
+    gone = str(unknown_id(t))
     ctx.expect(["-E", gone], b"", 1, why=f"no task {gone}")
     ctx.expect_error(b"EL\x01" + struct.pack(">Q", int(gone)), P.ERROR_LOG, P.NF,
                      "ERROR_LOG of a missing task")

@@ -19,12 +19,8 @@ from saturnd import protocol as P
 
 from .candidate import Daemon, Failed, utc
 from .report import Outcome
-from .scenarios import Ctx
+from .scenarios import NEVER, Ctx, unknown_id
 from .scheduling import FAKE_START, Clock
-
-NEXT_RUNS = 0x4E58
-NEVER = ["-m", "7", "-H", "3", "-d", "0"]      # Sundays 03:07 UTC only
-
 
 def _parse(out):
     """``YYYY-MM-DD HH:MM:SS`` lines (TZ=UTC) -> epoch seconds; Failed on a bad line."""
@@ -53,7 +49,7 @@ def sc_own_next_runs(ctx):
     """Shape of NEXT_RUNS replies, from the timings alone."""
     weekly_id = ctx.create(*NEVER, "true")
     every = ctx.create("true")
-    gone = max(weekly_id, every) + 1000        # an id the daemon does not have
+    gone = unknown_id(weekly_id, every)
     weekly = _announced(ctx, weekly_id, 3)
     ctx.check(len(weekly) == 3,
               f"cassini -n {weekly_id} -N 3: expected 3 times, got {len(weekly)}")
@@ -75,9 +71,9 @@ def sc_own_next_runs(ctx):
     ctx.check(r.code == 0 and r.out.count(b"\n") == 5,
               f"cassini -n {every}: COUNT defaults to 5", f"got {r.out[:200]!r}")
     ctx.expect(["-n", str(gone)], b"", 1, why=f"no task {gone}")
-    ctx.expect_error(struct.pack(">HQI", NEXT_RUNS, gone, 5), NEXT_RUNS, P.NF,
+    ctx.expect_error(struct.pack(">HQI", P.NEXT_RUNS, gone, 5), P.NEXT_RUNS, P.NF,
                      f"NEXT_RUNS of unknown task {gone}")
-    reply = ctx.raw(struct.pack(">HQI", NEXT_RUNS, every, 3), NEXT_RUNS,
+    reply = ctx.raw(struct.pack(">HQI", P.NEXT_RUNS, every, 3), P.NEXT_RUNS,
                     f"NEXT_RUNS of task {every}")
     times = reply.times if reply.errcode is None else None
     ctx.check(times is not None and len(times) == 3 and times[0] >= minutely[0]

@@ -51,13 +51,19 @@ _GENERIC_IOCTL = ("x86_64", "i386", "i486", "i586", "i686", "aarch64", "arm", "r
                   "s390", "loongarch")
 
 
+_FIONREAD = []      # the number, once known
+
+
 def _fionread():
-    import os
-    import sys
-    if sys.platform.startswith("linux") and os.uname().machine.startswith(_GENERIC_IOCTL):
-        return 0x541B
-    import termios
-    return termios.FIONREAD
+    if not _FIONREAD:
+        import os
+        import sys
+        if sys.platform.startswith("linux") and os.uname().machine.startswith(_GENERIC_IOCTL):
+            _FIONREAD.append(0x541B)
+        else:
+            import termios
+            _FIONREAD.append(termios.FIONREAD)
+    return _FIONREAD[0]
 
 
 def pending(fd):

@@ -55,7 +55,10 @@ class Newcomer:
         self.checkout = tmp / f"saturnd-{SESSION}-{who}"
         shutil.copytree(ROOT, self.checkout, ignore=JUNK, symlinks=True)
         self.home.mkdir()
-        os.chmod(tmp, 0o755)        # the daemon's user reads the checkout's cassini too
+        # the daemon's user reads the checkout's cassini too: a clone is 0755 under the
+        # usual umask, whatever the mode of the checkout these tests run from (mktemp -d)
+        os.chmod(tmp, 0o755)
+        os.chmod(self.checkout, 0o755)
         if self.uid:
             os.chown(tmp, self.uid, self.gid)
             for path in [self.home, self.checkout, *self.checkout.rglob("*")]:
@@ -68,9 +71,12 @@ class Newcomer:
             env["USER"] = env["LOGNAME"] = "newcomer"
         self.env = env
 
-    def run(self, *args, timeout=90):
+    def run(self, *args, timeout=90, as_uid=None):
+        """``args`` as this user, or as ``as_uid`` (its own group, no other)."""
         kw = {}
-        if self.uid:
+        if as_uid is not None:
+            kw = dict(user=as_uid, group=as_uid, extra_groups=[])
+        elif self.uid:
             kw = dict(user=self.uid, group=self.gid, extra_groups=self.groups)
         return subprocess.run(list(args), capture_output=True, env=self.env, cwd=self.checkout,
                               stdin=subprocess.DEVNULL, timeout=timeout, **kw)
@@ -85,11 +91,7 @@ class Newcomer:
         """The checkout's own cassini with the system python (stdlib only), as that user --
         or as ``as_uid`` (root talking to the daemon as the daemon's user, as documented)."""
         python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
-        if as_uid is None:
-            return self.run(python, "-m", "cassini", *args, timeout=60)
-        return subprocess.run([python, "-m", "cassini", *args], capture_output=True,
-                              env=self.env, cwd=self.checkout, stdin=subprocess.DEVNULL,
-                              timeout=60, user=as_uid, group=as_uid, extra_groups=[])
+        return self.run(python, "-m", "cassini", *args, timeout=60, as_uid=as_uid)
 
 
 def _ids(cmds):

@@ -1,13 +1,12 @@
-"""Section 1: how fast ``cassini -l`` answers, next to ``python -c pass``.
+"""Section 1: how fast ``cassini -l`` answers, next to ``python -I -S -c pass`` (the floor).
 
 Both are whole commands started the same way (hyperfine ``-N`` when installed,
 else a posix_spawn loop), on the same interpreter, in a venv laid out as a
 regular ``pip install .`` lays it out (packages in site-packages, ``bin/cassini``
-with that venv's python in its ``#!``): not the development venv, whose
-editable-install finder costs every ``python`` start ~10 ms and so flatters
-the ratio.
+beside that venv's python3, which the launcher starts isolated): not the development
+venv, whose launcher has to run ``site`` to find an editable install.
 Also reported: cassini's import graph (``python -X importtime``), the modules
-it loads beyond what ``python -c pass`` loads.
+it loads beyond what ``python -I -S -c pass`` loads.
 """
 
 import os
@@ -56,9 +55,9 @@ def compile_bytecode():
 def regular_install(dest):
     """A venv holding this checkout as ``pip install .`` would install it, offline.
 
-    Returns ``(python, cassini)``: the venv's interpreter and its ``bin/cassini``
-    (the checkout's launcher script with the venv's python in its ``#!``, as pip
-    installs a script file), bytecode compiled as pip compiles it.
+    Returns ``(python, cassini)``: the venv's interpreter and its ``bin/cassini`` (the
+    checkout's launcher, copied as pip installs a script file that does not start with
+    ``#!python``), bytecode compiled as pip compiles it.
     """
     import shutil
     import venv
@@ -69,11 +68,10 @@ def regular_install(dest):
     for pkg in ("cassini", "saturnd"):
         shutil.copytree(os.path.join(ROOT, pkg), os.path.join(site, pkg),
                         ignore=shutil.ignore_patterns("__pycache__"))
-    with open(os.path.join(ROOT, "bin", "cassini"), "rb") as f:
-        body = f.read().split(b"\n", 1)[1]
+    # the launcher is a shell-and-Python script that pip copies unchanged (its first line is
+    # not `#!python`): it starts the python3 beside it with -I -S
     cassini = os.path.join(dest, "bin", "cassini")
-    with open(cassini, "wb") as f:
-        f.write(b"#!" + os.fsencode(python) + b"\n" + body)
+    shutil.copyfile(os.path.join(ROOT, "bin", "cassini"), cassini)
     os.chmod(cassini, 0o755)
     subprocess.run([python, "-m", "compileall", "-q", os.path.join(site, "cassini"),
                     os.path.join(site, "saturnd")], check=True, timeout=120)
@@ -94,19 +92,14 @@ def run(cfg, workdir, log):
     full = Daemon(os.path.join(base, "full"))
     populate(full.data, cfg.cassini_tasks, argv=(b"echo", b"hello", b"world"))
     with empty, full:
-        no_site = ("import sys; sys.path.insert(0, %r); "
-                   "from cassini.__main__ import exit_now, main; exit_now(main())" % ROOT)
         commands = {
-            "python -c pass": [python, "-c", "pass"],
+            "python -I -S -c pass": [python, "-I", "-S", "-c", "pass"],
             "cassini -l (empty)": [cassini, "-p", empty.pipes, "-l"],
             f"cassini -l ({cfg.cassini_tasks} tasks)": [cassini, "-p", full.pipes, "-l"],
-            "python -S -c pass": [python, "-S", "-c", "pass"],
-            "python -S, cassini -l (empty)": [python, "-S", "-c", no_site, "-p", empty.pipes, "-l"],
-            f"python -S, cassini -l ({cfg.cassini_tasks} tasks)":
-                [python, "-S", "-c", no_site, "-p", full.pipes, "-l"],
+            "python -c pass": [python, "-c", "pass"],
         }
         # the daemons answer, and the listing is complete, before anything is timed
-        for name, argv in list(commands.items())[:3]:
+        for name, argv in list(commands.items())[1:3]:
             out = subprocess.run(argv, capture_output=True, timeout=60)
             if out.returncode != 0:
                 raise BenchError(f"{name} failed: {out.stderr.decode(errors='replace').strip()}")
@@ -118,43 +111,37 @@ def run(cfg, workdir, log):
                                   use_hyperfine=cfg.hyperfine)
         log(f"  timed with {tool}")
         names = list(commands)
-        baseline = res[names[0]]
-        rows.append(row(SECTION, "python_pass", "python -c pass (baseline)",
-                        baseline["p50"] * 1e3, "ms", p99=baseline["p99"] * 1e3,
-                        n=baseline["n"], extra={"tool": tool}))
-        for key, name in (("cassini_l_empty", names[1]), ("cassini_l_full", names[2])):
+        # the floor: what an isolated interpreter costs (no site, no .pth, no PYTHON*
+        # variables), which is how the launcher starts cassini
+        floor = res[names[0]]
+        rows.append(row(SECTION, "python_IS_pass", "python -I -S -c pass (the floor)",
+                        floor["p50"] * 1e3, "ms", p99=floor["p99"] * 1e3,
+                        n=floor["n"], extra={"tool": tool}))
+        for key, name, limit in (("cassini_l_empty", names[1], cfg.startup_ratio),
+                                 ("cassini_l_full", names[2], cfg.startup_full_ratio)):
             s = res[name]
             fails = s.get("failures") or []
             rows.append(row(SECTION, key, name, s["p50"] * 1e3, "ms", p99=s["p99"] * 1e3,
-                            n=s["n"], baseline="python -c pass",
-                            baseline_value=baseline["p50"] * 1e3, limit=cfg.startup_ratio,
+                            n=s["n"], baseline="python -I -S -c pass",
+                            baseline_value=floor["p50"] * 1e3, limit=limit,
                             on="ratio", extra={"tool": tool, "failures": fails,
                                                "bytecode_compiled": compiled},
                             note=f"{len(fails)} failed run(s): {fails[0]}" if fails else None))
-            log(f"  {name}: {s['p50'] * 1e3:.1f} ms vs {baseline['p50'] * 1e3:.1f} ms")
-        # the same without site (the venv's editable-install finder alone costs the bare
-        # interpreter ~10 ms: pathlib, re, urllib...): closer to a regular install
-        bare = res[names[3]]
-        rows.append(row(SECTION, "python_S_pass", "python -S -c pass (no site)",
-                        bare["p50"] * 1e3, "ms", p99=bare["p99"] * 1e3, n=bare["n"]))
-        for key, name in (("cassini_l_empty_S", names[4]), ("cassini_l_full_S", names[5])):
-            s = res[name]
-            rows.append(row(SECTION, key, name, s["p50"] * 1e3, "ms", p99=s["p99"] * 1e3,
-                            n=s["n"], baseline="python -S -c pass",
-                            baseline_value=bare["p50"] * 1e3,
-                            note="informative: no site, cassini imported from the checkout"
-                            + (f"; {len(s['failures'])} failed run(s): {s['failures'][0]}"
-                               if s.get("failures") else ""),
-                            extra={"failures": s.get("failures") or []}))
+            log(f"  {name}: {s['p50'] * 1e3:.1f} ms vs {floor['p50'] * 1e3:.1f} ms")
+        # informative: a plain interpreter start (site and the venv's .pth files)
+        plain = res[names[3]]
+        rows.append(row(SECTION, "python_pass", "python -c pass (with site)",
+                        plain["p50"] * 1e3, "ms", p99=plain["p99"] * 1e3, n=plain["n"],
+                        baseline="python -I -S -c pass", baseline_value=floor["p50"] * 1e3))
 
         # import graph of the console script, beyond a bare interpreter
-        bare = _imports(python, ["-c", "pass"])
-        mods = _imports(python, [cassini, "-p", empty.pipes, "-l"])
+        bare = _imports(python, ["-I", "-S", "-c", "pass"])
+        mods = _imports(python, ["-I", "-S", cassini, "-p", empty.pipes, "-l"])
     extra = {m: v for m, v in mods.items() if m not in bare}
     top = sorted(extra.items(), key=lambda kv: -kv[1][0])[:8]
     total_self_ms = sum(v[0] for v in extra.values()) / 1e3
     rows.append(row(SECTION, "cassini_imports",
-                    f"cassini -l imports beyond python -c pass ({len(extra)} modules)",
+                    f"cassini -l imports beyond python -I -S -c pass ({len(extra)} modules)",
                     total_self_ms, "ms", n=len(extra),
                     note="self time of the extra modules, python -X importtime",
                     extra={"modules": sorted(extra), "top_self_us": [[m, v[0]] for m, v in top]}))

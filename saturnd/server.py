@@ -20,9 +20,10 @@ daemon consumed that request (cassini's lock guarantees it) never attaches to a
 previous reply's writer.  A reply whose reader has not shown up when a new
 request arrives is dropped (its client is gone: a writer that died, or a
 client that never reads): the next client gets its own reply, not a stale
-one.  Replies are written with deadlines: opening the reply FIFO retries ``ENXIO``
-(no reader yet) for ``REPLY_OPEN_TIMEOUT`` s (``REPLY_OPEN_BACKLOG_TIMEOUT`` s when
-further requests are already buffered); writing gives up after
+one.  Replies are written with deadlines: a reply whose reader is not there yet waits for
+it (woken the instant it opens, no polling) for ``REPLY_OPEN_TIMEOUT`` s
+(``REPLY_OPEN_BACKLOG_TIMEOUT`` s when further requests are already buffered); writing gives
+up after
 ``REPLY_STALL_TIMEOUT`` s without progress.
 
 So that a reply reaches only the client that sent the request, the daemon publishes when
@@ -56,7 +57,9 @@ daemon reads is that cassini's own.
 import errno
 import os
 import select
+import stat
 import struct
+import threading
 import time
 
 from . import busy as busy_mod
@@ -71,6 +74,7 @@ DISCARD_MAX = 2.0
 REPLY_OPEN_TIMEOUT = 5.0
 REPLY_OPEN_BACKLOG_TIMEOUT = 0.05
 REPLY_STALL_TIMEOUT = 5.0
+READER_CHECK = 0.01   # waiting for a reply's reader: look for a new request this often
 CHUNK = 65536
 EOF_CHECK_MS = 20      # mid-request: look for a vanished writer this often
 
@@ -102,6 +106,41 @@ class _StreamReader:
         del srv.buf[:n]
         self.consumed += n
         return chunk
+
+
+class _OpenBox:
+    """What the reply-open thread opened, handed over once: after :meth:`take`, a late
+    result is closed by the thread itself (never a stray writer on the reply pipe)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.fd = self.err = None
+        self.taken = False
+
+    def open(self, path, done_w):
+        fd = err = None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            err = e
+        with self.lock:
+            if self.taken:
+                if fd is not None:
+                    os.close(fd)
+            else:
+                self.fd, self.err = fd, err
+        try:
+            os.write(done_w, b"!")
+        except OSError:
+            pass
+        finally:
+            os.close(done_w)
+
+    def take(self):
+        with self.lock:
+            self.taken = True
+            fd, err, self.fd, self.err = self.fd, self.err, None, None
+        return fd, err
 
 
 class Server:
@@ -326,28 +365,9 @@ class Server:
         # with more requests already waiting (lock-less clients whose requests were read
         # in one go), a reader that does not come soon is a client that left: a short wait
         wait = REPLY_OPEN_BACKLOG_TIMEOUT if self.buf else REPLY_OPEN_TIMEOUT
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fd = os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                break
-            except OSError as e:
-                if e.errno == errno.ENOENT:
-                    self.log(f"server: {self.reply_path} vanished; reply dropped")
-                    if self.pipes is not None:
-                        self.pipes.check(force=True)    # made again, with the checks
-                    return False
-                if e.errno != errno.ENXIO:
-                    self.log(f"server: cannot open the reply pipe: {e.strerror}")
-                    return False
-                if time.monotonic() >= deadline:
-                    self.log("server: no client opened the reply pipe; reply dropped")
-                    return False
-                time.sleep(0.005)
-                if self._new_request_bytes():
-                    self.log("server: a new request came before anyone opened the reply "
-                             "pipe (the client is gone); reply dropped")
-                    return False
+        fd = self._open_reply(wait)
+        if fd is None:
+            return False
         try:
             if data and not self._write_all(fd, data):
                 return False
@@ -357,6 +377,96 @@ class Server:
             return True
         finally:
             os.close(fd)
+
+    def _open_reply(self, wait):
+        """The reply pipe's writing end once a client has opened it for reading, within
+        ``wait`` s (None: no reply to give, the reason logged)."""
+        try:
+            return os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ENXIO:                  # no reader yet: wait for it
+                return self._wait_for_reader(wait)
+            self._reply_open_failed(e)
+            return None
+
+    def _reply_open_failed(self, e):
+        if e.errno == errno.ENOENT:
+            self.log(f"server: {self.reply_path} vanished; reply dropped")
+            if self.pipes is not None:
+                self.pipes.check(force=True)            # made again, with the checks
+        else:
+            self.log(f"server: cannot open the reply pipe: {e.strerror}")
+
+    def _wait_for_reader(self, wait):
+        """Wait, without sleeping, for the reader the reply is owed to.
+
+        A client that writes its request before opening the reply pipe (the reference
+        order) is not there yet.  open(2) of a FIFO for writing blocks until a reader comes:
+        a thread does that open, on the very FIFO (reached through an ``O_PATH`` descriptor
+        and /proc/self/fd, so a pipe made again meanwhile changes nothing), and wakes the
+        loop the instant the client opens its end.  Meanwhile the loop looks for a new
+        request every ``READER_CHECK`` s (then the owed reply's client is gone) and gives up
+        at the deadline; the thread is then released by a reader of our own.
+        """
+        try:
+            ref = os.open(self.reply_path, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            self._reply_open_failed(e)
+            return None
+        done_r = None
+        try:
+            if not stat.S_ISFIFO(os.fstat(ref).st_mode):
+                self.log(f"server: {self.reply_path} is not a FIFO; reply dropped")
+                if self.pipes is not None:
+                    self.pipes.check(force=True)
+                return None
+            via = f"/proc/self/fd/{ref}"
+            done_r, done_w = os.pipe2(os.O_CLOEXEC)
+            box = _OpenBox()
+            thread = threading.Thread(target=box.open, args=(via, done_w), name="reply-open",
+                                      daemon=True)
+            thread.start()
+            poller = select.poll()
+            poller.register(done_r, select.POLLIN)
+            deadline = time.monotonic() + wait
+            why = None
+            while not poller.poll(max(0, min(READER_CHECK, deadline - time.monotonic())) * 1000):
+                if self._new_request_bytes():
+                    why = ("server: a new request came before anyone opened the reply "
+                           "pipe (the client is gone); reply dropped")
+                    break
+                if time.monotonic() >= deadline:
+                    why = "server: no client opened the reply pipe; reply dropped"
+                    break
+            if why is not None:
+                self._release(via, thread, box)
+                self.log(why)
+                return None
+            fd, err = box.take()
+            if err is not None:
+                self._reply_open_failed(err)
+                return None
+            os.set_blocking(fd, False)
+            return fd
+        finally:
+            os.close(ref)
+            if done_r is not None:
+                os.close(done_r)
+
+    def _release(self, via, thread, box):
+        """End the thread's blocking open(2) with a reader of our own, and close whatever it
+        opened (also if it opens later)."""
+        try:
+            rel = os.open(via, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            self.log(f"server: cannot release the reply-open thread: {e.strerror}")
+            rel = None
+        thread.join(1.0)
+        fd, _ = box.take()
+        if fd is not None:
+            os.close(fd)
+        if rel is not None:
+            os.close(rel)
 
     def _new_request_bytes(self):
         """Pull what a new writer put on the request pipe; True when bytes came.

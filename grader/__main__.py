@@ -413,24 +413,52 @@ def differential(g):
 
 # --- report --------------------------------------------------------------------------------
 def write_reports(g, notes):
-    """The summary on stdout (and ``--summary``), ``--junit``, ``--json``; the exit status."""
+    """The summary on stdout (and ``--summary``), ``--json``, ``--junit``; the exit status.
+
+    Every writer makes a candidate's bytes inert (:func:`grader.report.visible`): none can
+    fail on them, and one writer's failure (a full disk) does not lose the others."""
     opts, outcomes = g.opts, g.outcomes
     status = 1 if any(o.status == "fail" for o in outcomes) else 0
     text = report.summary(outcomes, notes, headline=opts.profile)
+    errors = []
+
+    def attempt(what, write):
+        try:
+            write()
+        except (OSError, UnicodeError, ValueError) as e:
+            errors.append(f"saturnd-grade: cannot write the {what}: {e}")
+
+    if opts.json:
+        attempt(f"JSON report {opts.json}", lambda: report.write_json(
+            opts.json, outcomes, headline=opts.profile, candidate=g.candidate,
+            build_status=opts.build_status, exit_status=status, notes=notes))
+    if opts.junit:
+        attempt(f"JUnit report {opts.junit}", lambda: report.write_junit(
+            opts.junit, outcomes, [(f"note{i}", n) for i, n in enumerate(notes)]))
+    if opts.summary:
+        def write_summary():
+            with open(opts.summary, "w", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text)
+        attempt(f"summary {opts.summary}", write_summary)
     if opts.verbose:
         for o in outcomes:
             if o.status == "fail":
-                print(f"=== [{o.category}] {o.name}\n{o.detail}\n")
-    sys.stdout.write(text)
-    if opts.summary:
-        with open(opts.summary, "w", encoding="utf-8") as f:
-            f.write(text)
-    if opts.junit:
-        report.write_junit(opts.junit, outcomes, [(f"note{i}", n) for i, n in enumerate(notes)])
-    if opts.json:
-        report.write_json(opts.json, outcomes, headline=opts.profile, candidate=g.candidate,
-                          build_status=opts.build_status, exit_status=status, notes=notes)
-    return status
+                _print(report.visible(f"=== [{o.category}] {o.name}\n{o.detail}\n\n"))
+    _print(text)
+    for e in errors:
+        print(report.visible(e), file=sys.stderr)
+    return status if not errors else max(status, 1)
+
+
+def _print(text, stream=None):
+    """``text`` on stdout whatever its encoding (a C locale, a pipe): never raises."""
+    stream = stream or sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        enc = stream.encoding or "ascii"
+        stream.write(text.encode(enc, "backslashreplace").decode(enc))
+    stream.flush()
 
 
 def grade(opts):

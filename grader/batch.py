@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from grader import classtable
+from grader.report import visible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERDICTS = ("pass", "fail", "skip")
@@ -575,9 +576,9 @@ def run(opts):
                 score = ", ".join(f"{p} {row[f'{p}_passed']}/{row[f'{p}_total']}"
                                   for p in PROFILES if row[f"{p}_total"])
                 flaky = f", {row['flaky_count']} flaky" if res["flaky"] else ""
-                print(f"[{done[0]}/{len(subs)}] {name}: build {res['build']}, "
-                      f"{res['grading']}{', ' + score if score else ''}{flaky} "
-                      f"({res['seconds']} s)", file=sys.stderr, flush=True)
+                print(visible(f"[{done[0]}/{len(subs)}] {name}: build {res['build']}, "
+                              f"{res['grading']}{', ' + score if score else ''}{flaky} "
+                              f"({res['seconds']} s)", keep=""), file=sys.stderr, flush=True)
         return res
 
     pool = ThreadPoolExecutor(max_workers=opts.jobs)

@@ -12,6 +12,8 @@ import csv
 import html
 import io
 
+from grader.report import visible
+
 PROFILES = ("strict", "course")
 FIXED = ["submission", "build", "build_status", "cassini", "saturnd", "grading", "runs",
          "strict_passed", "strict_total", "strict_percent",
@@ -40,16 +42,34 @@ def columns(rows):
 
 
 def sort_rows(rows):
-    return sorted(rows, key=lambda r: r["submission"])
+    return sorted(rows, key=lambda r: visible(r["submission"], keep=""))
+
+
+# A spreadsheet takes a cell starting with one of these for a formula (=HYPERLINK(...),
+# +cmd|...): such cells are written as text, behind a quote (read_csv takes it off again).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value):
+    """A CSV cell a spreadsheet shows as text: control characters (tab, CR included) made
+    visible, a leading formula character behind a ``'``."""
+    text = visible(value, keep="")
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _uninert(value):
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) \
+        else value
 
 
 def to_csv(rows):
     rows = sort_rows(rows)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns(rows), restval="", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=[inert_cell(c) for c in columns(rows)], restval="",
+                       lineterminator="\n")
     w.writeheader()
     for row in rows:
-        w.writerow(row)
+        w.writerow({inert_cell(k): inert_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -66,7 +86,7 @@ def read_csv(path):
             for row in reader:
                 if None in row:
                     raise TableError(f"{path}: line {reader.line_num}: more fields than columns")
-                rows.append({k: (v or "") for k, v in row.items()})
+                rows.append({k: _uninert(v or "") for k, v in row.items()})
             return rows
     except OSError as e:
         raise TableError(f"{path}: {e.strerror}") from None
@@ -128,8 +148,10 @@ def to_markdown(rows):
     head, body = _display(rows)
 
     def esc(s):
-        return str(s).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        # no raw HTML (a Markdown viewer renders it), no table break, nothing invisible
+        text = html.escape(visible(str(s).replace("\n", " "), keep=""), quote=False)
+        return text.replace("|", "\\|").replace("`", "\\`")
+    lines = ["| " + " | ".join(esc(h) for h in head) + " |", "|" + "---|" * len(head)]
     for cells in body:
         lines.append("| " + " | ".join(esc(c) for c in cells) + " |")
     n, built, means = _totals(rows)
@@ -144,7 +166,8 @@ def to_markdown(rows):
 def to_html(rows, title="Class table"):
     rows = sort_rows(rows)
     head, body = _display(rows)
-    e = html.escape
+    def e(text):
+        return html.escape(visible(text, keep=""))
     out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">",
            f"<title>{e(title)}</title>",
            "<style>body{font-family:sans-serif}table{border-collapse:collapse}"

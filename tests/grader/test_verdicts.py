@@ -332,3 +332,22 @@ def test_course_timeout_of_three_seconds(grade, candidates):
     assert "did not end within the course's 3 s (took 3." in \
         g.message("client", "001-list-empty")
     assert "over 3 s once" in g.stdout                  # played twice before failing
+
+
+# --- the course's conditions ----------------------------------------------------------------
+@pytest.mark.timeout(90)
+def test_a_client_that_opens_the_request_pipe_non_blocking_fails(grade, candidates):
+    """The course's script starts the client and its reader together: a client opening the
+    request pipe with O_NONBLOCK finds no reader (ENXIO) -- in the kit, every time."""
+    cases = "001-list-empty,003-list-one-task,020-create-defaults"
+    for _ in range(2):                                          # deterministic
+        g = grade("--cassini", candidates("client", "nonblocking-open"), "--cases", cases)
+        for name in cases.split(","):
+            assert g.verdicts("client", name) == {"strict": "fail", "course": "fail"}, g.stdout
+            msg = g.message("client", name)
+            assert msg.startswith("sent no request"), msg
+            assert "O_NONBLOCK" in msg and "said ENXIO" in msg, msg
+    # a client that waits for its daemon is not slowed into a course timeout
+    g = grade("--cassini", candidates("client", "ok"), "--cases", cases)
+    for name in cases.split(","):
+        assert g.verdicts("client", name) == {"strict": "pass", "course": "pass"}, g.stdout

@@ -103,7 +103,8 @@ def test_do_nothing_clients_score_zero(grade, candidates, kind):
     sent = {c.name: bool(c.request) for c in golden.load_cases(cases_dir=str(CASES_DIR))}
     for c in reqs:
         assert c["verdicts"]["strict"] == "fail", c
-        if sent[c["name"]] and c["tags"] == ["reference"]:
+        if sent[c["name"]] and c["tags"] == ["reference"] \
+                and c["name"] not in golden.STRICT_ONLY:
             assert c["verdicts"]["course"] == "fail"
             assert "sent no request" in c["message"], c
         else:
@@ -351,3 +352,32 @@ def test_a_client_that_opens_the_request_pipe_non_blocking_fails(grade, candidat
     g = grade("--cassini", candidates("client", "ok"), "--cases", cases)
     for name in cases.split(","):
         assert g.verdicts("client", name) == {"strict": "pass", "course": "pass"}, g.stdout
+
+
+@pytest.mark.timeout(90)
+def test_cases_a_correct_client_cannot_pass_count_under_strict_only(grade, candidates):
+    cases = "007-list-empty-fields,150-empty-reply,003-list-one-task"
+    g = grade("--cassini", candidates("client", "unterminated-field"), "--cases", cases,
+              "--profile", "course")
+    assert g.verdicts("client", "007-list-empty-fields") == {"strict": "fail", "course": "skip"}
+    assert g.verdicts("client", "003-list-one-task") == {"strict": "pass", "course": "pass"}
+    assert g.code == 0, g.stdout                       # course: nothing failed
+    assert "unterminated" in g.stdout                   # the reason is given
+    g = grade("--cassini", candidates("client", "ok"), "--cases", cases)
+    assert g.verdicts("client", "150-empty-reply") == {"strict": "pass", "course": "skip"}
+    assert _scores(g, "course", "client") == (1, 1)
+    assert _scores(g, "strict", "client") == (3, 3)
+
+
+@pytest.mark.timeout(90)
+def test_malformed_requests_count_under_strict_only(grade, candidates):
+    g = grade("--saturnd", candidates("daemon", "ok"), "--scenarios",
+              "malformed-then-valid,list-empty", "--no-scheduling", "--profile", "course")
+    assert g.verdicts("daemon-protocol", "malformed-then-valid") == \
+        {"strict": "pass", "course": "skip"}
+    assert _scores(g, "course", "daemon-protocol") == (1, 1)
+    assert _scores(g, "strict", "daemon-protocol") == (2, 2)
+    g = grade("--build-status", "0", "--cassini", candidates("client", "ok"), "--cases",
+              "001-list-empty", "--no-scheduling")
+    assert _scores(g, "course", "daemon-protocol") == (0, len(scenarios.PROTOCOL) - 1)
+    assert _scores(g, "strict", "daemon-protocol") == (0, len(scenarios.PROTOCOL))

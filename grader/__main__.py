@@ -270,11 +270,82 @@ def client_conformance(g):
     def jail(tmp, user):
         return sandbox.ClientJail(g.options, tmp, user)
 
+    hangs = HangWatch(len(cases), opts.client_timeout)
+
+    # played in an order that spreads the kinds of cases (list, create, remove, ...); the
+    # first HANG_LIMIT played (the probe) say whether the client hangs everywhere
+    order = sorted(range(len(cases)), key=lambda i: (i % HANG_SPREAD, i))
+    probe = set(order[:HANG_LIMIT])
+
+    def one(i):
+        if not hangs.admit(i in probe):
+            return hangs.not_run(cases[i], opts.profile)
+        hung = False
+        try:
+            o = grade_case(g, cases[i], jail)
+            hung = "did not exit within" in o.message
+            return o
+        finally:
+            hangs.record(hung)
+
+    results = {}
     with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
-        g.outcomes += list(pool.map(lambda case: grade_case(g, case, jail), cases))
+        for i, o in zip(order, pool.map(one, order)):
+            results[i] = o
+    for o in results.values():
+        if o.message.startswith("not run: "):
+            o.message = f"not run: {hangs.reason()}"          # one message: told once
+    g.outcomes += [results[i] for i in range(len(cases))]
     where = f"cases from {opts.cases_dir}" if opts.cases_dir else \
         f"golden cases (tags {','.join(sorted(_client_tags(opts)))})"
     g.notes.append(f"client: {len(cases)} {where}")
+
+
+HANG_LIMIT = 4          # cases that hung, with none ended, before the client is given up
+HANG_SPREAD = 8
+
+
+class HangWatch:
+    """A client that hangs on every case costs HANG_LIMIT timeouts, not one per case: the
+    first HANG_LIMIT cases played are a probe, the others wait for its verdict; when every
+    probe case hung (none ended on its own) the remaining cases are not run and fail with
+    one message."""
+
+    def __init__(self, total, timeout):
+        import threading
+        self.cond = threading.Condition()
+        self.total, self.timeout = total, timeout
+        self.hung = self.ended = self.skipped = 0
+
+    def record(self, hung):
+        with self.cond:
+            if hung:
+                self.hung += 1
+            else:
+                self.ended += 1
+            self.cond.notify_all()
+
+    def admit(self, probe):
+        """Whether to play a case (a probe case always)."""
+        if probe:
+            return True
+        with self.cond:
+            self.cond.wait_for(lambda: self.ended or self.hung >= HANG_LIMIT)
+            return bool(self.ended)
+
+    def reason(self):
+        return (f"the client hung on its first {self.hung} cases (killed after "
+                f"{self.timeout:g} s each, none ended on its own): the remaining "
+                f"{self.total - self.hung} cases were not run")
+
+    def not_run(self, case, profile):
+        with self.cond:
+            self.skipped += 1
+        verdicts = {"strict": "fail",
+                    "course": "fail" if golden.course_graded(case) else "skip"}
+        return report.Outcome(client_category(case), case.name, verdicts[profile],
+                              f"not run: {self.reason()}", verdicts=verdicts,
+                              tags=[case.tag])
 
 
 def grade_case(g, case, jail):

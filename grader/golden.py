@@ -510,12 +510,14 @@ class _Play:
         if not self.ended_before_reader:
             return ""
         self.result.stderr = self.result.stderr or self._stderr_so_far()
-        enxio = any(t in self.result.stderr for t in ENXIO_TEXT)
-        return (f": it ended before the daemon's end of the request pipe was open (the kit "
-                f"opens it {self.reader_delay:g} s after starting the client, as the course's "
-                f"script may){' and said ENXIO' if enxio else ''} -- a client must wait for "
-                f"the daemon (open the request pipe O_WRONLY without O_NONBLOCK, or retry); "
-                f"with O_NONBLOCK the open fails (ENXIO) when no reader is there yet")
+        ended = (f": it ended before the daemon's end of the request pipe was open (the kit "
+                 f"opens it {self.reader_delay:g} s after starting the client, as the course's "
+                 f"script may)")
+        if not any(t in self.result.stderr for t in ENXIO_TEXT):
+            return ended
+        return (f"{ended} and said ENXIO -- a client must wait for the daemon (open the "
+                f"request pipe O_WRONLY without O_NONBLOCK, or retry); with O_NONBLOCK the "
+                f"open fails (ENXIO) when no reader is there yet")
 
     def _stderr_so_far(self):
         try:

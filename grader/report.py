@@ -181,6 +181,7 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
         lines.append("")
         lines.extend(f"  note: {n}" for n in notes)
     failed = [o for o in outcomes if "fail" in (o.status, *o.verdicts.values())]
+    told = set()                # a message shared by two categories is told once
     if failed:
         lines.append("")
         lines.append(f"failures ({sum(o.status == 'fail' for o in outcomes)} under {headline}, "
@@ -195,6 +196,11 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
             for o in mine:
                 groups.setdefault(o.message, []).append(o)
             for message, group in groups.items():
+                if message in told and message:
+                    lines.append(f"- {len(group)} tests: the same reason as above")
+                    lines.append(f"    {', '.join(f'{o.name} ({_marks(o)})' for o in group)}")
+                    continue
+                told.add(message)
                 if len(group) > 1:
                     names = ", ".join(f"{o.name} ({_marks(o)})" for o in group)
                     lines.append(f"- {len(group)} tests: {message}")

@@ -381,3 +381,19 @@ def test_malformed_requests_count_under_strict_only(grade, candidates):
               "001-list-empty", "--no-scheduling")
     assert _scores(g, "course", "daemon-protocol") == (0, len(scenarios.PROTOCOL) - 1)
     assert _scores(g, "strict", "daemon-protocol") == (0, len(scenarios.PROTOCOL))
+
+
+@pytest.mark.timeout(120)
+def test_a_client_that_hangs_everywhere_is_graded_in_a_minute(grade, candidates):
+    g = grade("--cassini", candidates("client", "hang"), "-j", "4", timeout=110)
+    assert g.elapsed <= 60, g.elapsed
+    cases = [c for c in g.json["cases"] if c["category"] in ("client", "client-strict")]
+    assert len(cases) == 81 and all(c["verdicts"]["strict"] == "fail" for c in cases)
+    hung = [c for c in cases if "did not exit within 10 s" in c["message"]]
+    not_run = [c for c in cases if c["message"].startswith("not run:")]
+    assert len(hung) >= 4 and len(hung) + len(not_run) == 81
+    assert len({c["message"] for c in not_run}) == 1           # one message ...
+    said = f"the remaining {len(not_run)} cases were not run"
+    assert said in not_run[0]["message"]
+    assert g.stdout.count(said) == 1, g.stdout                   # ... told once
+    assert _scores(g, "course", "client")[0] == 0

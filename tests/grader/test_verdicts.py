@@ -397,3 +397,16 @@ def test_a_client_that_hangs_everywhere_is_graded_in_a_minute(grade, candidates)
     assert said in not_run[0]["message"]
     assert g.stdout.count(said) == 1, g.stdout                   # ... told once
     assert _scores(g, "course", "client")[0] == 0
+
+
+@pytest.mark.timeout(90)
+def test_a_daemon_serving_only_pollin_is_explained(grade, candidates):
+    g = grade("--saturnd", candidates("daemon", "pollin-only"), "--scenarios", "list-empty",
+              "--no-scheduling")
+    assert g.status("daemon-protocol", "list-empty") == "fail"
+    msg = g.message("daemon-protocol", "list-empty")
+    assert "did not answer" in msg, msg
+    # what the kit did, and what a daemon must cope with
+    assert "wrote the whole request and closed its end" in msg, msg
+    assert "POLLIN|POLLHUP" in msg, msg
+    assert "POLLHUP" in g.text("daemon-protocol", "list-empty")

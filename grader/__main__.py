@@ -54,7 +54,10 @@ def parse(argv):
                     help="differential mode: also run every client call of the daemon scenarios "
                          "with this client and compare byte for byte (needs --cassini)")
     ap.add_argument("--extensions", action="store_true",
-                    help="also the seed project's extension requests (-s -t -z -i -w)")
+                    help="also grade what goes beyond the course's reference: the golden "
+                         "cases tagged 'extension' (the seed project's -s -t -z -i -w and "
+                         "this project's own requests -R -C -E -D -n -I -X) and their daemon "
+                         "scenarios")
     ap.add_argument("--profile", choices=("strict", "course"), default="strict",
                     help="the verdicts that make the headline and the exit status (default "
                          "strict: byte-exact; course: the course script's rules); both are "
@@ -81,8 +84,15 @@ def parse(argv):
                     help="budget of real minutes for --clock real (needs at least 6)")
     ap.add_argument("--client-timeout", type=float, default=10.0,
                     help="seconds a client may take per golden case (default 10)")
-    ap.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 2) * 2))
-    ap.add_argument("--isolation", choices=("auto", "full", "light"), default="auto")
+    jobs = min(8, (os.cpu_count() or 2) * 2)
+    ap.add_argument("-j", "--jobs", type=int, default=jobs,
+                    help=f"golden cases played at once, each with its own client (default "
+                         f"{jobs}: twice the CPUs, at most 8); daemon scenarios run one "
+                         f"after the other")
+    ap.add_argument("--isolation", choices=("auto", "full", "light"), default="auto",
+                    help="how candidates are confined (default auto: full when the kit is "
+                         "root and namespaces work, else light); see grader/README.md, "
+                         "'Sandbox'")
     ap.add_argument("--work-dir", help="where sandboxes go (default $GRADER_WORK_DIR or "
                                        "/var/tmp; not under /tmp)")
     ap.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -104,6 +114,11 @@ def parse(argv):
         raise Usage("--reference-cassini compares a candidate client: give --cassini too")
     if opts.speed <= 0:
         raise Usage("--speed must be positive")
+    if opts.cases_dir is None and os.environ.get("GRADER_CASES_DIR"):
+        # the variable is the option: course-format cases, TZ from --tz (never UTC by default)
+        opts.cases_dir = os.environ["GRADER_CASES_DIR"]
+        if not os.path.isdir(opts.cases_dir):
+            raise Usage(f"GRADER_CASES_DIR={opts.cases_dir}: not a directory")
     if opts.cases_dir and not os.path.isdir(opts.cases_dir):
         raise Usage(f"--cases-dir {opts.cases_dir}: not a directory")
     if opts.tz is not None and not _known_zone(opts.tz):
@@ -296,9 +311,59 @@ def client_conformance(g):
         if o.message.startswith("not run: "):
             o.message = f"not run: {hangs.reason()}"          # one message: told once
     g.outcomes += [results[i] for i in range(len(cases))]
+    explain_unrunnable(g.outcomes, g.cassini, "cassini")
     where = f"cases from {opts.cases_dir}" if opts.cases_dir else \
         f"golden cases (tags {','.join(sorted(_client_tags(opts)))})"
     g.notes.append(f"client: {len(cases)} {where}")
+
+
+def unrunnable_reason(program, name):
+    """Why the candidate's user gets "Permission denied" running ``program``, when the kit
+    can tell: a script whose interpreter (its ``#!`` line) that user cannot reach."""
+    from grader.programs import traversable_by_others
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split()
+    if not words:
+        return None
+    interp = os.fsdecode(words[0])
+    if not os.path.exists(interp):
+        return (f"{name} is a script whose interpreter {interp} (its #! line) does not exist "
+                f"where it runs")
+    if os.geteuid() == 0:       # candidates run as another user: "others" bits count
+        reachable = traversable_by_others(os.path.dirname(interp)) and \
+            os.stat(interp).st_mode & 0o001
+    else:                       # candidates run as us
+        reachable = os.access(interp, os.X_OK)
+    if reachable:
+        return None
+    return (f"{name} is a script whose interpreter {interp} (its #! line) the candidate's "
+            f"user cannot run (every directory on the way needs o+x, the interpreter o+x): "
+            f"install the interpreter where everyone can run it, or give the script another "
+            f"#! line")
+
+
+def explain_unrunnable(outcomes, program, name):
+    """Cases that failed with "Permission denied" because the program cannot be run at all
+    get one message saying why (told once, not once per case)."""
+    if not program:
+        return
+    denied = [o for o in outcomes if o.status != "pass" and o.category.startswith(
+        "client" if name == "cassini" else "daemon")
+        and "Permission denied" in (o.detail + " ".join(o.lines))]
+    if not denied:
+        return
+    why = unrunnable_reason(program, name)
+    if why is None:
+        return
+    for o in denied:
+        o.lines.insert(0, f"was: {o.message}")
+        o.message = f"cannot run: {why}"
 
 
 HANG_LIMIT = 4          # cases that hung, with none ended, before the client is given up
@@ -458,6 +523,7 @@ def daemon_conformance(g):
     for cat, (name, func) in scen:
         g.outcomes.append(strict_only(
             scenarios.run_scenario(cfg, cat, name, func, observed=observed), opts.profile))
+    explain_unrunnable(g.outcomes, g.saturnd, "saturnd")
     g.figures += [f"daemon: {o}" for o in sorted(observed)]
     if not do_sched:
         return

@@ -15,10 +15,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _shipped_cases():
-    """The golden cases: $GRADER_CASES_DIR, else the checkout's tests/golden/cases, else
-    the copy shipped inside the package (``grader/golden_cases``, a pip-installed kit)."""
-    for path in (os.environ.get("GRADER_CASES_DIR"),
-                 os.path.join(ROOT, "tests", "golden", "cases"),
+    """The golden cases: the checkout's tests/golden/cases, else the copy shipped inside
+    the package (``grader/golden_cases``, a pip-installed kit).  (``GRADER_CASES_DIR`` is
+    ``saturnd-grade --cases-dir``: course-format cases, see grader/__main__.py.)"""
+    for path in (os.path.join(ROOT, "tests", "golden", "cases"),
                  os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_cases")):
         if path and os.path.isdir(path):
             return path

@@ -410,3 +410,53 @@ def test_a_daemon_serving_only_pollin_is_explained(grade, candidates):
     assert "wrote the whole request and closed its end" in msg, msg
     assert "POLLIN|POLLHUP" in msg, msg
     assert "POLLHUP" in g.text("daemon-protocol", "list-empty")
+
+
+# --- small traps -----------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_grader_cases_dir_behaves_like_the_option(grade, candidates, tmp_path, monkeypatch):
+    course = tmp_path / "course-tests"
+    case = course / "times-paris"
+    shutil.copytree(CASES_DIR / "081-times-worked-example-paris", case)
+    for extra in ("env", "tag"):
+        (case / extra).unlink(missing_ok=True)
+    monkeypatch.setenv("GRADER_CASES_DIR", str(course))
+    client = candidates("client", "ok")
+    g = grade("--cassini", client, "--tz", "Europe/Paris")
+    assert g.verdicts("client", "times-paris") == {"strict": "pass", "course": "pass"}, g.stdout
+    assert f"cases from {course}" in g.stdout
+    monkeypatch.setenv("GRADER_CASES_DIR", str(tmp_path / "nowhere"))
+    g = grade("--cassini", client)
+    assert g.code == 2 and "GRADER_CASES_DIR" in g.stderr and "Traceback" not in g.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0, reason="the candidate's own uid needs root")
+def test_a_script_whose_interpreter_the_candidate_cannot_reach(grade, tmp_path):
+    where = Path(tempfile.mkdtemp(prefix="grader-interp-", dir="/var/tmp"))
+    try:
+        where.chmod(0o755)
+        private = where / "private"
+        private.mkdir(mode=0o700)
+        shutil.copy2("/bin/sh", private / "sh")
+        script = where / "cassini"
+        script.write_text(f"#!{private / 'sh'}\nexit 0\n")
+        script.chmod(0o755)
+        g = grade("--cassini", str(script), "--cases", "001-list-empty,020-create-defaults")
+        for name in ("001-list-empty", "020-create-defaults"):
+            msg = g.message("client", name)
+            assert msg.startswith("cannot run: cassini is a script whose interpreter"), msg
+            assert str(private / "sh") in msg
+        assert g.stdout.count("cannot run: cassini is a script") == 1, g.stdout   # told once
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def test_option_help_texts():
+    p = subprocess.run([sys.executable, "-m", "grader", "-h"], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    text = " ".join(p.stdout.split())
+    assert "-s -t -z -i -w)" not in text.split("--extensions", 1)[1][:60]
+    assert "this project's own requests" in text
+    assert "-j JOBS, --jobs JOBS golden cases played at once" in text
+    assert "--isolation {auto,full,light} how candidates are confined" in text

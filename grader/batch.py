@@ -328,6 +328,23 @@ def combine(reports):
     return scores, flaky
 
 
+TOP_REASONS = 3
+
+
+def top_reasons(report, limit=TOP_REASONS, width=160):
+    """The most frequent reasons a submission lost points: ``"client: 12x MESSAGE"``, the
+    failures (under either profile) of its report grouped by category and message."""
+    counts = {}
+    for c in report.get("cases", []):
+        if "fail" not in c["verdicts"].values():
+            continue
+        msg = " ".join(str(c.get("message") or "failed").split())
+        key = (c["category"], msg if len(msg) <= width else msg[:width - 3] + "...")
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [f"{cat}: {n}x {msg}" for (cat, msg), n in ranked[:limit]]
+
+
 def row_for(name, result):
     """The class-table row of one submission's result."""
     row = {"submission": name, "build": result["build"],
@@ -346,6 +363,7 @@ def row_for(name, result):
         else:
             row[f"{p}_passed"] = row[f"{p}_total"] = row[f"{p}_percent"] = ""
     flaky = result.get("flaky") or []
+    row["reasons"] = classtable.REASONS_SEP.join(result.get("reasons") or [])
     row["flaky_count"] = str(len(flaky))
     row["flaky"] = ";".join(f"{f['category']}/{f['name']}" for f in flaky)
     return row
@@ -414,6 +432,7 @@ def grade_one(name, sub_path, opts, runner):
             if reports:
                 result["scores"], result["flaky"] = combine(reports)
                 result["headline"] = reports[0].get("headline")
+                result["reasons"] = top_reasons(reports[0])
             result["grading"] = "ok" if error is None else f"error: {error}"
     finally:
         if not opts.keep_builds:
@@ -621,7 +640,10 @@ def merge_main(argv):
         d = os.path.dirname(opts.out)
         if d:
             os.makedirs(d, exist_ok=True)
-        paths = classtable.write_all(rows, opts.out)
+        # links from the merged page to each shard's per-submission reports
+        folders = {r["submission"]: os.path.dirname(os.path.abspath(t))
+                   for t, shard_rows in tables for r in shard_rows}
+        paths = classtable.write_all(rows, opts.out, folders)
     except classtable.TableError as e:
         raise Usage(str(e)) from None
     except OSError as e:

@@ -131,9 +131,18 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     md = (out / "class.md").read_text()
     assert "| alice | ok | cassini | saturnd | ok | 3/5 (60.0 %) | 4/5 (80.0 %) |" in md
     assert "| carol | failed (2) |  |  | not graded (build failed) | 0/5 (0.0 %) |" in md
-    assert "mean: strict 40.0 %, course 55.0 %" in md
+    assert "mean over the 4 scored: strict 40.0 %, course 55.0 %" in md
     html = (out / "class.html").read_text()
-    assert html.count("<tr") == 5 and "<td>bin/cassini</td>" in html
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr class=") == 4 and "cassini: bin/cassini" in html
+    # each row links to its reports, which exist
+    assert '<a href="alice/run1.log">alice</a>' in html
+    assert '<a href="carol/build.log">carol</a>' in html
+    for href in {h.split('"')[0] for h in html.split('href="')[1:]}:
+        assert (out / href).is_file(), href
+    # the top reasons of each submission, in every table
+    assert "client: 1x" in a["reasons"] and "daemon-protocol: 1x" in a["reasons"]
+    assert "client: 1x" in md and "client: 1x" in html
     # the built copies are gone
     assert os.listdir(work) == []
 
@@ -244,9 +253,16 @@ def test_shards_merge_into_the_class_table(klass, tmp_path, work):
     merged = tmp_path / "merged" / "class"
     p = run_batch("merge", "-o", str(merged), str(shards[1]), str(shards[0]))
     assert p.returncode == 0, p.stderr
-    for ext in ("csv", "md", "html"):
+    for ext in ("csv", "md"):
         assert (tmp_path / "merged" / f"class.{ext}").read_bytes() == \
             (full / f"class.{ext}").read_bytes(), ext
+    # the same page, its links going to the shards' reports
+    page = (tmp_path / "merged" / "class.html").read_text()
+    assert '<a href="../shard1/alice/run1.log">alice</a>' in page
+    assert '<a href="../shard2/bob/run1.log">bob</a>' in page
+    for k in (1, 2):
+        page = page.replace(f"../shard{k}/", "")
+    assert page == (full / "class.html").read_text()
     # the same submission in two shards is an error, not a silent double
     p = run_batch("merge", "-o", str(tmp_path / "dup"), str(shards[0]), str(shards[0]))
     assert p.returncode == 2

@@ -167,6 +167,8 @@ def _client_cases(opts):
         if opts.cases_dir:
             # course-format cases: every one runs (a missing tag file means reference)
             cases = golden.load_cases(names, opts.cases_dir, tz=opts.tz or _caller_tz())
+            for c in cases:
+                c.course_own = True         # scored in their own category: course-cases
             if opts.tags:
                 cases = [c for c in cases if c.tag in _client_tags(opts)]
             return cases
@@ -181,6 +183,8 @@ def _caller_tz():
 
 
 def client_category(case):
+    if getattr(case, "course_own", False):
+        return "course-cases"
     return "client-strict" if case.tag == "strict" else "client"
 
 
@@ -353,8 +357,8 @@ def explain_unrunnable(outcomes, program, name):
     get one message saying why (told once, not once per case)."""
     if not program:
         return
-    denied = [o for o in outcomes if o.status != "pass" and o.category.startswith(
-        "client" if name == "cassini" else "daemon")
+    mine = ("client", "course-cases") if name == "cassini" else ("daemon",)
+    denied = [o for o in outcomes if o.status != "pass" and o.category.startswith(mine)
         and "Permission denied" in (o.detail + " ".join(o.lines))]
     if not denied:
         return

@@ -265,8 +265,13 @@ for(var i=0;i<heads.length;i++)(function(i){if(heads[i].dataset.key===undefined)
  heads[i].addEventListener('click',function(){
   sortBy(i,heads[i].getAttribute('aria-sort')==='descending'?1:
    (heads[i].getAttribute('aria-sort')==='ascending'?-1:(heads[i].dataset.type==='num'?-1:1)));});})(i);
+// class.html#sort=-strict: sorted as by clicks on that header (descending with '-')
 var m=/sort=(-?)([\\w-]+)/.exec(location.hash);
-if(m)for(var k=0;k<heads.length;k++)if(heads[k].dataset.key===m[2])sortBy(k,m[1]?-1:1);
+if(m)for(var k=0;k<heads.length;k++)if(heads[k].dataset.key===m[2]){
+ var want=m[1]?'descending':'ascending';heads[k].click();
+ if(heads[k].getAttribute('aria-sort')!==want)heads[k].click();}
+var root=document.documentElement;
+root.dataset.overflow=String(root.scrollWidth>root.clientWidth);
 })();
 """
 
@@ -330,7 +335,7 @@ def to_html(rows, title="Class table", links=None):
                 v = ""
             cells.append(f"<td class=\"num\" data-v=\"{v}\">{e(cell)}</td>")
         cells.append(f"<td class=\"num flaky\" data-v=\"{e(r.get('flaky_count') or '0')}\" "
-                     f"title=\"{e(r['flaky'])}\">{e(r.get('flaky_count') or '')}</td>")
+                     f"title=\"{e(r['flaky'])}\">{e(r.get('flaky_count', '').strip('0') and r['flaky_count'])}</td>")
         reasons = _reasons(r)
         short = reasons[0] if reasons else ("" if r["grading"].startswith("ok")
                                             else r["grading"])

@@ -13,6 +13,7 @@ CATEGORY_TITLES = {
     "build": "build (make)",
     "client": "client conformance (golden vectors)",
     "client-strict": "client: beyond the course's reference (NUL bytes, ...)",
+    "course-cases": "client: the course's own cases (--cases-dir)",
     "daemon-protocol": "daemon conformance: protocol",
     "daemon-scheduling": "daemon conformance: scheduling",
     "daemon-extension": "daemon conformance: extension requests",

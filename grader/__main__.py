@@ -99,6 +99,12 @@ def parse(argv):
     ap.add_argument("--summary", metavar="FILE", help="also write the summary to FILE")
     ap.add_argument("--json", metavar="FILE", help="write the machine-readable report "
                                                    "(see grader/README.md)")
+    ap.add_argument("--gradescope", metavar="FILE",
+                    help="write Gradescope's autograder results.json (one test per case "
+                         "graded under --profile; see ci/gradescope/)")
+    ap.add_argument("--gradescope-points", type=float, metavar="P",
+                    help="the points of the whole grade in results.json, shared equally by "
+                         "its tests (default: 1 per test)")
     ap.add_argument("--build-status", type=int, metavar="N",
                     help="the submission's build exit status (ci/grade.sh): reported as the "
                          "'build' test; when not 0 nothing else is graded")
@@ -114,6 +120,8 @@ def parse(argv):
         raise Usage("--reference-cassini compares a candidate client: give --cassini too")
     if opts.speed <= 0:
         raise Usage("--speed must be positive")
+    if opts.gradescope_points is not None and opts.gradescope_points <= 0:
+        raise Usage("--gradescope-points must be positive")
     if opts.cases_dir is None and os.environ.get("GRADER_CASES_DIR"):
         # the variable is the option: course-format cases, TZ from --tz (never UTC by default)
         opts.cases_dir = os.environ["GRADER_CASES_DIR"]
@@ -204,6 +212,7 @@ class Grading:
     saturnd: str | None = None
     reference: str | None = None        # the reference client (differential mode)
     missing: dict = field(default_factory=dict)     # program -> why it scores 0
+    elapsed: float = 0.0
 
     @property
     def bindir(self):
@@ -590,6 +599,11 @@ def write_reports(g, notes):
         attempt(f"JSON report {opts.json}", lambda: report.write_json(
             opts.json, outcomes, headline=opts.profile, candidate=g.candidate,
             build_status=opts.build_status, exit_status=status, notes=notes))
+    if opts.gradescope:
+        from grader import gradescope
+        attempt(f"Gradescope results {opts.gradescope}", lambda: gradescope.write_results(
+            opts.gradescope, outcomes, headline=opts.profile, notes=notes,
+            execution_time=g.elapsed, points=opts.gradescope_points))
     if opts.junit:
         attempt(f"JUnit report {opts.junit}", lambda: report.write_junit(
             opts.junit, outcomes, [(f"note{i}", n) for i, n in enumerate(notes)]))
@@ -631,7 +645,8 @@ def grade(opts):
     finally:
         shutil.rmtree(g.scratch, ignore_errors=True)
         g.options.close()           # this run's own uid goes back
-    notes = g.notes + [f"graded in {time.monotonic() - t_start:.1f} s"] + g.figures
+    g.elapsed = time.monotonic() - t_start
+    notes = g.notes + [f"graded in {g.elapsed:.1f} s"] + g.figures
     return write_reports(g, notes)
 
 

@@ -612,9 +612,9 @@ def run(opts):
         for i, (item, res) in enumerate(zip(subs, results)):
             if res.get("starved"):
                 if not opts.quiet:
-                    print(f"{item[0]}: its programs could not start (out of processes) "
-                          f"beside other grades: grading it again, alone",
-                          file=sys.stderr, flush=True)
+                    print(visible(f"{item[0]}: its programs could not start (out of "
+                                  f"processes) beside other grades: grading it again, alone",
+                                  keep=""), file=sys.stderr, flush=True)
                 results[i] = regrade_alone(item[0], item[1], opts, runner)
     rows = [row_for(r["submission"], r) for r in results]
     paths = classtable.write_all(rows, os.path.join(opts.out, "class"))

@@ -148,6 +148,16 @@ class Ctx:
             hint, detail = no_reply_hint(self.daemon.pipes) if "no reply" in str(e) else ("", "")
             raise Failed(f"{what}: {e}{hint}", f"{what}: {e}{detail}") from None
 
+    def expect_error(self, request, opcode, errcode, what):
+        reply = self.raw(request, opcode, what)
+        if reply.errcode != errcode:
+            got = "OK" if reply.errcode is None else f"ER 0x{reply.errcode:04x}"
+            raise Failed(f"{what}: expected ER {errcode.to_bytes(2, 'big').decode()}, got {got}")
+
+    def check(self, cond, message, detail=""):
+        if not cond:
+            raise Failed(message, detail)
+
 
 def unread_request_bytes(pipes):
     """Bytes waiting, unread, in the daemon's request pipe (FIONREAD, nothing consumed);
@@ -184,16 +194,6 @@ def no_reply_hint(pipes):
               "POLLIN, or that closes and reopens the pipe on POLLHUP before reading, drops "
               "the request; test revents & POLLIN, read, then handle POLLHUP.")
     return hint, detail
-
-    def expect_error(self, request, opcode, errcode, what):
-        reply = self.raw(request, opcode, what)
-        if reply.errcode != errcode:
-            got = "OK" if reply.errcode is None else f"ER 0x{reply.errcode:04x}"
-            raise Failed(f"{what}: expected ER {errcode.to_bytes(2, 'big').decode()}, got {got}")
-
-    def check(self, cond, message, detail=""):
-        if not cond:
-            raise Failed(message, detail)
 
 
 def run_client(client, pipes, args, sandbox=None):

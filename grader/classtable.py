@@ -266,7 +266,8 @@ function sortBy(i,dir){var body=table.tBodies[0];var rows=Array.prototype.slice.
 for(var i=0;i<heads.length;i++)(function(i){if(heads[i].dataset.key===undefined)return;
  heads[i].addEventListener('click',function(){
   sortBy(i,heads[i].getAttribute('aria-sort')==='descending'?1:
-   (heads[i].getAttribute('aria-sort')==='ascending'?-1:(heads[i].dataset.type==='num'?-1:1)));});})(i);
+   (heads[i].getAttribute('aria-sort')==='ascending'?-1:
+  (heads[i].dataset.type==='num'?-1:1)));});})(i);
 // class.html#sort=-strict: sorted as by clicks on that header (descending with '-')
 var m=/sort=(-?)([\\w-]+)/.exec(location.hash);
 if(m)for(var k=0;k<heads.length;k++)if(heads[k].dataset.key===m[2]){
@@ -337,7 +338,8 @@ def to_html(rows, title="Class table", links=None):
                 v = ""
             cells.append(f"<td class=\"num\" data-v=\"{v}\">{e(cell)}</td>")
         cells.append(f"<td class=\"num flaky\" data-v=\"{e(r.get('flaky_count') or '0')}\" "
-                     f"title=\"{e(r['flaky'])}\">{e(r.get('flaky_count', '').strip('0') and r['flaky_count'])}</td>")
+                     f"title=\"{e(r['flaky'])}\">"
+                     f"{e(r.get('flaky_count', '').strip('0') and r['flaky_count'])}</td>")
         reasons = _reasons(r)
         short = reasons[0] if reasons else ("" if r["grading"].startswith("ok")
                                             else r["grading"])
@@ -388,7 +390,8 @@ def report_links(rows, folders, page_dir):
         if not folder:
             continue
         rel = os.path.relpath(os.path.join(folder, sub), page_dir)
-        have = [(label, "/".join(quote(part) for part in rel.split(os.sep) + [f]))
+        have = [(label, "/".join(quote(os.fsencode(part))
+                                 for part in rel.split(os.sep) + [f]))
                 for label, f in REPORT_FILES if os.path.isfile(os.path.join(folder, sub, f))]
         if have:
             out[sub] = have

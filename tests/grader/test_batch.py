@@ -546,3 +546,39 @@ def test_a_grade_starved_of_processes_by_its_neighbours_is_redone_alone(tmp_path
     assert counter.read_text() == "1"
     lena = read_table(out / "class.csv")["lena"]
     assert (lena["grading"], lena["strict_passed"]) == ("ok", "0")
+
+
+@pytest.mark.timeout(120)
+def test_hostile_submission_names_and_paths_stay_inert(tmp_path, work):
+    """A submission named like a spreadsheet formula, with escape sequences and bytes that
+    are not UTF-8 in its name and in the folder its programs are in: batch finishes, its
+    progress lines and tables carry none of it raw."""
+    cls = tmp_path / "class"
+    cls.mkdir()
+    odd = os.path.join(os.fsencode(cls), b"=HYPERLINK(\"x\")\x1b[2J\xff")
+    os.mkdir(odd)
+    nested = "all:\n\tmkdir -p '<img src=x onerror=alert(1)>'\n" \
+             "\tprintf '#!/bin/sh\\nexit 0\\n' > '<img src=x onerror=alert(1)>/cassini'\n" \
+             "\tchmod +x '<img src=x onerror=alert(1)>/cassini'\n"
+    with open(os.path.join(odd, b"Makefile"), "w") as f:
+        f.write(nested)
+    with open(os.path.join(odd, b"stub.json"), "w") as f:
+        json.dump({"cases": CASES}, f)
+    make_submission(cls, "alice", MAKE_TOP)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "grader", "batch", str(cls), "-o", str(out),
+                        "--grade-cmd", STUB_CMD, "--work-dir", work], capture_output=True,
+                       timeout=100, env=env, cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr
+    assert b"\x1b" not in p.stderr and b"Traceback" not in p.stderr
+    assert b"\\x1b[2J\\xff" in p.stderr
+    with open(out / "class.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    cells = [c for r in rows for c in r.values()]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))], cells
+    assert "'=HYPERLINK(\"x\")\\x1b[2J\\xff" in cells
+    for name in ("class.md", "class.html"):
+        text = (out / name).read_text()
+        assert "\x1b" not in text and "<img" not in text, name
+    assert "&lt;img src=x onerror=alert(1)&gt;/cassini" in (out / "class.md").read_text()

@@ -253,7 +253,8 @@ def test_cases_dir_and_tz(grade, candidates, tmp_path):
         (case / extra).unlink(missing_ok=True)
     client = candidates("client", "ok")
     g = grade("--cassini", client, "--cases-dir", str(course), "--tz", "Europe/Paris")
-    assert g.verdicts("course-cases", "times-paris") == {"strict": "pass", "course": "pass"}, g.stdout
+    assert g.verdicts("course-cases", "times-paris") == \
+        {"strict": "pass", "course": "pass"}, g.stdout
     g = grade("--cassini", client, "--cases-dir", str(course), "--tz", "UTC")
     assert g.verdicts("course-cases", "times-paris")["course"] == "fail"
 
@@ -424,7 +425,8 @@ def test_grader_cases_dir_behaves_like_the_option(grade, candidates, tmp_path, m
     monkeypatch.setenv("GRADER_CASES_DIR", str(course))
     client = candidates("client", "ok")
     g = grade("--cassini", client, "--tz", "Europe/Paris")
-    assert g.verdicts("course-cases", "times-paris") == {"strict": "pass", "course": "pass"}, g.stdout
+    assert g.verdicts("course-cases", "times-paris") == \
+        {"strict": "pass", "course": "pass"}, g.stdout
     assert f"cases from {course}" in g.stdout
     monkeypatch.setenv("GRADER_CASES_DIR", str(tmp_path / "nowhere"))
     g = grade("--cassini", client)

@@ -20,6 +20,7 @@ usage error.
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -331,18 +332,43 @@ def combine(reports):
 TOP_REASONS = 3
 
 
+# decoded values in a message: b'...' literals and numbers
+_VALUES = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*"|\d+""")
+
+
+def _reason_key(message):
+    """A message with its decoded values blanked: the failures that differ only by their
+    values are one reason."""
+    return _VALUES.sub("#", message)
+
+
 def top_reasons(report, limit=TOP_REASONS, width=160):
     """The most frequent reasons a submission lost points: ``"client: 12x MESSAGE"``, the
-    failures (under either profile) of its report grouped by category and message."""
-    counts = {}
+    failures (under either profile) of its report grouped by category and by message (the
+    ones differing only by their values together: MESSAGE is the first of them); the
+    most frequent of each category first, so that a daemon's failures are not hidden
+    behind the client's."""
+    groups = {}
     for c in report.get("cases", []):
         if "fail" not in c["verdicts"].values():
             continue
         msg = " ".join(str(c.get("message") or "failed").split())
-        key = (c["category"], msg if len(msg) <= width else msg[:width - 3] + "...")
-        counts[key] = counts.get(key, 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [f"{cat}: {n}x {msg}" for (cat, msg), n in ranked[:limit]]
+        key = (c["category"], _reason_key(msg))
+        first, n = groups.get(key, (msg, 0))
+        groups[key] = (first, n + 1)
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    best, seen = [], set()
+    for key, value in ranked:               # each category's most frequent first
+        if key[0] not in seen:
+            seen.add(key[0])
+            best.append((key, value))
+    best.sort(key=lambda kv: (-kv[1][1], kv[0]))
+    best += [kv for kv in ranked if kv not in best]
+    out = []
+    for (cat, _), (msg, n) in best[:limit]:
+        msg = msg if len(msg) <= width else msg[:width - 3] + "..."
+        out.append(f"{cat}: {n}x {msg}")
+    return out
 
 
 def row_for(name, result):

@@ -169,7 +169,8 @@ def notes(rows):
                    f"those the course's own script would grade ({tc}): no usage-error case "
                    f"(it fails 'sent no request' on them), nothing beyond its reference "
                    f"(tag strict, extension), no strict-only case or scenario.")
-    same = _same_under_both(rows, cats)
+    same = [n for n in _same_under_both(rows, cats)
+            if any(r.get(f"strict:{n}", "") not in ("", "0/0") for r in rows)]
     if same:
         out.append("Same under both profiles (shown once): " + ", ".join(same) + ".")
     nobody = _nobody_passes(rows, cats)

@@ -582,3 +582,19 @@ def test_hostile_submission_names_and_paths_stay_inert(tmp_path, work):
         text = (out / name).read_text()
         assert "\x1b" not in text and "<img" not in text, name
     assert "&lt;img src=x onerror=alert(1)&gt;/cassini" in (out / "class.md").read_text()
+
+
+def test_top_reasons_group_alike_failures_and_hide_no_category():
+    def case(cat, msg, strict="fail", course="fail"):
+        return {"category": cat, "name": msg, "verdicts": {"strict": strict, "course": course},
+                "message": msg}
+    report = {"cases": [case("client", f"stdout: expected b'{i}\\n', got b'{i}'", course="pass")
+                        for i in range(5)]
+              + [case("client", "exit status: expected 1, got 0")] * 2
+              + [case("client", "sent no request")] * 2
+              + [case("daemon-protocol", "cassini -r 0: the daemon did not answer")]
+              + [case("client", "ok", "pass", "pass")]}
+    assert batch.top_reasons(report) == [
+        "client: 5x stdout: expected b'0\\n', got b'0'",      # 5 alike, the first shown
+        "daemon-protocol: 1x cassini -r 0: the daemon did not answer",   # not hidden
+        "client: 2x exit status: expected 1, got 0"]

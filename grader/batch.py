@@ -389,7 +389,9 @@ def row_for(name, result):
         else:
             row[f"{p}_passed"] = row[f"{p}_total"] = row[f"{p}_percent"] = ""
     flaky = result.get("flaky") or []
-    row["reasons"] = classtable.REASONS_SEP.join(result.get("reasons") or [])
+    missing = [f"{p}: missing (scored 0 of the full count)" for p in ("cassini", "saturnd")
+               if result.get(p) == "missing"]
+    row["reasons"] = classtable.REASONS_SEP.join(missing + (result.get("reasons") or []))
     row["flaky_count"] = str(len(flaky))
     row["flaky"] = ";".join(f"{f['category']}/{f['name']}" for f in flaky)
     return row

@@ -67,7 +67,7 @@ class Ctx:
                             or r.code is None):
             # the daemon does not answer: no point in going on with this scenario
             hint, detail = ("", "")
-            if b"no reply" in r.err:
+            if b"no reply" in r.err and self.daemon_fine():
                 hint, detail = no_reply_hint(self.daemon.pipes)
             raise Failed(f"{r.show()}: the daemon did not answer ("
                          f"{r.err.decode('utf-8', 'replace').strip().removeprefix('cassini: ')})"
@@ -145,8 +145,17 @@ class Ctx:
             return exchange(os.fsencode(self.daemon.pipes), request, opcode, timeout=5,
                             reply_timeout=5, lock_timeout=10, check_pipes=False)
         except ClientError as e:
-            hint, detail = no_reply_hint(self.daemon.pipes) if "no reply" in str(e) else ("", "")
+            hint, detail = no_reply_hint(self.daemon.pipes) \
+                if "no reply" in str(e) and self.daemon_fine() else ("", "")
             raise Failed(f"{what}: {e}{hint}", f"{what}: {e}{detail}") from None
+
+    def daemon_fine(self):
+        """Still running, nothing of it crashed: a missing reply is then the daemon's way
+        of reading requests (see :func:`no_reply_hint`), not its death."""
+        try:
+            return self.daemon.headline() == ""
+        except Exception:
+            return False
 
     def expect_error(self, request, opcode, errcode, what):
         reply = self.raw(request, opcode, what)

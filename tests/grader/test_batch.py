@@ -119,6 +119,7 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     rep = json.loads((out / "dave" / "run1.json").read_text())
     assert "--saturnd" not in rep["argv"] and rep["argv"][-1] == "--extensions"
     assert d["strict:client"] == "2/3"
+    assert d["reasons"].startswith("saturnd: missing (scored 0 of the full count)")
     # the missing daemon scores 0 of its full count, beside the others' 5
     assert d["strict:daemon-protocol"] == "0/2" and d["course:daemon-protocol"] == "0/2"
     assert (d["strict_passed"], d["strict_total"], d["strict_percent"]) == ("2", "5", "40.0")

@@ -412,6 +412,11 @@ def test_a_daemon_serving_only_pollin_is_explained(grade, candidates):
     assert "wrote the whole request and closed its end" in msg, msg
     assert "POLLIN|POLLHUP" in msg, msg
     assert "POLLHUP" in g.text("daemon-protocol", "list-empty")
+    # a daemon that died gets no such hint: its death is the cause
+    g = grade("--saturnd", candidates("daemon", "crash-on-remove"), "--scenarios", "remove",
+              "--no-scheduling")
+    msg = g.message("daemon-protocol", "remove")
+    assert "signal 11" in msg and "POLLHUP" not in msg, msg
 
 
 # --- small traps -----------------------------------------------------------------------------

@@ -43,9 +43,10 @@ EXIT_DEADLINE = 15.0       # seconds for cassini to exit after it started
 # ENXIO) fails, every time, with a message naming the cause.
 # Once a client has shown READER_PROOF times that it waits (still running when the reader
 # came, then its request), its later cases get the reader at once: the wait costs a grade
-# about a second, not half a second per case.  A client that ever ends before the reader
-# without its request keeps the delay on every case.
-READER_DELAY = 0.5
+# a second or two, not a second per case -- so the delay can be long enough (the sandbox's
+# start and the client's own start-up on a loaded machine) to be deterministic.  A client
+# that ever ends before the reader without its request keeps the delay on every case.
+READER_DELAY = 1.0
 READER_PROOF = 4
 ENXIO_TEXT = (b"No such device or address", b"ENXIO")
 

@@ -54,7 +54,10 @@ def parse(argv):
                     help="differential mode: also run every client call of the daemon scenarios "
                          "with this client and compare byte for byte (needs --cassini)")
     ap.add_argument("--extensions", action="store_true",
-                    help="also the seed project's extension requests (-s -t -z -i -w)")
+                    help="also grade what goes beyond the course's reference: the golden "
+                         "cases tagged 'extension' (the seed project's -s -t -z -i -w and "
+                         "this project's own requests -R -C -E -D -n -I -X) and their daemon "
+                         "scenarios")
     ap.add_argument("--profile", choices=("strict", "course"), default="strict",
                     help="the verdicts that make the headline and the exit status (default "
                          "strict: byte-exact; course: the course script's rules); both are "
@@ -81,14 +84,27 @@ def parse(argv):
                     help="budget of real minutes for --clock real (needs at least 6)")
     ap.add_argument("--client-timeout", type=float, default=10.0,
                     help="seconds a client may take per golden case (default 10)")
-    ap.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 2) * 2))
-    ap.add_argument("--isolation", choices=("auto", "full", "light"), default="auto")
+    jobs = min(8, (os.cpu_count() or 2) * 2)
+    ap.add_argument("-j", "--jobs", type=int, default=jobs,
+                    help=f"golden cases played at once, each with its own client (default "
+                         f"{jobs}: twice the CPUs, at most 8); daemon scenarios run one "
+                         f"after the other")
+    ap.add_argument("--isolation", choices=("auto", "full", "light"), default="auto",
+                    help="how candidates are confined (default auto: full when the kit is "
+                         "root and namespaces work, else light); see grader/README.md, "
+                         "'Sandbox'")
     ap.add_argument("--work-dir", help="where sandboxes go (default $GRADER_WORK_DIR or "
                                        "/var/tmp; not under /tmp)")
     ap.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     ap.add_argument("--summary", metavar="FILE", help="also write the summary to FILE")
     ap.add_argument("--json", metavar="FILE", help="write the machine-readable report "
                                                    "(see grader/README.md)")
+    ap.add_argument("--gradescope", metavar="FILE",
+                    help="write Gradescope's autograder results.json (one test per case "
+                         "graded under --profile; see ci/gradescope/)")
+    ap.add_argument("--gradescope-points", type=float, metavar="P",
+                    help="the points of the whole grade in results.json, shared equally by "
+                         "its tests (default: 1 per test)")
     ap.add_argument("--build-status", type=int, metavar="N",
                     help="the submission's build exit status (ci/grade.sh): reported as the "
                          "'build' test; when not 0 nothing else is graded")
@@ -104,6 +120,13 @@ def parse(argv):
         raise Usage("--reference-cassini compares a candidate client: give --cassini too")
     if opts.speed <= 0:
         raise Usage("--speed must be positive")
+    if opts.gradescope_points is not None and opts.gradescope_points <= 0:
+        raise Usage("--gradescope-points must be positive")
+    if opts.cases_dir is None and os.environ.get("GRADER_CASES_DIR"):
+        # the variable is the option: course-format cases, TZ from --tz (never UTC by default)
+        opts.cases_dir = os.environ["GRADER_CASES_DIR"]
+        if not os.path.isdir(opts.cases_dir):
+            raise Usage(f"GRADER_CASES_DIR={opts.cases_dir}: not a directory")
     if opts.cases_dir and not os.path.isdir(opts.cases_dir):
         raise Usage(f"--cases-dir {opts.cases_dir}: not a directory")
     if opts.tz is not None and not _known_zone(opts.tz):
@@ -152,6 +175,8 @@ def _client_cases(opts):
         if opts.cases_dir:
             # course-format cases: every one runs (a missing tag file means reference)
             cases = golden.load_cases(names, opts.cases_dir, tz=opts.tz or _caller_tz())
+            for c in cases:
+                c.course_own = True         # scored in their own category: course-cases
             if opts.tags:
                 cases = [c for c in cases if c.tag in _client_tags(opts)]
             return cases
@@ -166,6 +191,8 @@ def _caller_tz():
 
 
 def client_category(case):
+    if getattr(case, "course_own", False):
+        return "course-cases"
     return "client-strict" if case.tag == "strict" else "client"
 
 
@@ -185,6 +212,7 @@ class Grading:
     saturnd: str | None = None
     reference: str | None = None        # the reference client (differential mode)
     missing: dict = field(default_factory=dict)     # program -> why it scores 0
+    elapsed: float = 0.0
 
     @property
     def bindir(self):
@@ -270,11 +298,131 @@ def client_conformance(g):
     def jail(tmp, user):
         return sandbox.ClientJail(g.options, tmp, user)
 
+    hangs = HangWatch(len(cases), opts.client_timeout)
+
+    # played in an order that spreads the kinds of cases (list, create, remove, ...); the
+    # first HANG_LIMIT played (the probe) say whether the client hangs everywhere
+    order = sorted(range(len(cases)), key=lambda i: (i % HANG_SPREAD, i))
+    probe = set(order[:HANG_LIMIT])
+
+    def one(i):
+        if not hangs.admit(i in probe):
+            return hangs.not_run(cases[i], opts.profile)
+        hung = False
+        try:
+            o = grade_case(g, cases[i], jail)
+            hung = "did not exit within" in o.message
+            return o
+        finally:
+            hangs.record(hung)
+
+    results = {}
     with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
-        g.outcomes += list(pool.map(lambda case: grade_case(g, case, jail), cases))
+        for i, o in zip(order, pool.map(one, order)):
+            results[i] = o
+    for o in results.values():
+        if o.message.startswith("not run: "):
+            o.message = f"not run: {hangs.reason()}"          # one message: told once
+    g.outcomes += [results[i] for i in range(len(cases))]
+    explain_unrunnable(g.outcomes, g.cassini, "cassini")
     where = f"cases from {opts.cases_dir}" if opts.cases_dir else \
         f"golden cases (tags {','.join(sorted(_client_tags(opts)))})"
     g.notes.append(f"client: {len(cases)} {where}")
+
+
+def unrunnable_reason(program, name):
+    """Why the candidate's user gets "Permission denied" running ``program``, when the kit
+    can tell: a script whose interpreter (its ``#!`` line) that user cannot reach."""
+    from grader.programs import traversable_by_others
+    try:
+        with open(program, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split()
+    if not words:
+        return None
+    interp = os.fsdecode(words[0])
+    if not os.path.exists(interp):
+        return None             # (that would say "No such file", not "Permission denied")
+    if os.geteuid() == 0:       # candidates run as another user: "others" bits count
+        reachable = traversable_by_others(os.path.dirname(interp)) and \
+            os.stat(interp).st_mode & 0o001
+    else:                       # candidates run as us
+        reachable = os.access(interp, os.X_OK)
+    if reachable:
+        return None
+    return (f"{name} is a script whose interpreter {interp} (its #! line) the candidate's "
+            f"user cannot run (every directory on the way needs o+x, the interpreter o+x): "
+            f"install the interpreter where everyone can run it, or give the script another "
+            f"#! line")
+
+
+def explain_unrunnable(outcomes, program, name):
+    """Cases that failed with "Permission denied" because the program cannot be run at all
+    get one message saying why (told once, not once per case)."""
+    if not program:
+        return
+    mine = ("client", "course-cases") if name == "cassini" else ("daemon",)
+    denied = [o for o in outcomes if o.status != "pass" and o.category.startswith(mine)
+        and "Permission denied" in (o.detail + " ".join(o.lines))]
+    if not denied:
+        return
+    why = unrunnable_reason(program, name)
+    if why is None:
+        return
+    for o in denied:
+        o.lines.insert(0, f"was: {o.message}")
+        o.message = f"cannot run: {why}"
+
+
+HANG_LIMIT = 4          # cases that hung, with none ended, before the client is given up
+HANG_SPREAD = 8
+
+
+class HangWatch:
+    """A client that hangs on every case costs HANG_LIMIT timeouts, not one per case: the
+    first HANG_LIMIT cases played are a probe, the others wait for its verdict; when every
+    probe case hung (none ended on its own) the remaining cases are not run and fail with
+    one message."""
+
+    def __init__(self, total, timeout):
+        import threading
+        self.cond = threading.Condition()
+        self.total, self.timeout = total, timeout
+        self.hung = self.ended = self.skipped = 0
+
+    def record(self, hung):
+        with self.cond:
+            if hung:
+                self.hung += 1
+            else:
+                self.ended += 1
+            self.cond.notify_all()
+
+    def admit(self, probe):
+        """Whether to play a case (a probe case always)."""
+        if probe:
+            return True
+        with self.cond:
+            self.cond.wait_for(lambda: self.ended or self.hung >= HANG_LIMIT)
+            return bool(self.ended)
+
+    def reason(self):
+        return (f"the client hung on its first {self.hung} cases (killed after "
+                f"{self.timeout:g} s each, none ended on its own): the remaining "
+                f"{self.total - self.hung} cases were not run")
+
+    def not_run(self, case, profile):
+        with self.cond:
+            self.skipped += 1
+        verdicts = {"strict": "fail",
+                    "course": "fail" if golden.course_graded(case) else "skip"}
+        return report.Outcome(client_category(case), case.name, verdicts[profile],
+                              f"not run: {self.reason()}", verdicts=verdicts,
+                              tags=[case.tag])
 
 
 def grade_case(g, case, jail):
@@ -341,6 +489,21 @@ def _schedule_checks(opts):
     return checks
 
 
+def strict_only(outcome, profile):
+    """A scenario beyond the course's subject (:data:`scenarios.STRICT_ONLY`): its verdict
+    counts under `strict`, `skip` under `course`."""
+    why = scenarios.STRICT_ONLY.get(outcome.name)
+    if why is None:
+        return outcome
+    outcome.verdicts["course"] = "skip"
+    outcome.status = outcome.verdicts[profile]
+    if outcome.status == "skip":
+        outcome.message = why
+    else:
+        outcome.lines.append(f"course verdict: skip ({why})")
+    return outcome
+
+
 def daemon_config(g):
     opts = g.opts
     return DaemonConfig(options=g.options, saturnd=g.saturnd,
@@ -360,7 +523,8 @@ def daemon_conformance(g):
     do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))
     if "saturnd" in g.missing:
         why = g.missing["saturnd"]
-        g.outcomes += [report.Outcome(cat, name, "fail", why) for cat, (name, _) in scen]
+        g.outcomes += [strict_only(report.Outcome(cat, name, "fail", why), opts.profile)
+                       for cat, (name, _) in scen]
         if do_sched:
             g.outcomes += [report.Outcome(cat, c, "fail", why) for cat, c in _schedule_checks(opts)]
         return
@@ -369,7 +533,9 @@ def daemon_conformance(g):
     cfg = daemon_config(g)
     observed = set()
     for cat, (name, func) in scen:
-        g.outcomes.append(scenarios.run_scenario(cfg, cat, name, func, observed=observed))
+        g.outcomes.append(strict_only(
+            scenarios.run_scenario(cfg, cat, name, func, observed=observed), opts.profile))
+    explain_unrunnable(g.outcomes, g.saturnd, "saturnd")
     g.figures += [f"daemon: {o}" for o in sorted(observed)]
     if not do_sched:
         return
@@ -413,24 +579,57 @@ def differential(g):
 
 # --- report --------------------------------------------------------------------------------
 def write_reports(g, notes):
-    """The summary on stdout (and ``--summary``), ``--junit``, ``--json``; the exit status."""
+    """The summary on stdout (and ``--summary``), ``--json``, ``--junit``; the exit status.
+
+    Every writer makes a candidate's bytes inert (:func:`grader.report.visible`): none can
+    fail on them, and one writer's failure (a full disk) does not lose the others."""
     opts, outcomes = g.opts, g.outcomes
     status = 1 if any(o.status == "fail" for o in outcomes) else 0
     text = report.summary(outcomes, notes, headline=opts.profile)
+    errors = []
+
+    def attempt(what, write):
+        try:
+            write()
+        except (OSError, UnicodeError, ValueError) as e:
+            errors.append(f"saturnd-grade: cannot write the {what}: {e}")
+
+    if opts.json:
+        attempt(f"JSON report {opts.json}", lambda: report.write_json(
+            opts.json, outcomes, headline=opts.profile, candidate=g.candidate,
+            build_status=opts.build_status, exit_status=status, notes=notes))
+    if opts.gradescope:
+        from grader import gradescope
+        attempt(f"Gradescope results {opts.gradescope}", lambda: gradescope.write_results(
+            opts.gradescope, outcomes, headline=opts.profile, notes=notes,
+            execution_time=g.elapsed, points=opts.gradescope_points))
+    if opts.junit:
+        attempt(f"JUnit report {opts.junit}", lambda: report.write_junit(
+            opts.junit, outcomes, [(f"note{i}", n) for i, n in enumerate(notes)]))
+    if opts.summary:
+        def write_summary():
+            with open(opts.summary, "w", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text)
+        attempt(f"summary {opts.summary}", write_summary)
     if opts.verbose:
         for o in outcomes:
             if o.status == "fail":
-                print(f"=== [{o.category}] {o.name}\n{o.detail}\n")
-    sys.stdout.write(text)
-    if opts.summary:
-        with open(opts.summary, "w", encoding="utf-8") as f:
-            f.write(text)
-    if opts.junit:
-        report.write_junit(opts.junit, outcomes, [(f"note{i}", n) for i, n in enumerate(notes)])
-    if opts.json:
-        report.write_json(opts.json, outcomes, headline=opts.profile, candidate=g.candidate,
-                          build_status=opts.build_status, exit_status=status, notes=notes)
-    return status
+                _print(report.visible(f"=== [{o.category}] {o.name}\n{o.detail}\n\n"))
+    _print(text)
+    for e in errors:
+        print(report.visible(e), file=sys.stderr)
+    return status if not errors else max(status, 1)
+
+
+def _print(text, stream=None):
+    """``text`` on stdout whatever its encoding (a C locale, a pipe): never raises."""
+    stream = stream or sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        enc = stream.encoding or "ascii"
+        stream.write(text.encode(enc, "backslashreplace").decode(enc))
+    stream.flush()
 
 
 def grade(opts):
@@ -445,7 +644,8 @@ def grade(opts):
     finally:
         shutil.rmtree(g.scratch, ignore_errors=True)
         g.options.close()           # this run's own uid goes back
-    notes = g.notes + [f"graded in {time.monotonic() - t_start:.1f} s"] + g.figures
+    g.elapsed = time.monotonic() - t_start
+    notes = g.notes + [f"graded in {g.elapsed:.1f} s"] + g.figures
     return write_reports(g, notes)
 
 

@@ -20,6 +20,7 @@ usage error.
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -32,6 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from grader import classtable
+from grader.report import visible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERDICTS = ("pass", "fail", "skip")
@@ -327,6 +329,48 @@ def combine(reports):
     return scores, flaky
 
 
+TOP_REASONS = 3
+
+
+# decoded values in a message: b'...' literals and numbers
+_VALUES = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*"|\d+""")
+
+
+def _reason_key(message):
+    """A message with its decoded values blanked: the failures that differ only by their
+    values are one reason."""
+    return _VALUES.sub("#", message)
+
+
+def top_reasons(report, limit=TOP_REASONS, width=160):
+    """The most frequent reasons a submission lost points: ``"client: 12x MESSAGE"``, the
+    failures (under either profile) of its report grouped by category and by message (the
+    ones differing only by their values together: MESSAGE is the first of them); the
+    most frequent of each category first, so that a daemon's failures are not hidden
+    behind the client's."""
+    groups = {}
+    for c in report.get("cases", []):
+        if "fail" not in c["verdicts"].values():
+            continue
+        msg = " ".join(str(c.get("message") or "failed").split())
+        key = (c["category"], _reason_key(msg))
+        first, n = groups.get(key, (msg, 0))
+        groups[key] = (first, n + 1)
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1][1], kv[0]))
+    best, seen = [], set()
+    for key, value in ranked:               # each category's most frequent first
+        if key[0] not in seen:
+            seen.add(key[0])
+            best.append((key, value))
+    best.sort(key=lambda kv: (-kv[1][1], kv[0]))
+    best += [kv for kv in ranked if kv not in best]
+    out = []
+    for (cat, _), (msg, n) in best[:limit]:
+        msg = msg if len(msg) <= width else msg[:width - 3] + "..."
+        out.append(f"{cat}: {n}x {msg}")
+    return out
+
+
 def row_for(name, result):
     """The class-table row of one submission's result."""
     row = {"submission": name, "build": result["build"],
@@ -345,6 +389,9 @@ def row_for(name, result):
         else:
             row[f"{p}_passed"] = row[f"{p}_total"] = row[f"{p}_percent"] = ""
     flaky = result.get("flaky") or []
+    missing = [f"{p}: missing (scored 0 of the full count)" for p in ("cassini", "saturnd")
+               if result.get(p) == "missing"]
+    row["reasons"] = classtable.REASONS_SEP.join(missing + (result.get("reasons") or []))
     row["flaky_count"] = str(len(flaky))
     row["flaky"] = ";".join(f"{f['category']}/{f['name']}" for f in flaky)
     return row
@@ -413,6 +460,7 @@ def grade_one(name, sub_path, opts, runner):
             if reports:
                 result["scores"], result["flaky"] = combine(reports)
                 result["headline"] = reports[0].get("headline")
+                result["reasons"] = top_reasons(reports[0])
             result["grading"] = "ok" if error is None else f"error: {error}"
     finally:
         if not opts.keep_builds:
@@ -575,9 +623,9 @@ def run(opts):
                 score = ", ".join(f"{p} {row[f'{p}_passed']}/{row[f'{p}_total']}"
                                   for p in PROFILES if row[f"{p}_total"])
                 flaky = f", {row['flaky_count']} flaky" if res["flaky"] else ""
-                print(f"[{done[0]}/{len(subs)}] {name}: build {res['build']}, "
-                      f"{res['grading']}{', ' + score if score else ''}{flaky} "
-                      f"({res['seconds']} s)", file=sys.stderr, flush=True)
+                print(visible(f"[{done[0]}/{len(subs)}] {name}: build {res['build']}, "
+                              f"{res['grading']}{', ' + score if score else ''}{flaky} "
+                              f"({res['seconds']} s)", keep=""), file=sys.stderr, flush=True)
         return res
 
     pool = ThreadPoolExecutor(max_workers=opts.jobs)
@@ -592,9 +640,9 @@ def run(opts):
         for i, (item, res) in enumerate(zip(subs, results)):
             if res.get("starved"):
                 if not opts.quiet:
-                    print(f"{item[0]}: its programs could not start (out of processes) "
-                          f"beside other grades: grading it again, alone",
-                          file=sys.stderr, flush=True)
+                    print(visible(f"{item[0]}: its programs could not start (out of "
+                                  f"processes) beside other grades: grading it again, alone",
+                                  keep=""), file=sys.stderr, flush=True)
                 results[i] = regrade_alone(item[0], item[1], opts, runner)
     rows = [row_for(r["submission"], r) for r in results]
     paths = classtable.write_all(rows, os.path.join(opts.out, "class"))
@@ -620,7 +668,10 @@ def merge_main(argv):
         d = os.path.dirname(opts.out)
         if d:
             os.makedirs(d, exist_ok=True)
-        paths = classtable.write_all(rows, opts.out)
+        # links from the merged page to each shard's per-submission reports
+        folders = {r["submission"]: os.path.dirname(os.path.abspath(t))
+                   for t, shard_rows in tables for r in shard_rows}
+        paths = classtable.write_all(rows, opts.out, folders)
     except classtable.TableError as e:
         raise Usage(str(e)) from None
     except OSError as e:

@@ -1,4 +1,11 @@
-"""Grading outcomes, the JUnit XML report and the human summary."""
+"""Grading outcomes, the JUnit XML report and the human summary.
+
+Every text here may carry a candidate's bytes (its stderr, the paths it chose, its output
+decoded): :func:`visible` makes them inert -- bytes that are not UTF-8 (lone surrogates
+from ``os.fsdecode``) become ``\\xNN``, control and escape characters become ``\\xNN``
+too -- before any writer sees them, so no report writer can fail on them and no escape
+sequence reaches a teacher's terminal.
+"""
 
 from xml.sax.saxutils import escape, quoteattr
 
@@ -6,6 +13,7 @@ CATEGORY_TITLES = {
     "build": "build (make)",
     "client": "client conformance (golden vectors)",
     "client-strict": "client: beyond the course's reference (NUL bytes, ...)",
+    "course-cases": "client: the course's own cases (--cases-dir)",
     "daemon-protocol": "daemon conformance: protocol",
     "daemon-scheduling": "daemon conformance: scheduling",
     "daemon-extension": "daemon conformance: extension requests",
@@ -44,9 +52,44 @@ class Outcome:
         return f"Outcome({self.category}/{self.name}: {self.status} {self.message!r})"
 
 
+def _invisible(c, keep):
+    o = ord(c)
+    if c in keep:
+        return False
+    return o < 32 or 0x7f <= o <= 0x9f or 0xd800 <= o <= 0xdfff or \
+        o in (0x2028, 0x2029, 0xfeff, 0xfffe, 0xffff) or 0x202a <= o <= 0x202e or \
+        0x2066 <= o <= 0x2069
+
+
+def visible(text, keep="\n"):
+    """``text`` (str or bytes) made inert for a terminal, a text report, XML or a table:
+    C0 and C1 control characters (ESC included), DEL, bidirectional overrides and bytes
+    that are not UTF-8 (``os.fsdecode``'s lone surrogates) become ``\\xNN`` / ``\\uNNNN``;
+    the characters of ``keep`` (newline by default) stay.  Never raises."""
+    if text is None:
+        return ""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "surrogateescape")
+    elif not isinstance(text, str):
+        text = str(text)
+    out = []
+    for c in text:
+        if not _invisible(c, keep):
+            out.append(c)
+            continue
+        o = ord(c)
+        if 0xdc80 <= o <= 0xdcff:          # an undecodable byte kept by surrogateescape
+            out.append(f"\\x{o - 0xdc00:02x}")
+        elif o < 0x100:
+            out.append(f"\\x{o:02x}")
+        else:
+            out.append(f"\\u{o:04x}")
+    return "".join(out)
+
+
 def _clean(text):
-    # XML 1.0 cannot carry most control characters, even escaped
-    return "".join(c if c in "\t\n\r" or ord(c) >= 32 else f"\\x{ord(c):02x}" for c in text)
+    # XML 1.0 cannot carry most control characters, even escaped; nor lone surrogates
+    return visible(text, keep="\t\n")
 
 
 def write_junit(path, outcomes, properties=(), name="saturnd-grade", prefix="grade."):
@@ -61,23 +104,23 @@ def write_junit(path, outcomes, properties=(), name="saturnd-grade", prefix="gra
     total = len(outcomes)
     fails = sum(o.status == "fail" for o in outcomes)
     skips = sum(o.status == "skip" for o in outcomes)
-    parts.append(f'<testsuites name={quoteattr(name)} tests="{total}" failures="{fails}" '
+    parts.append(f'<testsuites name={quoteattr(_clean(name))} tests="{total}" failures="{fails}" '
                  f'skipped="{skips}">\n')
     for cat in cats:
         mine = [o for o in outcomes if o.category == cat]
-        parts.append(f'  <testsuite name={quoteattr(cat)} tests="{len(mine)}" '
+        parts.append(f'  <testsuite name={quoteattr(_clean(cat))} tests="{len(mine)}" '
                      f'failures="{sum(o.status == "fail" for o in mine)}" '
                      f'skipped="{sum(o.status == "skip" for o in mine)}" '
                      f'time="{sum(o.duration for o in mine):.3f}">\n')
         if properties:
             parts.append("    <properties>\n")
             for k, v in properties:
-                parts.append(f"      <property name={quoteattr(k)} "
+                parts.append(f"      <property name={quoteattr(_clean(k))} "
                              f"value={quoteattr(_clean(v))}/>\n")
             parts.append("    </properties>\n")
         for o in mine:
-            parts.append(f'    <testcase classname={quoteattr(prefix + cat)} '
-                         f'name={quoteattr(o.name)} time="{o.duration:.3f}">')
+            parts.append(f'    <testcase classname={quoteattr(_clean(prefix + cat))} '
+                         f'name={quoteattr(_clean(o.name))} time="{o.duration:.3f}">')
             if o.status == "fail":
                 parts.append(f'\n      <failure message={quoteattr(_clean(o.message))}>'
                              f'{escape(_clean(o.detail or o.message))}</failure>\n    ')
@@ -86,7 +129,7 @@ def write_junit(path, outcomes, properties=(), name="saturnd-grade", prefix="gra
             parts.append("</testcase>\n")
         parts.append("  </testsuite>\n")
     parts.append("</testsuites>\n")
-    with open(path, "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write("".join(parts))
 
 
@@ -140,6 +183,7 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
         lines.append("")
         lines.extend(f"  note: {n}" for n in notes)
     failed = [o for o in outcomes if "fail" in (o.status, *o.verdicts.values())]
+    told = set()                # a message shared by two categories is told once
     if failed:
         lines.append("")
         lines.append(f"failures ({sum(o.status == 'fail' for o in outcomes)} under {headline}, "
@@ -154,6 +198,11 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
             for o in mine:
                 groups.setdefault(o.message, []).append(o)
             for message, group in groups.items():
+                if message in told and message:
+                    lines.append(f"- {len(group)} tests: the same reason as above")
+                    lines.append(f"    {', '.join(f'{o.name} ({_marks(o)})' for o in group)}")
+                    continue
+                told.add(message)
                 if len(group) > 1:
                     names = ", ".join(f"{o.name} ({_marks(o)})" for o in group)
                     lines.append(f"- {len(group)} tests: {message}")
@@ -184,7 +233,7 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
         reasons = sorted({o.message for o in skipped})
         lines.append("")
         lines.append(f"skipped ({len(skipped)}): " + "; ".join(reasons))
-    return "\n".join(lines) + "\n"
+    return visible("\n".join(lines) + "\n")
 
 
 def _marks(o):
@@ -194,19 +243,22 @@ def _marks(o):
 def write_json(path, outcomes, headline, candidate, build_status, exit_status, notes=()):
     """The machine-readable report (version 1; the contract is in grader/README.md)."""
     import json
+    def text(value):
+        return None if value is None else visible(value, keep="")
     data = {
         "version": 1,
         "headline": headline,
-        "candidate": {"cassini": candidate.get("cassini"), "saturnd": candidate.get("saturnd")},
+        "candidate": {"cassini": text(candidate.get("cassini")),
+                      "saturnd": text(candidate.get("saturnd"))},
         "build": {"status": build_status},
-        "cases": [{"category": o.category, "name": o.name,
-                   "tags": list(o.tags),
+        "cases": [{"category": text(o.category), "name": text(o.name),
+                   "tags": [text(t) for t in o.tags],
                    "verdicts": {p: o.verdicts.get(p, o.status) for p in PROFILES},
-                   "message": " ".join(o.message.split())}
+                   "message": text(" ".join(o.message.split()))}
                   for o in outcomes],
         "scores": scores(outcomes),
         "exit_status": exit_status,
-        "notes": list(notes),
+        "notes": [text(n) for n in notes],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)

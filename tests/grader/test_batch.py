@@ -119,6 +119,7 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     rep = json.loads((out / "dave" / "run1.json").read_text())
     assert "--saturnd" not in rep["argv"] and rep["argv"][-1] == "--extensions"
     assert d["strict:client"] == "2/3"
+    assert d["reasons"].startswith("saturnd: missing (scored 0 of the full count)")
     # the missing daemon scores 0 of its full count, beside the others' 5
     assert d["strict:daemon-protocol"] == "0/2" and d["course:daemon-protocol"] == "0/2"
     assert (d["strict_passed"], d["strict_total"], d["strict_percent"]) == ("2", "5", "40.0")
@@ -131,9 +132,18 @@ def test_class_table_reports_and_builds(klass, tmp_path, work):
     md = (out / "class.md").read_text()
     assert "| alice | ok | cassini | saturnd | ok | 3/5 (60.0 %) | 4/5 (80.0 %) |" in md
     assert "| carol | failed (2) |  |  | not graded (build failed) | 0/5 (0.0 %) |" in md
-    assert "mean: strict 40.0 %, course 55.0 %" in md
+    assert "mean over the 4 scored: strict 40.0 %, course 55.0 %" in md
     html = (out / "class.html").read_text()
-    assert html.count("<tr") == 5 and "<td>bin/cassini</td>" in html
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr class=") == 4 and "cassini: bin/cassini" in html
+    # each row links to its reports, which exist
+    assert '<a href="alice/run1.log">alice</a>' in html
+    assert '<a href="carol/build.log">carol</a>' in html
+    for href in {h.split('"')[0] for h in html.split('href="')[1:]}:
+        assert (out / href).is_file(), href
+    # the top reasons of each submission, in every table
+    assert "client: 1x" in a["reasons"] and "daemon-protocol: 1x" in a["reasons"]
+    assert "client: 1x" in md and "client: 1x" in html
     # the built copies are gone
     assert os.listdir(work) == []
 
@@ -244,9 +254,16 @@ def test_shards_merge_into_the_class_table(klass, tmp_path, work):
     merged = tmp_path / "merged" / "class"
     p = run_batch("merge", "-o", str(merged), str(shards[1]), str(shards[0]))
     assert p.returncode == 0, p.stderr
-    for ext in ("csv", "md", "html"):
+    for ext in ("csv", "md"):
         assert (tmp_path / "merged" / f"class.{ext}").read_bytes() == \
             (full / f"class.{ext}").read_bytes(), ext
+    # the same page, its links going to the shards' reports
+    page = (tmp_path / "merged" / "class.html").read_text()
+    assert '<a href="../shard1/alice/run1.log">alice</a>' in page
+    assert '<a href="../shard2/bob/run1.log">bob</a>' in page
+    for k in (1, 2):
+        page = page.replace(f"../shard{k}/", "")
+    assert page == (full / "class.html").read_text()
     # the same submission in two shards is an error, not a silent double
     p = run_batch("merge", "-o", str(tmp_path / "dup"), str(shards[0]), str(shards[0]))
     assert p.returncode == 2
@@ -530,3 +547,55 @@ def test_a_grade_starved_of_processes_by_its_neighbours_is_redone_alone(tmp_path
     assert counter.read_text() == "1"
     lena = read_table(out / "class.csv")["lena"]
     assert (lena["grading"], lena["strict_passed"]) == ("ok", "0")
+
+
+@pytest.mark.timeout(120)
+def test_hostile_submission_names_and_paths_stay_inert(tmp_path, work):
+    """A submission named like a spreadsheet formula, with escape sequences and bytes that
+    are not UTF-8 in its name and in the folder its programs are in: batch finishes, its
+    progress lines and tables carry none of it raw."""
+    cls = tmp_path / "class"
+    cls.mkdir()
+    odd = os.path.join(os.fsencode(cls), b"=HYPERLINK(\"x\")\x1b[2J\xff")
+    os.mkdir(odd)
+    nested = "all:\n\tmkdir -p '<img src=x onerror=alert(1)>'\n" \
+             "\tprintf '#!/bin/sh\\nexit 0\\n' > '<img src=x onerror=alert(1)>/cassini'\n" \
+             "\tchmod +x '<img src=x onerror=alert(1)>/cassini'\n"
+    with open(os.path.join(odd, b"Makefile"), "w") as f:
+        f.write(nested)
+    with open(os.path.join(odd, b"stub.json"), "w") as f:
+        json.dump({"cases": CASES}, f)
+    make_submission(cls, "alice", MAKE_TOP)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run([sys.executable, "-m", "grader", "batch", str(cls), "-o", str(out),
+                        "--grade-cmd", STUB_CMD, "--work-dir", work], capture_output=True,
+                       timeout=100, env=env, cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr
+    assert b"\x1b" not in p.stderr and b"Traceback" not in p.stderr
+    assert b"\\x1b[2J\\xff" in p.stderr
+    with open(out / "class.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    cells = [c for r in rows for c in r.values()]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))], cells
+    assert "'=HYPERLINK(\"x\")\\x1b[2J\\xff" in cells
+    for name in ("class.md", "class.html"):
+        text = (out / name).read_text()
+        assert "\x1b" not in text and "<img" not in text, name
+    assert "&lt;img src=x onerror=alert(1)&gt;/cassini" in (out / "class.md").read_text()
+
+
+def test_top_reasons_group_alike_failures_and_hide_no_category():
+    def case(cat, msg, strict="fail", course="fail"):
+        return {"category": cat, "name": msg, "verdicts": {"strict": strict, "course": course},
+                "message": msg}
+    report = {"cases": [case("client", f"stdout: expected b'{i}\\n', got b'{i}'", course="pass")
+                        for i in range(5)]
+              + [case("client", "exit status: expected 1, got 0")] * 2
+              + [case("client", "sent no request")] * 2
+              + [case("daemon-protocol", "cassini -r 0: the daemon did not answer")]
+              + [case("client", "ok", "pass", "pass")]}
+    assert batch.top_reasons(report) == [
+        "client: 5x stdout: expected b'0\\n', got b'0'",      # 5 alike, the first shown
+        "daemon-protocol: 1x cassini -r 0: the daemon did not answer",   # not hidden
+        "client: 2x exit status: expected 1, got 0"]

@@ -430,6 +430,23 @@ class Store:
             self.next_id = next_id
             return next_id
 
+    # --- the last minute the scheduler processed (catch-up after downtime) ----
+    def last_minute(self):
+        """The epoch minute saved by :meth:`save_last_minute`, or None (never saved)."""
+        try:
+            data = self.fs.read_file(os.path.join(self.root, "last_minute"))
+        except OSError:
+            return None
+        if len(data) != 8:
+            self.log("store: last_minute is damaged; no catch-up at this start")
+            return None
+        return struct.unpack(">q", data)[0]
+
+    def save_last_minute(self, minute):
+        """Keep the scheduler's last processed minute (temporary file and rename: the old
+        value or the new one, never a torn one)."""
+        self.fs.write_atomic(os.path.join(self.root, "last_minute"), struct.pack(">q", minute))
+
     # --- runs ---------------------------------------------------------------
     def spool_paths(self):
         n = next(self._spool)

@@ -479,15 +479,15 @@ def export_lines(tasks):
 
 def export_crontab(talk, out, err):
     """``cassini -X``; returns the exit status.  Every field comes from LONG_LIST; a daemon
-    without it (the empty reply, or an error) is asked LIST instead."""
+    that answers it with the empty reply (one without LONG_LIST) is asked LIST instead."""
     try:
         reply = talk(P.encode_request(P.Request(P.LONG_LIST)), P.LONG_LIST)
-        if not reply.ok:
-            raise ValueError("LONG_LIST refused")
-    except ValueError:
+    except ValueError as e:
+        if "empty reply" not in str(e):         # the empty reply: a daemon without LONG_LIST
+            raise
         reply = talk(P.encode_request(P.Request(P.LIST)), P.LIST)
-        if not reply.ok:
-            raise ValueError("saturnd answered LIST with an error")
+    if not reply.ok:
+        raise ValueError("saturnd answered with an error")
     data, skipped, notes = export_lines(reply.tasks)
     out(data)
     for taskid, why in skipped:

@@ -245,3 +245,24 @@ def test_export_says_when_a_variable_cannot_be_unset():
     text, skipped, notes = C.export_lines(tasks)
     assert text == b"X=1\n* * * * * a\n* * * * * b\n" and skipped == []
     assert notes and notes[0][0] == 1 and "cannot unset" in notes[0][1]
+
+
+def test_export_asks_list_when_the_daemon_has_no_long_list():
+    from saturnd import protocol as P
+    asked, out, err = [], [], []
+
+    def talk(request, opcode):
+        asked.append(opcode)
+        if opcode == P.LONG_LIST:
+            raise ValueError("saturnd could not honour the request (empty reply)")
+        return P.Reply(tasks=[(0, timing("5"), (SH, b"-c", b"x"))])
+    assert C.export_crontab(talk, out.append, err.append) == 0
+    assert asked == [P.LONG_LIST, P.LIST] and out == [b"5 * * * * x\n"] and err == []
+
+    def broken(request, opcode):
+        asked.append(opcode)
+        raise ValueError("no reply from saturnd for 10 s")
+    asked.clear()
+    with pytest.raises(ValueError, match="no reply"):
+        C.export_crontab(broken, out.append, err.append)
+    assert asked == [P.LONG_LIST]          # not asked twice: the daemon is not answering

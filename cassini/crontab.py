@@ -1,46 +1,31 @@
 """crontab import (``cassini -I FILE``) and export (``cassini -X``).
 
 Imported only for those two options, so that the plain requests start as fast as before.
+The rules in full: docs/own-requests.md, "crontab import and export".
 
-Import: one task per crontab line, created with CREATE requests, the command run the way
-cron runs it, ``/bin/sh -c COMMAND`` (argv ``/bin/sh``, ``-c``, COMMAND).  A line is
-
-- blank, or a comment (first non-blank character ``#``): skipped;
-- ``MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK COMMAND``: the fields separated by blanks
-  (spaces, tabs), each with the syntax ``cassini -c`` accepts (lists, ranges, steps,
-  ``*/N``, day names ``sun``..``sat``, ``7`` = Sunday); DAY-OF-MONTH and MONTH must be
-  ``*`` (this scheduler knows weekdays, not dates); the COMMAND is the rest of the line
-  after the blanks that follow DAY-OF-WEEK, kept as it is;
-- ``@hourly`` (``0 * * * *``), ``@daily`` and ``@midnight`` (``0 0 * * *``), ``@weekly``
-  (``0 0 * * 0``) followed by blanks and the COMMAND.
-
-Refused, with the line number and why: ``@reboot``, ``@monthly``, ``@yearly``,
-``@annually`` and any other ``@`` word; DAY-OF-MONTH or MONTH other than ``*``;
-environment lines (``NAME=value``); a ``%`` in the COMMAND (cron makes what follows an
-unescaped ``%`` the command's standard input; ``\\%`` is cron's escape for a literal
-``%`` and is accepted: the task's command has ``%`` there, as cron would run it); a
-missing command; a bad field; a NUL byte; a command over the 1 MiB request limit.
+Import (:class:`Reader`, one line at a time, as cron reads a user's crontab): blank lines
+and comments are skipped; a CR before the newline is dropped; ``NAME=value`` lines apply
+to the lines after them (each task gets them as environment settings; ``SHELL`` is also the
+shell its command runs with; ``CRON_TZ`` gives their zone and ``SATURND_CATCHUP=1`` their
+catch-up, neither being a setting); ``MIN HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK COMMAND`` and
+the ``@`` words (``@reboot``, ``@hourly``, ``@daily``, ``@midnight``, ``@weekly``,
+``@monthly``, ``@yearly``, ``@annually``) make a task whose command line is ``SHELL -c
+COMMAND``, COMMAND with cron's ``%`` rule (``\\%`` is a literal ``%``; an unescaped ``%``,
+cron's standard input, is refused).  Refused with the line number and why: a bad field,
+four time fields, no command, a NUL byte, a command over the 1 MiB request limit, a system
+crontab's user field.  A task that needs more than CREATE carries is made by CREATE_CRON.
 
 By default nothing is created unless every line is accepted (all or nothing: nothing is
 sent at all); ``-P`` creates the accepted lines all the same.  Every refused line is
 reported on stderr (``cassini: FILE:LINE: refused: WHY``) and makes the exit status 1.
 Each created task's id is printed on stdout, one per line, in the order of the file.
-The tasks are created one CREATE at a time: if the daemon fails in the middle, the ones
-already created stay (their ids are printed) and the failing line is reported.
 
-Export: one line per task, in id order, ``MIN HOUR * * DAYS COMMAND``, the fields as
-``cassini -l`` prints them.  The COMMAND is
-
-- for a task whose command line is ``/bin/sh -c TEXT`` (what import creates): TEXT
-  itself, so importing the line again gives exactly the same argv;
-- for any other task: ``exec`` and the arguments, each shell-quoted (single quotes), so
-  that ``/bin/sh -c`` of it runs exactly the task's argv (``exec`` bypasses the shell's
-  built-ins, as the daemon does; it is left out when ARGV[0] starts with ``-``);
-
-with every ``%`` written ``\\%``.  A task that cannot be written as a crontab line --
-a timing field with no bit set (the task never runs), an argument holding a newline --
-is written as a comment line ``# task ID not exported: WHY``, reported on stderr, and
-makes the exit status 1.
+Export (:class:`Writer`): every task (LONG_LIST; LIST from a daemon without it), in id
+order, preceded by the environment lines it needs, as ``MIN HOUR DOM MONTH DOW COMMAND`` or
+``@reboot COMMAND``.  The COMMAND is TEXT for a ``SHELL -c TEXT`` task, else ``exec`` and the
+shell-quoted arguments (``''-name`` for a program name starting with ``-``), every ``%``
+written ``\\%``.  A task no crontab line can express is written as a comment line ``# task
+ID not exported: WHY``, reported on stderr, and makes the exit status 1.
 """
 
 import re

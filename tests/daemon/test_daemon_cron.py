@@ -263,3 +263,18 @@ def test_mailto_without_sendmail_is_said_at_import_and_the_task_kept(make_daemon
     from testkit.waiting import wait_for
     wait_for(lambda: b"no sendmail" in daemon.out("-E", "1"), timeout=20,
              what="the error log entry")
+
+
+def test_next_runs_preview_dated_tasks(make_daemon):
+    daemon = make_daemon().start()                   # 2026-01-01 00:00 UTC
+    daemon.out("-c", "-m", "0", "-H", "0", "-j", "1", "true")                 # @monthly
+    daemon.out("-c", "-m", "0", "-H", "0", "-j", "29", "-M", "feb", "true")   # leap days
+    daemon.out("-c", "-m", "0", "-H", "0", "-j", "30", "-M", "2", "true")     # never
+    daemon.out("-c", "-m", "0", "-H", "12", "-y", "CRON_TZ=Asia/Tokyo", "true")
+    assert daemon.out("-n", "0", "-N", "3") == (b"2026-02-01 00:00:00\n2026-03-01 00:00:00\n"
+                                                b"2026-04-01 00:00:00\n")
+    assert daemon.out("-n", "1", "-N", "2") == b"2028-02-29 00:00:00\n2032-02-29 00:00:00\n"
+    assert daemon.out("-n", "2") == b""
+    assert daemon.out("-n", "3", "-N", "1") == b"2026-01-01 03:00:00\n"    # noon in Tokyo
+    daemon.advance(180)
+    assert daemon.out("-x", "3") == b"2026-01-01 03:00:00 0\n"

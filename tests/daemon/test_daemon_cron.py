@@ -278,3 +278,25 @@ def test_next_runs_preview_dated_tasks(make_daemon):
     assert daemon.out("-n", "3", "-N", "1") == b"2026-01-01 03:00:00\n"    # noon in Tokyo
     daemon.advance(180)
     assert daemon.out("-x", "3") == b"2026-01-01 03:00:00 0\n"
+
+
+def test_a_timing_change_cut_short_after_its_commit_point_completes_at_start_up(make_daemon):
+    """The cron file (attributes and the TIMING they go with) is the commit point of a
+    change; time_exec follows.  A crash between the two: the change is completed."""
+    daemon = make_daemon().start()
+    daemon.out("-c", "-j", "15", "true")
+    daemon.out("-t", "0", "-m", "7", "-j", "16")
+    daemon.out("-t", "0", "-H", "3")             # the reference SW_TIME: the same commit point
+    task_dir = daemon.data / "tasks" / "0"
+    daemon.kill9()
+    # as if the daemon died after writing the cron file of "-m 9 -j 20" but not time_exec
+    from saturnd.store import CRON_TIMING_KEY
+    new = P.Timing(1 << 9, P.HOURS_MASK, P.DAYS_MASK)
+    (task_dir / "cron").write_bytes(P.encode_attrs([(b"mdays", b"20"),
+                                                    (CRON_TIMING_KEY, new.encode())]))
+    daemon.start()
+    assert daemon.out("-L") == b"0: 9 * 20 * * true\n"
+    assert (task_dir / "time_exec").read_bytes() == new.encode()
+    daemon.out("-t", "0", "-j", "*")             # back to no attribute: the file goes
+    assert not (task_dir / "cron").exists()
+    assert daemon.out("-L") == b"0: * * * * * true\n"

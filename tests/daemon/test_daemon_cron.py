@@ -300,3 +300,32 @@ def test_a_timing_change_cut_short_after_its_commit_point_completes_at_start_up(
     daemon.out("-t", "0", "-j", "*")             # back to no attribute: the file goes
     assert not (task_dir / "cron").exists()
     assert daemon.out("-L") == b"0: * * * * * true\n"
+
+
+def test_the_daemon_survives_damaged_cron_requests(make_daemon):
+    import random
+    daemon = make_daemon().start()
+    daemon.out("-c", "-j", "3", "-y", "A=1", "true")
+    good = {
+        P.CREATE_CRON: P.EVERY_MINUTE.encode() + P.encode_commandline((b"x",))
+        + P.encode_attrs([(b"mdays", b"1-5"), (b"env", b"B=2"), (b"tz", b"UTC")]),
+        P.SET_CRON: struct.pack(">Q", 0) + P.EVERY_MINUTE.encode()
+        + P.encode_attrs([(b"months", b"jan"), (b"catchup", b"1")]),
+        P.LONG_LIST: b"",
+    }
+    rnd = random.Random(23)
+    for _ in range(60):
+        opcode = rnd.choice(sorted(good))
+        body = bytearray(good[opcode])
+        for _ in range(rnd.randint(1, 4)):
+            if body and rnd.random() < 0.7:
+                body[rnd.randrange(len(body))] = rnd.randrange(256)
+            else:
+                body = body[:rnd.randrange(len(body) + 1)] if body else bytearray(b"\xff" * 9)
+        reply = daemon.raw(struct.pack(">H", opcode) + bytes(body) + b"\0" * rnd.randint(0, 1))
+        assert reply == b"" or reply.startswith((b"OK", b"ERNF")), reply[:20]
+    listing = daemon.out("-L")          # alive, and what it lists it can list again
+    assert listing.startswith(b"0: ") and daemon.out("-L") == listing
+    daemon.terminate()
+    daemon.start()
+    assert daemon.out("-L") == listing  # and what it stored loads again

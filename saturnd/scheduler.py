@@ -196,10 +196,14 @@ class Scheduler:
             due = due_tasks([t for t in tasks if t.cron.tz is None], fields) if fields else []
             walls = {}
             for zone, group in zoned.items():
-                last = self.zone_walls.get(zone)
-                if last is None:
-                    last = wall_ordinal(previous, zone)
-                zone_fields, walls[zone] = step(last, minute, zone)
+                try:
+                    last = self.zone_walls.get(zone)
+                    if last is None:
+                        last = wall_ordinal(previous, zone)
+                    zone_fields, walls[zone] = step(last, minute, zone)
+                except Exception as e:      # a zone gone from the machine: not the others
+                    self.log(f"scheduler: zone {zone!r}: {type(e).__name__}: {e}")
+                    continue
                 if zone_fields:
                     due.extend(due_tasks(group, zone_fields))
             self.zone_walls = walls

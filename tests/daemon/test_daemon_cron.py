@@ -329,3 +329,13 @@ def test_the_daemon_survives_damaged_cron_requests(make_daemon):
     daemon.terminate()
     daemon.start()
     assert daemon.out("-L") == listing  # and what it stored loads again
+
+
+def test_catch_up_turned_off_again(make_daemon):
+    daemon = make_daemon().start()
+    daemon.out("-c", "-a", "-m", "5", "true")
+    assert daemon.out("-L") == b"0: 5 * * * * [catch-up] true\n"
+    daemon.out("-t", "0", "-m", "5", "-y", "SATURND_CATCHUP=0")
+    assert daemon.out("-L") == b"0: 5 * * * * true\n"
+    res = daemon.cassini("-t", "0", "-y", "SATURND_CATCHUP=yes", check=False)
+    assert res.returncode == 1 and b"catchup must be 0 or 1" in res.stderr

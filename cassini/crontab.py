@@ -257,22 +257,13 @@ class Reader:
                           "hour day-of-month month day-of-week)") from None
 
     def _user_field(self, command):
+        """Does the command start with a system crontab's user field?  In ``/etc/crontab``
+        and ``/etc/cron.d`` always; elsewhere when it is ``root`` (no program has that
+        name; another user name may well be a command: ``git pull``)."""
         word = command.split(None, 1)
         if len(word) < 2:
             return False
-        return self.system or _is_user(word[0]) and word[0] in (b"root",) + _login_names()
-
-
-def _login_names():
-    """User names that are a system crontab's user field when they start a command: root,
-    and the user running cassini (the two that appear in practice)."""
-    import os
-    names = []
-    for var in (b"USER", b"LOGNAME"):
-        value = os.environb.get(var)
-        if value:
-            names.append(value)
-    return tuple(names)
+        return self.system or word[0] == b"root" and _is_user(word[0])
 
 
 def parse_line(line):

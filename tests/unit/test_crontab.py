@@ -266,3 +266,9 @@ def test_export_asks_list_when_the_daemon_has_no_long_list():
     with pytest.raises(ValueError, match="no reply"):
         C.export_crontab(broken, out.append, err.append)
     assert asked == [P.LONG_LIST]          # not asked twice: the daemon is not answering
+
+
+def test_a_user_name_that_is_a_command_is_not_a_user_field(monkeypatch):
+    monkeypatch.setenv("USER", "git")
+    accepted, refused = C.parse_crontab(b"*/5 * * * * git -C /srv/repo pull\n", "mine")
+    assert refused == [] and accepted[0][2] == (SH, b"-c", b"git -C /srv/repo pull")

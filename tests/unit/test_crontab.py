@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from cassini import crontab as C
 from saturnd.protocol import Timing
-from saturnd.timing import PLAIN, CronSpec, timing_from_strings
+from saturnd.timing import PLAIN, timing_from_strings
 
 pytestmark = pytest.mark.timeout(60)
 

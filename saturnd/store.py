@@ -357,10 +357,14 @@ class Store:
     def set_timing(self, taskid, timing):
         with self.lock:
             task = self._get(taskid)
+            cron = task.cron
+            if cron.reboot and timing.as_tuple() != (0, 0, 0):
+                cron = cron.replace(reboot=False)   # a @reboot task given a timing: timed
             if self.fs.exists(self._path(taskid, "cron")):    # its commit point
-                self.fs.write_atomic(self._path(taskid, "cron"), self._cron_file(timing, task.cron))
+                self.fs.write_atomic(self._path(taskid, "cron"), self._cron_file(timing, cron))
             self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
             task.timing = timing
+            task.cron = cron
             task.token = next(self._tokens)
 
     def set_cron(self, taskid, timing, cron):

@@ -465,9 +465,19 @@ class Store:
         return struct.unpack(">q", data)[0]
 
     def save_last_minute(self, minute):
-        """Keep the scheduler's last processed minute (temporary file and rename: the old
-        value or the new one, never a torn one)."""
-        self.fs.write_atomic(os.path.join(self.root, "last_minute"), struct.pack(">q", minute))
+        """Keep the scheduler's last processed minute: temporary file and rename (the old
+        value or the new one), without fsync (it is written at every minute boundary, and
+        a value lost in a power cut only costs a catch-up: a damaged file means none)."""
+        path = os.path.join(self.root, "last_minute")
+        tmp = path + ".tmp"
+        fd = self.fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            data = struct.pack(">q", minute)
+            if self.fs.write(fd, data) != len(data):
+                raise OSError(errno.EIO, "short write")
+        finally:
+            self.fs.close(fd)
+        self.fs.replace(tmp, path)
 
     # --- runs ---------------------------------------------------------------
     def spool_paths(self):

@@ -259,3 +259,31 @@ def test_next_runs_match_croniter(tz):
         assert announced(timing, cron, start, 5) == want, expr
         compared += 5
     assert compared == 1500
+
+
+# --- catch-up at start-up (the rule, without a daemon) ------------------------------------
+def test_catch_up_counts_a_recorded_run_after_the_last_minute_saved(tz, tmp_path):
+    """The last minute is saved at most once a second: a run recorded after it (the
+    daemon went on for a few minutes of a fast manual clock) was not missed."""
+    import struct
+    from saturnd.store import Store
+    from testkit.stubs import StubRunner
+    tz("UTC")
+    t0 = utc("2026-01-01 00:00")
+    store = Store(str(tmp_path), lambda msg: None)
+    store.open()
+    every_half_hour = Timing(minutes_from_string("30"), hours_from_string("*"),
+                             days_from_string("*"))
+    for _ in range(2):
+        store.create(every_half_hour, (b"true",), CronSpec(catchup=True))
+    store.create(every_half_hour, (b"true",))                    # no catch-up
+    with open(tmp_path / "tasks" / "1" / "exit", "ab") as f:    # task 1 ran at 00:30
+        f.write(struct.pack(">qH", t0 + 1800, 0))
+    runner = StubRunner()
+    sched = Scheduler(store, runner, ManualClock(t0 + 40 * 60), lambda msg: None)
+    sched.start_up(t0 + 10 * 60)          # last minute saved: 00:10; now 00:40
+    assert runner.started == [(0, t0 + 40 * 60)]
+    assert store.last_minute() == t0 + 40 * 60
+    runner.started.clear()
+    sched.start_up(None)                   # no last minute known: nothing to catch up
+    assert runner.started == []

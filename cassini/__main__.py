@@ -47,6 +47,10 @@ USAGE = b"""\
       or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
       or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
       or: cassini [OPTIONS] -X -> print every task as a crontab line
+      or: cassini [OPTIONS] -L -> list all tasks with every field (day of month, month, @reboot, catch-up, environment, zone)
+          with -c or -t: -j DAYSOFMONTH, -M MONTHS (1-12 or jan-dec), -a (catch up a run missed while saturnd was stopped),
+          -y NAME=VALUE (environment of the command, repeatable; CRON_TZ=ZONE: the time zone of its timing),
+          -B (run once each time saturnd starts, instead of -m -H -d -j -M)
       or: cassini -h -> display this message
 
    options:
@@ -56,6 +60,7 @@ USAGE = b"""\
 OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
 OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
 OPTSTRING += "n:N:I:PX"     # ... next runs, crontab import/export
+OPTSTRING += "Lj:M:ay:B"    # ... long listing; day of month, month, catch-up, environment, @reboot
 
 # option letter -> the operation it selects; what the request then carries is the table's
 # (saturnd/protocol.py, OPERATIONS): an option with an argument gives the TASKID
@@ -65,7 +70,10 @@ OPERATION_OPTIONS = {
     "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK,
     # this project's own requests: -D is the daemon-wide error log (no TASKID)
     "R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG, "D": P.ERROR_LOG, "n": P.NEXT_RUNS,
+    "L": P.LONG_LIST,
 }
+# -c / -t with cron options (-j -M -a -y -B) send this project's own request instead
+CRON_OPERATIONS = {P.CREATE: P.CREATE_CRON, P.SW_TIME: P.SET_CRON}
 
 # this project's own operations without a request: crontab import/export (cassini.crontab)
 IMPORT = "import"
@@ -129,10 +137,13 @@ def parse_command_line(args, environ):
                 cmd.taskid = None
         elif opt == "m":
             cmd.minutes = arg
+            cmd.timing_given = True
         elif opt == "H":
             cmd.hours = arg
+            cmd.timing_given = True
         elif opt == "d":
             cmd.days = arg
+            cmd.timing_given = True
         elif opt == "p":
             cmd.pipes_dir = arg
         elif opt == "N":
@@ -144,7 +155,11 @@ def parse_command_line(args, environ):
             cmd.opcode = EXPORT
         elif opt == "P":
             cmd.partial = True
+        elif opt in "jMayB":
+            cmd.cron_option(opt, arg)
     cmd.operands = state.operands
+    if cmd.cron_given and cmd.opcode in CRON_OPERATIONS:
+        cmd.opcode = CRON_OPERATIONS[cmd.opcode]
     return cmd
 
 
@@ -152,7 +167,8 @@ class Command:
     """What the command line asks for."""
 
     __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands",
-                 "count", "import_file", "partial")
+                 "count", "import_file", "partial",
+                 "cron_given", "mdays", "months", "catchup", "env", "reboot", "timing_given")
 
     def __init__(self):
         self.opcode = P.LIST
@@ -165,9 +181,63 @@ class Command:
         self.count = DEFAULT_COUNT      # -N
         self.import_file = None         # -I
         self.partial = False            # -P
+        self.cron_given = False         # any of -j -M -a -y -B
+        self.mdays = None               # -j
+        self.months = None              # -M
+        self.catchup = False            # -a
+        self.env = None                 # -y (a list of NAME=VALUE)
+        self.reboot = False             # -B
+        self.timing_given = False       # -m -H -d
+
+    def cron_option(self, opt, arg):
+        self.cron_given = True
+        if opt == "j":
+            self.mdays = arg
+        elif opt == "M":
+            self.months = arg
+        elif opt == "a":
+            self.catchup = True
+        elif opt == "y":
+            if b"=" not in arg or arg.startswith(b"="):
+                raise UsageError(f"-y needs NAME=VALUE, not {os.fsdecode(arg)!r}")
+            self.env = (self.env or []) + [arg]
+        elif opt == "B":
+            self.reboot = True
+
+    def attrs(self):
+        """The cron attributes of -j -M -a -y -B (CREATE_CRON, SET_CRON)."""
+        from saturnd.timing import (CronSpec, TimingError, mdays_from_string,
+                                    months_from_string)
+        attrs = []
+        try:
+            for text, key, parse in ((self.mdays, b"mdays", mdays_from_string),
+                                     (self.months, b"months", months_from_string)):
+                if text is not None:
+                    parse(text.decode("latin-1"))
+                    attrs.append((key, text))
+            if self.reboot:
+                if self.timing_given or self.mdays is not None or self.months is not None:
+                    raise UsageError("-B (at each start of saturnd) takes no -m -H -d -j -M")
+                attrs.append((b"reboot", b"1"))
+            if self.catchup:
+                attrs.append((b"catchup", b"1"))
+            for setting in self.env or ():
+                name, _, value = setting.partition(b"=")
+                if name == b"CRON_TZ":
+                    attrs.append((b"tz", value))
+                elif name == b"SATURND_CATCHUP":        # as in a crontab; =0 turns -a off
+                    attrs.append((b"catchup", value))
+                else:
+                    attrs.append((b"env", setting))
+            CronSpec.from_attributes(attrs)
+        except TimingError as e:
+            raise UsageError(f"bad cron field: {e}") from None
+        return attrs
 
     def timing(self):
         from saturnd.timing import TimingError, timing_from_strings
+        if self.reboot:
+            return P.Timing(0, 0, 0)     # never by the clock: only at each start
         try:
             bits = timing_from_strings(self.minutes.decode("latin-1"),
                                        self.hours.decode("latin-1"),
@@ -204,6 +274,7 @@ _ARGUMENTS = {
     P.ARG_COUNT: lambda cmd: cmd.count,         # -N
     P.ARG_SCOPE: Command.scope,
     P.ARG_SCOPED_TASKID: lambda cmd: cmd.taskid,
+    P.ARG_ATTRS: Command.attrs,                 # -j -M -a -y -B
 }
 
 

@@ -8,6 +8,10 @@
     DATA_DIR/tasks/<ID>/exit        10-byte (TIME int64, EXITCODE uint16) records
     DATA_DIR/tasks/<ID>/stdout      stdout of the last finished run
     DATA_DIR/tasks/<ID>/stderr      stderr of the last finished run
+    DATA_DIR/tasks/<ID>/cron        cron attributes beyond TIMING (this project's own;
+                                    absent for a task that never had any): ATTRS wire
+                                    encoding, plus a "timing" key: the TIMING they go with
+    DATA_DIR/last_minute            last minute the scheduler processed (int64; catch-up)
     DATA_DIR/tmp/    tasks being built      (cleared at start-up)
     DATA_DIR/trash/  tasks being removed    (cleared at start-up)
     DATA_DIR/runs/   spool files of runs    (cleared at start-up)
@@ -49,10 +53,12 @@ import threading
 
 from . import errlog, protocol
 from .fsio import FileOps
+from .timing import PLAIN, CronSpec, TimingError
 
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
 RECORD = protocol.RUN_RECORD_SIZE
+CRON_TIMING_KEY = b"timing"  # in the cron file: the TIMING its attributes go with
 ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
 TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
 SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
@@ -70,16 +76,18 @@ class NeverRan(LookupError):
 class Task:
     """One task in memory.  Every change gives it a new ``token``, unique in the store."""
 
-    __slots__ = ("taskid", "timing", "argv", "token")
+    __slots__ = ("taskid", "timing", "argv", "token",
+                 "cron")        # a timing.CronSpec: day of month, month, @reboot, env...
 
-    def __init__(self, taskid, timing, argv, token):
+    def __init__(self, taskid, timing, argv, token, cron=PLAIN):
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
         self.token = token
+        self.cron = cron
 
     def snapshot(self):
-        return Task(self.taskid, self.timing, self.argv, self.token)
+        return Task(self.taskid, self.timing, self.argv, self.token, self.cron)
 
 
 def _is_canonical_id(name):
@@ -168,6 +176,12 @@ class Store:
             read = self.fs.read_file
             argv = protocol.decode_commandline(read(os.path.join(path, "argv")), forbid_nul=True)
             timing = protocol.decode_timing(read(os.path.join(path, "time_exec")))
+            cron, cron_timing = self._load_cron(path)
+            if cron_timing is not None and cron_timing != timing:
+                # a change cut short between its commit point (the cron file) and time_exec
+                self.log(f"store: task {taskid}: completing a timing change cut short")
+                timing = cron_timing
+                self.fs.write_atomic(os.path.join(path, "time_exec"), timing.encode())
             exit_path = os.path.join(path, "exit")
             try:
                 size = self.fs.stat(exit_path).st_size
@@ -183,7 +197,27 @@ class Store:
             self.log(f"store: skipping damaged task {path!r}: {reason}")
             errlog.daemon(f"damaged task {taskid} skipped at start-up: {reason}")
             return None
-        return Task(taskid, timing, argv, next(self._tokens))
+        return Task(taskid, timing, argv, next(self._tokens), cron)
+
+    def _load_cron(self, path):
+        """The task's cron attributes (``cron`` file; none: a reference task's) and the
+        TIMING written with them (None: none)."""
+        try:
+            data = self.fs.read_file(os.path.join(path, "cron"))
+        except FileNotFoundError:
+            return PLAIN, None
+        try:
+            attrs = protocol._decode_all(data, protocol.read_attrs)
+            timing = dict(attrs).get(CRON_TIMING_KEY)
+            return (CronSpec.from_attributes(attrs),
+                    None if timing is None else protocol.decode_timing(timing))
+        except TimingError as e:
+            raise ValueError(f"cron attributes: {e}") from None
+
+    def _cron_file(self, timing, cron):
+        """The ``cron`` file's bytes: the attributes, and the TIMING they go with (so that a
+        change of both has one commit point: this file; ``time_exec`` follows)."""
+        return protocol.encode_attrs(cron.attributes() + [(CRON_TIMING_KEY, timing.encode())])
 
     def _repair_records(self, taskid, exit_path):
         """Drop the torn record of an ``exit`` file whose size is not whole records; keep
@@ -289,7 +323,7 @@ class Store:
         return os.path.join(self.tasks_dir, str(taskid), name)
 
     # --- changes ------------------------------------------------------------
-    def create(self, timing, argv):
+    def create(self, timing, argv, cron=PLAIN):
         with self.lock:
             taskid = self.next_id
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(taskid + 1))
@@ -301,6 +335,8 @@ class Store:
                 self.fs.mkdir(build, 0o700)
                 self.fs.write_file(os.path.join(build, "argv"), protocol.encode_commandline(argv))
                 self.fs.write_file(os.path.join(build, "time_exec"), timing.encode())
+                if not cron.plain:
+                    self.fs.write_file(os.path.join(build, "cron"), self._cron_file(timing, cron))
                 self.fs.write_file(os.path.join(build, "exit"), b"")
                 self.fs.fsync_dir(build)
                 self.fs.rename(build, os.path.join(self.tasks_dir, str(taskid)))
@@ -308,7 +344,7 @@ class Store:
                 self.fs.rmtree(build, ignore_errors=True)
                 raise
             self.fs.fsync_dir(self.tasks_dir)
-            self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens))
+            self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens), cron)
             return taskid
 
     def set_argv(self, taskid, argv):
@@ -321,7 +357,34 @@ class Store:
     def set_timing(self, taskid, timing):
         with self.lock:
             task = self._get(taskid)
+            cron = task.cron
+            if cron.reboot and timing.as_tuple() != (0, 0, 0):
+                cron = cron.replace(reboot=False)   # a @reboot task given a timing: timed
+            if self.fs.exists(self._path(taskid, "cron")):    # its commit point
+                self.fs.write_atomic(self._path(taskid, "cron"), self._cron_file(timing, cron))
             self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
+            task.timing = timing
+            task.cron = cron
+            task.token = next(self._tokens)
+
+    def set_cron(self, taskid, timing, cron):
+        """Replace a task's timing and cron attributes: the ``cron`` file with the new
+        TIMING in it (the commit point: a crash after it completes the change at start-up),
+        then ``time_exec``, each by an atomic rename; a task left with no attribute then
+        loses its ``cron`` file (its TIMING and time_exec agree by then)."""
+        with self.lock:
+            task = self._get(taskid)
+            path = self._path(taskid, "cron")
+            had_file = self.fs.exists(path)
+            if had_file or not cron.plain:
+                self.fs.write_atomic(path, self._cron_file(timing, cron))
+            self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
+            if cron.plain and had_file:
+                try:
+                    self.fs.unlink(path)
+                except OSError as e:        # harmless: it agrees with time_exec
+                    self.log(f"store: task {taskid}: cannot remove its cron file: {e.strerror}")
+            task.cron = cron
             task.timing = timing
             task.token = next(self._tokens)
 
@@ -388,6 +451,33 @@ class Store:
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(next_id))
             self.next_id = next_id
             return next_id
+
+    # --- the last minute the scheduler processed (catch-up after downtime) ----
+    def last_minute(self):
+        """The epoch minute saved by :meth:`save_last_minute`, or None (never saved)."""
+        try:
+            data = self.fs.read_file(os.path.join(self.root, "last_minute"))
+        except OSError:
+            return None
+        if len(data) != 8:
+            self.log("store: last_minute is damaged; no catch-up at this start")
+            return None
+        return struct.unpack(">q", data)[0]
+
+    def save_last_minute(self, minute):
+        """Keep the scheduler's last processed minute: temporary file and rename (the old
+        value or the new one), without fsync (it is written at every minute boundary, and
+        a value lost in a power cut only costs a catch-up: a damaged file means none)."""
+        path = os.path.join(self.root, "last_minute")
+        tmp = path + ".tmp"
+        fd = self.fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            data = struct.pack(">q", minute)
+            if self.fs.write(fd, data) != len(data):
+                raise OSError(errno.EIO, "short write")
+        finally:
+            self.fs.close(fd)
+        self.fs.replace(tmp, path)
 
     # --- runs ---------------------------------------------------------------
     def spool_paths(self):

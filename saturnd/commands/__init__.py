@@ -54,3 +54,9 @@ def dispatch(ctx, request):
 from . import next_runs  # noqa: E402
 
 HANDLERS[protocol.NEXT_RUNS] = next_runs.handle
+
+# this project's own requests: cron's other fields
+from . import create_cron, long_list, set_cron  # noqa: E402
+
+HANDLERS.update({protocol.LONG_LIST: long_list.handle, protocol.CREATE_CRON: create_cron.handle,
+                 protocol.SET_CRON: set_cron.handle})

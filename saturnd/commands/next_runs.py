@@ -15,4 +15,4 @@ def handle(ctx, request):
         task = ctx.store.get(request.taskid)
     except NotFound:
         return Reply(errcode=NF)
-    return Reply(times=ctx.scheduler.next_runs(task.timing, request.count))
+    return Reply(times=ctx.scheduler.next_runs(task.timing, request.count, task.cron))

@@ -82,6 +82,10 @@ USAGE = b"""\
       or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
       or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
       or: cassini [OPTIONS] -X -> print every task as a crontab line
+      or: cassini [OPTIONS] -L -> list all tasks with every field (day of month, month, @reboot, catch-up, environment, zone)
+          with -c or -t: -j DAYSOFMONTH, -M MONTHS (1-12 or jan-dec), -a (catch up a run missed while saturnd was stopped),
+          -y NAME=VALUE (environment of the command, repeatable; CRON_TZ=ZONE: the time zone of its timing),
+          -B (run once each time saturnd starts, instead of -m -H -d -j -M)
       or: cassini -h -> display this message
 
    options:
@@ -411,19 +415,21 @@ usage_error("200-next-runs-bad-taskid", [b"-n", b"x"], tag="extension")
 case("201-next-runs-reply-cut-short", [b"-n", b"1"], NX + u64(1) + u32(5),
      times_reply(utc(2026, 1, 1, 0, 1), utc(2026, 1, 1, 0, 2))[:-3], exitcode=1,
      tag="extension")
-case("202-export", [b"-X"], LS,
-     list_reply(task(0, timing(bits(*range(0, 60, 15)), bits(*range(8, 19)), bits(*range(1, 6))),
-                     b"/bin/sh", b"-c", b"printf '50%' | tr 5 6"),
-                task(3, EVERY, b"printf", b"[%s]", b"a b", b"it's", b""),
-                task(4, timing(bits(0), bits(0), bits(0)), b"-dash")),
+# -X asks LONG_LIST (every field of each task), LIST only after the empty reply to it
+case("202-export", [b"-X"], b"LL",
+     OK + u32(3)
+     + task(0, timing(bits(*range(0, 60, 15)), bits(*range(8, 19)), bits(*range(1, 6))),
+            b"/bin/sh", b"-c", b"printf '50%' | tr 5 6") + u32(0)
+     + task(3, EVERY, b"printf", b"[%s]", b"a b", b"it's", b"") + u32(0)
+     + task(4, timing(bits(0), bits(0), bits(0)), b"-dash") + u32(0),
      b"0,15,30,45 8-18 * * 1-5 printf '50\\%' | tr 5 6\n"
      b"* * * * * exec printf '['\\%'s]' 'a b' 'it'\\''s' ''\n"
-     b"0 0 * * 0 -dash\n", tag="extension")
-case("203-export-empty", [b"-X"], LS, list_reply(), tag="extension")
-case("204-export-unexportable", [b"-X"], LS,
-     list_reply(task(1, timing(0, ALL_HOURS, ALL_DAYS), b"true"),
-                task(2, EVERY, b"echo", b"a\nb"),
-                task(5, EVERY, b"true")),
+     b"0 0 * * 0 ''-dash\n", tag="extension")
+case("203-export-empty", [b"-X"], b"LL", OK + u32(0), tag="extension")
+case("204-export-unexportable", [b"-X"], b"LL",
+     OK + u32(3) + task(1, timing(0, ALL_HOURS, ALL_DAYS), b"true") + u32(0)
+     + task(2, EVERY, b"echo", b"a\nb") + u32(0)
+     + task(5, EVERY, b"true") + u32(0),
      b"# task 1 not exported: its minute field is empty (it never runs)\n"
      b"# task 2 not exported: an argument holds a newline\n"
      b"* * * * * exec true\n", exitcode=1, tag="extension")
@@ -432,8 +438,81 @@ case("206-import-dev-null", [b"-I", b"/dev/null"], tag="extension")
 case("207-import-missing-file", [b"-I", b"/nonexistent/crontab"], exitcode=1,
      tag="extension")
 usage_error("208-import-missing-argument", [b"-I"], tag="extension")
-case("209-export-error-reply-cut-short", [b"-X"], LS, list_reply(task(0, EVERY, b"x"))[:-1],
+case("209-export-error-reply-cut-short", [b"-X"], b"LL",
+     (OK + u32(1) + task(0, EVERY, b"x") + u32(0))[:-1], exitcode=1, tag="extension")
+
+
+# --- this project's own requests: cron's other fields (LL, CC, TC; 210-229) --------------
+LL, CC, TC = b"LL", b"CC", b"TC"
+
+
+def attrs(*pairs):
+    return u32(len(pairs)) + b"".join(string(k) + string(v) for k, v in pairs)
+
+
+def long_reply(*tasks):
+    return OK + u32(len(tasks)) + b"".join(tasks)
+
+
+def long_task(taskid, tim, argv, *pairs):
+    return task(taskid, tim, *argv) + attrs(*pairs)
+
+
+NO_TIME = timing(0, 0, 0)
+case("210-long-list-empty", [b"-L"], LL, long_reply(), tag="extension")
+case("211-long-list", [b"-L"], LL,
+     long_reply(long_task(0, EVERY, [b"echo", b"plain"]),
+                long_task(1, timing(bits(0), bits(4), ALL_DAYS), [b"sh", b"-c", b"echo dated"],
+                          (b"mdays", b"1,15"), (b"months", b"1-3"), (b"catchup", b"1"),
+                          (b"env", b"PATH=/usr/bin:/bin"), (b"env", b"MAILTO="),
+                          (b"tz", b"Europe/Paris")),
+                long_task(2, NO_TIME, [b"echo", b"boot"], (b"reboot", b"1")),
+                long_task(3, timing(bits(5), ALL_HOURS, bits(1, 2)), [b"x"],
+                          (b"paused", b"1"), (b"months", b"6"))),
+     b"0: * * * * * echo plain\n"
+     b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] sh -c echo dated\n"
+     b"2: @reboot echo boot\n"
+     b"3: 5 * * 6 1-2 [paused=1] x\n", tag="extension")
+case("212-long-list-not-a-reply", [b"-L"], LL, long_reply(long_task(0, EVERY, [b"x"]))[:-1],
      exitcode=1, tag="extension")
+case("213-create-day-of-month", [b"-c", b"-m", b"0", b"-H", b"3", b"-j", b"1,15", b"backup"],
+     CC + timing(bits(0), bits(3), ALL_DAYS) + cmdline(b"backup") + attrs((b"mdays", b"1,15")),
+     OK + u64(7), b"7\n", tag="extension")
+case("214-create-month-names", [b"-c", b"-M", b"jan-mar,Dec", b"-j", b"*/10", b"x"],
+     CC + EVERY + cmdline(b"x") + attrs((b"mdays", b"*/10"), (b"months", b"jan-mar,Dec")),
+     OK + u64(0), b"0\n", tag="extension")
+case("215-create-catchup-env-tz", [b"-c", b"-a", b"-y", b"A=1", b"-y", b"MAILTO=",
+                                   b"-y", b"CRON_TZ=UTC", b"x"],
+     CC + EVERY + cmdline(b"x") + attrs((b"catchup", b"1"), (b"env", b"A=1"),
+                                        (b"env", b"MAILTO="), (b"tz", b"UTC")),
+     OK + u64(1), b"1\n", tag="extension")
+case("216-create-reboot", [b"-c", b"-B", b"x"], CC + NO_TIME + cmdline(b"x")
+     + attrs((b"reboot", b"1")), OK + u64(2), b"2\n", tag="extension")
+case("217-set-cron", [b"-t", b"4", b"-H", b"2", b"-M", b"2"],
+     TC + u64(4) + timing(ALL_MIN, bits(2), ALL_DAYS) + attrs((b"months", b"2")), OK,
+     tag="extension")
+case("218-set-cron-not-found", [b"-t", b"9", b"-j", b"*"],
+     TC + u64(9) + EVERY + attrs((b"mdays", b"*")), ER + NF, exitcode=1, tag="extension")
+usage_error("219-bad-day-of-month", [b"-c", b"-j", b"0", b"x"], tag="extension")
+usage_error("220-bad-month", [b"-c", b"-M", b"13", b"x"], tag="extension")
+usage_error("221-bad-month-name", [b"-c", b"-M", b"jun-foo", b"x"], tag="extension")
+usage_error("222-bad-environment", [b"-c", b"-y", b"NOVALUE", b"x"], tag="extension")
+usage_error("223-reboot-with-timing", [b"-c", b"-B", b"-m", b"5", b"x"], tag="extension")
+usage_error("224-bad-zone", [b"-c", b"-y", b"CRON_TZ=Nowhere/Atall", b"x"], tag="extension")
+case("226-export-every-field", [b"-X"], LL,
+     long_reply(long_task(0, timing(bits(30), bits(2), ALL_DAYS), [b"/bin/bash", b"-c", b"a"],
+                          (b"mdays", b"1,15"), (b"env", b"SHELL=/bin/bash"),
+                          (b"env", b"MAILTO=")),
+                long_task(1, NO_TIME, [b"/bin/bash", b"-c", b"b"], (b"reboot", b"1"),
+                          (b"env", b"SHELL=/bin/bash"), (b"env", b"MAILTO=")),
+                long_task(2, timing(bits(0), bits(4), bits(0)), [b"/bin/sh", b"-c", b"c"],
+                          (b"months", b"1-3"), (b"catchup", b"1"), (b"tz", b"Europe/Paris"),
+                          (b"env", b"SHELL=/bin/sh"), (b"env", b"MAILTO="))),
+     b"SHELL=/bin/bash\nMAILTO=\n30 2 1,15 * * a\n@reboot b\nSHELL=/bin/sh\n"
+     b"CRON_TZ=Europe/Paris\nSATURND_CATCHUP=1\n0 4 * 1-3 0 c\n", tag="extension")
+case("225-create-without-cron-options-is-reference", [b"-c", b"-m", b"1", b"x"],
+     CR + timing(bits(1), ALL_HOURS, ALL_DAYS) + cmdline(b"x"), OK + u64(3), b"3\n",
+     tag="extension")
 
 
 def write_cases(dest=CASES):

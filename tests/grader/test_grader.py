@@ -36,8 +36,8 @@ def test_ours_scores_100_percent(grade):
         assert g.of(cat), cat
         assert set(g.of(cat).values()) == {"pass"}, (cat, g.stdout)
     # every reference and extension case ran, no deviation case: 98, plus this project's
-    # own requests (golden cases 170-188: 19; 190-209: 20)
-    assert len(g.of("client")) == 98 + 19 + 20
+    # own requests (golden cases 170-188: 19; 190-209: 20; 210-226: 17)
+    assert len(g.of("client")) == 98 + 19 + 20 + 17
     assert g.of("client-strict") and set(g.of("client-strict").values()) == {"pass"}
     assert len(g.of("client-strict")) == 3
     # this project's own requests (grader/own_requests.py)

@@ -76,6 +76,31 @@ _ULLONG_MAX = (1 << 64) - 1
 _C_SPACE = b" \t\n\v\f\r"
 
 
+# Destructive operations are never chosen by permutation: an option met after an operand
+# (glibc's getopt moves the operands behind the options) that would replace the operation
+# already chosen by a destructive one is refused (``cassini -c backup.sh -s``: the ``-s``
+# was meant for backup.sh); with ``--`` before the command nothing is permuted
+DESTRUCTIVE_OPTIONS = {"s": "remove every task", "w": "reset the next task id",
+                       "R": "forget a task's runs", "q": "terminate the daemon"}
+COMMAND_OPTIONS = ("c", "z")     # the operations whose operands are a command line
+
+
+def dashdash_hint(chosen):
+    """How to give the command of ``-c``/``-z`` options of its own."""
+    where = "-c" if chosen == "c" else "-z TASKID"
+    return f"put -- before the command to pass it its own options: cassini {where} -- COMMAND ARG..."
+
+
+def check_permuted(opt, chosen, operands):
+    """Refuse (:class:`Failure`, one line, nothing sent) the destructive ``-opt`` met after
+    the operand ``operands[0]`` while ``-chosen`` was the operation."""
+    if opt in DESTRUCTIVE_OPTIONS and chosen is not None and chosen != opt and operands:
+        raise Failure(f"refusing -{opt} ({DESTRUCTIVE_OPTIONS[opt]}): it comes after "
+                      f"-{chosen} and the operand {os.fsdecode(operands[0])!r}; "
+                      + (dashdash_hint(chosen) if chosen in COMMAND_OPTIONS
+                         else f"give -{opt} on its own"))
+
+
 class UsageError(Exception):
     """A bad command line: print the message (if any) and the usage text on stderr, exit 1."""
 
@@ -84,8 +109,9 @@ class Failure(Exception):
     """Any other failure: one line on stderr, exit 1."""
 
 
-def parse_taskid(text):
-    """``strtoull(text, &end, 10)`` that must use the whole argument (bytes in, int out)."""
+def parse_taskid(text, after=None):
+    """``strtoull(text, &end, 10)`` that must use the whole argument (bytes in, int out).
+    ``after``: the operation option given before this one (a hint follows -c and -z)."""
     s = text.lstrip(_C_SPACE)
     negative = False
     if s[:1] in (b"+", b"-"):
@@ -93,7 +119,8 @@ def parse_taskid(text):
         s = s[1:]
     if not s or not s.isdigit():
         # no digit at all, or characters left over after the digits
-        raise UsageError(f"invalid TASKID {os.fsdecode(text)!r}")
+        hint = f" ({dashdash_hint(after)})" if after in COMMAND_OPTIONS else ""
+        raise UsageError(f"invalid TASKID {os.fsdecode(text)!r}{hint}")
     value = int(s)
     if value > _ULLONG_MAX:
         return _ULLONG_MAX            # ERANGE: saturates, whatever the sign
@@ -116,15 +143,17 @@ def parse_command_line(args, environ):
     cmd = Command()
     state = GetoptState()
     posixly = b"POSIXLY_CORRECT" in environ
+    chosen = None                   # the operation option given last, if any
     for opt, arg in getopt(args, OPTSTRING, state, posixly_correct=posixly):
         if opt == "?":
             raise UsageError(arg)
         if opt == "h":
             return None
         if opt in OPERATION_OPTIONS:
+            check_permuted(opt, chosen, state.operands)
             cmd.opcode = OPERATION_OPTIONS[opt]
             if arg is not None:
-                cmd.taskid = parse_taskid(arg)
+                cmd.taskid = parse_taskid(arg, chosen)
             elif _takes_taskid(cmd.opcode):     # -D: the daemon-wide error log
                 cmd.taskid = None
         elif opt == "m":
@@ -138,12 +167,15 @@ def parse_command_line(args, environ):
         elif opt == "N":
             cmd.count = parse_count(arg)
         elif opt == "I":
+            check_permuted(opt, chosen, state.operands)
             cmd.opcode = IMPORT
             cmd.import_file = arg
         elif opt == "X":
             cmd.opcode = EXPORT
         elif opt == "P":
             cmd.partial = True
+        if opt in OPERATION_OPTIONS or opt in ("I", "X"):
+            chosen = opt
     cmd.operands = state.operands
     return cmd
 
@@ -251,6 +283,9 @@ def run(args, environ):
         if cmd.opcode in (IMPORT, EXPORT):
             return _crontab(cmd, environ)
         request = cmd.request()
+    except Failure as e:                      # refused before anything is sent
+        _err(str(e))
+        return 1
     except UsageError as e:
         message = e.args[0] if e.args else None
         if isinstance(message, bytes):        # glibc's own diagnostic, already prefixed

@@ -47,6 +47,11 @@ USAGE = b"""\
       or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
       or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
       or: cassini [OPTIONS] -X -> print every task as a crontab line
+      or: cassini [OPTIONS] -Z TASKID -> pause a task (kept, not run until resumed)
+      or: cassini [OPTIONS] -U TASKID -> resume a paused task
+      or: cassini [OPTIONS] -Y TASKID [-K COUNT | -F RUN] -> print the kept runs of a task with their outputs (the last COUNT, or run number RUN)
+      or: cassini [OPTIONS] -S -> print the daemon's status
+      or: cassini -V -> print cassini's version (also --version)
       or: cassini -h -> display this message
 
    options:
@@ -56,6 +61,7 @@ USAGE = b"""\
 OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
 OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
 OPTSTRING += "n:N:I:PX"     # ... next runs, crontab import/export
+OPTSTRING += "Z:U:Y:K:F:SV"  # ... pause, resume, run history, status, version
 
 # option letter -> the operation it selects; what the request then carries is the table's
 # (saturnd/protocol.py, OPERATIONS): an option with an argument gives the TASKID
@@ -65,7 +71,9 @@ OPERATION_OPTIONS = {
     "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK,
     # this project's own requests: -D is the daemon-wide error log (no TASKID)
     "R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG, "D": P.ERROR_LOG, "n": P.NEXT_RUNS,
+    "Z": P.PAUSE, "U": P.RESUME, "Y": P.HISTORY, "S": P.STATUS,
 }
+VERSION = "version"          # -V, --version: no request
 
 # this project's own operations without a request: crontab import/export (cassini.crontab)
 IMPORT = "import"
@@ -158,10 +166,19 @@ def parse_command_line(args, environ):
                 cmd.taskid = None
         elif opt == "m":
             cmd.minutes = arg
+            cmd.fields |= P.FIELD_MINUTES
         elif opt == "H":
             cmd.hours = arg
+            cmd.fields |= P.FIELD_HOURS
         elif opt == "d":
             cmd.days = arg
+            cmd.fields |= P.FIELD_DAYS
+        elif opt == "K":
+            cmd.history_count = parse_count(arg)
+        elif opt == "F":
+            cmd.run = parse_taskid(arg)
+        elif opt == "V":
+            cmd.opcode = VERSION
         elif opt == "p":
             cmd.pipes_dir = arg
         elif opt == "N":
@@ -177,6 +194,10 @@ def parse_command_line(args, environ):
         if opt in OPERATION_OPTIONS or opt in ("I", "X"):
             chosen = opt
     cmd.operands = state.operands
+    if cmd.opcode == P.SW_TIME and cmd.fields != P.FIELDS_ALL:
+        cmd.opcode = P.SET_FIELDS       # -t changes only the fields given
+    elif cmd.opcode == P.HISTORY:
+        cmd.count = cmd.history_count
     return cmd
 
 
@@ -184,7 +205,7 @@ class Command:
     """What the command line asks for."""
 
     __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands",
-                 "count", "import_file", "partial")
+                 "count", "import_file", "partial", "fields", "history_count", "run")
 
     def __init__(self):
         self.opcode = P.LIST
@@ -197,6 +218,9 @@ class Command:
         self.count = DEFAULT_COUNT      # -N
         self.import_file = None         # -I
         self.partial = False            # -P
+        self.fields = 0                 # the timing fields given (-m -H -d: P.FIELD_*)
+        self.history_count = 0          # -K (0: every kept run)
+        self.run = 0                    # -F (0: none)
 
     def timing(self):
         from saturnd.timing import TimingError, timing_from_strings
@@ -236,6 +260,8 @@ _ARGUMENTS = {
     P.ARG_COUNT: lambda cmd: cmd.count,         # -N
     P.ARG_SCOPE: Command.scope,
     P.ARG_SCOPED_TASKID: lambda cmd: cmd.taskid,
+    P.ARG_FIELDS: lambda cmd: cmd.fields,       # SET_FIELDS: -t with fields left out
+    P.ARG_RUN: lambda cmd: cmd.run,             # -F
 }
 
 
@@ -276,9 +302,15 @@ def _err(message):
 def run(args, environ):
     """The whole program; returns the exit status."""
     try:
+        if b"--version" in args[:args.index(b"--") if b"--" in args else len(args)]:
+            args = [b"-V"]                    # the one long option (getopt knows none)
         cmd = parse_command_line(args, environ)
         if cmd is None:                       # -h
             _write_stdout(USAGE)
+            return 0
+        if cmd.opcode == VERSION:
+            from saturnd import __version__
+            _write_stdout(b"cassini %s\n" % __version__.encode())
             return 0
         if cmd.opcode in (IMPORT, EXPORT):
             return _crontab(cmd, environ)
@@ -301,8 +333,14 @@ def run(args, environ):
     from cassini import render
     try:
         reply = _talker(cmd, environ, client)(request, cmd.opcode)
+        if reply.errcode == P.PS and cmd.opcode == P.NEXT_RUNS:     # -n of a paused task
+            _write_stdout(b"task %d is paused: no run until cassini -U %d\n"
+                          % (cmd.taskid, cmd.taskid))
+            return 0
         if not reply.ok:
-            raise Failure(render.error_message(cmd.opcode, cmd.taskid, reply.errcode))
+            raise Failure(render.error_message(
+                cmd.opcode, (cmd.taskid, cmd.run) if cmd.opcode == P.HISTORY else cmd.taskid,
+                reply.errcode))
         data = render.stdout_bytes(cmd.opcode, reply)
     except (Failure, client.ClientError, ValueError) as e:
         _err(str(e))

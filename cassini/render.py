@@ -76,6 +76,24 @@ RENDERERS = {
 }
 
 
+def history_output(runs):
+    """HISTORY (``-Y``): per run, a header line ``== run N, YYYY-MM-DD HH:MM:SS, exit
+    status CODE`` (local time, ``TZ``), then ``-- stdout`` and its bytes, ``-- stderr`` and
+    its bytes (each followed by a line break when it does not end with one)."""
+    stamp = _stamper("run time")
+    parts = []
+    for run, when, code, out, err in runs:
+        parts.append(b"== run %d, %s, exit status %d\n" % (run, stamp(when), code))
+        for name, data in ((b"stdout", out), (b"stderr", err)):
+            parts.append(b"-- %s\n" % name)
+            if data:
+                parts.append(data if data.endswith(b"\n") else data + b"\n")
+    return b"".join(parts)
+
+
+RENDERERS[P.SHAPE_HISTORY] = history_output
+
+
 def stdout_bytes(opcode, reply):
     """What an ``OK`` reply prints (raises ValueError when it cannot be shown)."""
     shape = P.operation(opcode).reply
@@ -87,6 +105,10 @@ def stdout_bytes(opcode, reply):
 
 def error_message(opcode, taskid, errcode):
     """The one line an ``ER`` reply prints on stderr."""
+    if isinstance(taskid, tuple):       # HISTORY: (TASKID, RUN)
+        if errcode == P.NR:
+            return f"run number {taskid[1]} of task {taskid[0]} is not kept"
+        taskid = taskid[0]
     if errcode == P.NF:
         if taskid is not None:
             return f"there is no task with id {taskid}"

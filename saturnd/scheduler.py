@@ -79,7 +79,7 @@ def due_in(timing, fields):
 
 def due_tasks(tasks, fields):
     """The tasks due in at least one of ``fields`` (each task once)."""
-    return [t for t in tasks if due_in(t.timing, fields)]
+    return [t for t in tasks if due_in(t.timing, fields) and not t.paused]   # paused: kept
 
 
 def next_boundary(now):

@@ -445,31 +445,31 @@ case("209-export-error-reply-cut-short", [b"-X"], LS, list_reply(task(0, EVERY, 
      exitcode=1, tag="extension")
 
 # --- this project's own requests for everyday use ---------------------------------------
-case("220-set-fields-hours-days", [b"-t", b"3", b"-H", b"8", b"-d", b"1-5"],
+case("240-set-fields-hours-days", [b"-t", b"3", b"-H", b"8", b"-d", b"1-5"],
      SF + u64(3) + b"\x06" + timing(ALL_MIN, bits(8), bits(1, 2, 3, 4, 5)), OK,
      tag="extension")
-case("221-pause", [b"-Z", b"3"], PA + u64(3), OK, tag="extension")
-case("222-pause-missing", [b"-Z", b"9"], PA + u64(9), ER + NF, exitcode=1, tag="extension")
-case("223-resume", [b"-U", b"3"], UP + u64(3), OK, tag="extension")
-case("224-status", [b"-S"], SS, OK + string(b"pid: 7\nversion: 0.1.0\n"),
+case("241-pause", [b"-Z", b"3"], PA + u64(3), OK, tag="extension")
+case("242-pause-missing", [b"-Z", b"9"], PA + u64(9), ER + NF, exitcode=1, tag="extension")
+case("243-resume", [b"-U", b"3"], UP + u64(3), OK, tag="extension")
+case("244-status", [b"-S"], SS, OK + string(b"pid: 7\nversion: 0.1.0\n"),
      b"pid: 7\nversion: 0.1.0\n", tag="extension")
-case("225-history-all", [b"-Y", b"2"], HI + u64(2) + u64(0) + u32(0),
+case("245-history-all", [b"-Y", b"2"], HI + u64(2) + u64(0) + u32(0),
      OK + u32(2) + u64(4) + i64(utc(2026, 1, 1, 0, 1)) + u16(1) + string(b"out") + string(b"")
      + u64(5) + i64(utc(2026, 1, 1, 0, 2)) + u16(0) + string(b"a\n") + string(b"b"),
      b"== run 4, 2026-01-01 00:01:00, exit status 1\n-- stdout\nout\n-- stderr\n"
      b"== run 5, 2026-01-01 00:02:00, exit status 0\n-- stdout\na\n-- stderr\nb\n",
      tag="extension")
-case("226-history-last", [b"-Y", b"2", b"-K", b"1"], HI + u64(2) + u64(0) + u32(1),
+case("246-history-last", [b"-Y", b"2", b"-K", b"1"], HI + u64(2) + u64(0) + u32(1),
      OK + u32(0), tag="extension")
-case("227-history-run", [b"-Y", b"2", b"-F", b"4"], HI + u64(2) + u64(4) + u32(0),
+case("247-history-run", [b"-Y", b"2", b"-F", b"4"], HI + u64(2) + u64(4) + u32(0),
      ER + NR, exitcode=1, tag="extension")
-case("228-next-runs-paused", [b"-n", b"3"], NX + u64(3) + u32(5), ER + b"PS",
+case("248-next-runs-paused", [b"-n", b"3"], NX + u64(3) + u32(5), ER + b"PS",
      b"task 3 is paused: no run until cassini -U 3\n", tag="extension")
-case("229-version", [b"-V"], stdout=b"cassini 0.1.0\n", tag="extension")
-case("230-version-long", [b"--version"], stdout=b"cassini 0.1.0\n", tag="extension")
-usage_error("231-create-then-delete-all-refused", [b"-c", b"backup.sh", b"-s"],
+case("249-version", [b"-V"], stdout=b"cassini 0.1.0\n", tag="extension")
+case("250-version-long", [b"--version"], stdout=b"cassini 0.1.0\n", tag="extension")
+usage_error("251-create-then-delete-all-refused", [b"-c", b"backup.sh", b"-s"],
             tag="extension")
-usage_error("232-create-then-terminate-refused", [b"-c", b"backup.sh", b"-q"],
+usage_error("252-create-then-terminate-refused", [b"-c", b"backup.sh", b"-q"],
             tag="extension")
 
 

@@ -52,6 +52,10 @@ USAGE = b"""\
       or: cassini [OPTIONS] -Y TASKID [-K COUNT | -F RUN] -> print the kept runs of a task with their outputs (the last COUNT, or run number RUN)
       or: cassini [OPTIONS] -S -> print the daemon's status
       or: cassini -V -> print cassini's version (also --version)
+      or: cassini [OPTIONS] -L -> list all tasks with every field (day of month, month, @reboot, catch-up, environment, zone)
+          with -c or -t: -j DAYSOFMONTH, -M MONTHS (1-12 or jan-dec), -a (catch up a run missed while saturnd was stopped),
+          -y NAME=VALUE (environment of the command, repeatable; CRON_TZ=ZONE: the time zone of its timing),
+          -B (run once each time saturnd starts, instead of -m -H -d -j -M)
       or: cassini -h -> display this message
 
    options:
@@ -62,6 +66,7 @@ OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
 OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
 OPTSTRING += "n:N:I:PX"     # ... next runs, crontab import/export
 OPTSTRING += "Z:U:Y:K:F:SV"  # ... pause, resume, run history, status, version
+OPTSTRING += "Lj:M:ay:B"    # ... long listing; day of month, month, catch-up, environment, @reboot
 
 # option letter -> the operation it selects; what the request then carries is the table's
 # (saturnd/protocol.py, OPERATIONS): an option with an argument gives the TASKID
@@ -72,8 +77,11 @@ OPERATION_OPTIONS = {
     # this project's own requests: -D is the daemon-wide error log (no TASKID)
     "R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG, "D": P.ERROR_LOG, "n": P.NEXT_RUNS,
     "Z": P.PAUSE, "U": P.RESUME, "Y": P.HISTORY, "S": P.STATUS,
+    "L": P.LONG_LIST,
 }
 VERSION = "version"          # -V, --version: no request
+# -c / -t with cron options (-j -M -a -y -B) send this project's own request instead
+CRON_OPERATIONS = {P.CREATE: P.CREATE_CRON, P.SW_TIME: P.SET_CRON}
 
 # this project's own operations without a request: crontab import/export (cassini.crontab)
 IMPORT = "import"
@@ -166,12 +174,15 @@ def parse_command_line(args, environ):
                 cmd.taskid = None
         elif opt == "m":
             cmd.minutes = arg
+            cmd.timing_given = True
             cmd.fields |= P.FIELD_MINUTES
         elif opt == "H":
             cmd.hours = arg
+            cmd.timing_given = True
             cmd.fields |= P.FIELD_HOURS
         elif opt == "d":
             cmd.days = arg
+            cmd.timing_given = True
             cmd.fields |= P.FIELD_DAYS
         elif opt == "K":
             cmd.history_count = parse_count(arg)
@@ -193,7 +204,11 @@ def parse_command_line(args, environ):
             cmd.partial = True
         if opt in OPERATION_OPTIONS or opt in ("I", "X"):
             chosen = opt
+        elif opt in "jMayB":
+            cmd.cron_option(opt, arg)
     cmd.operands = state.operands
+    if cmd.cron_given and cmd.opcode in CRON_OPERATIONS:
+        cmd.opcode = CRON_OPERATIONS[cmd.opcode]
     if cmd.opcode == P.SW_TIME and cmd.fields != P.FIELDS_ALL:
         cmd.opcode = P.SET_FIELDS       # -t changes only the fields given
     elif cmd.opcode == P.HISTORY:
@@ -205,7 +220,8 @@ class Command:
     """What the command line asks for."""
 
     __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands",
-                 "count", "import_file", "partial", "fields", "history_count", "run")
+                 "count", "import_file", "partial", "fields", "history_count", "run",
+                 "cron_given", "mdays", "months", "catchup", "env", "reboot", "timing_given")
 
     def __init__(self):
         self.opcode = P.LIST
@@ -221,9 +237,64 @@ class Command:
         self.fields = 0                 # the timing fields given (-m -H -d: P.FIELD_*)
         self.history_count = 0          # -K (0: every kept run)
         self.run = 0                    # -F (0: none)
+        self.cron_given = False         # any of -j -M -a -y -B
+        self.mdays = None               # -j
+        self.months = None              # -M
+        self.catchup = False            # -a
+        self.env = None                 # -y (a list of NAME=VALUE)
+        self.reboot = False             # -B
+        self.timing_given = False       # -m -H -d
+
+    def cron_option(self, opt, arg):
+        self.cron_given = True
+        if opt == "j":
+            self.mdays = arg
+        elif opt == "M":
+            self.months = arg
+        elif opt == "a":
+            self.catchup = True
+        elif opt == "y":
+            if b"=" not in arg or arg.startswith(b"="):
+                raise UsageError(f"-y needs NAME=VALUE, not {os.fsdecode(arg)!r}")
+            self.env = (self.env or []) + [arg]
+        elif opt == "B":
+            self.reboot = True
+
+    def attrs(self):
+        """The cron attributes of -j -M -a -y -B (CREATE_CRON, SET_CRON)."""
+        from saturnd.timing import (CronSpec, TimingError, mdays_from_string,
+                                    months_from_string)
+        attrs = []
+        try:
+            for text, key, parse in ((self.mdays, b"mdays", mdays_from_string),
+                                     (self.months, b"months", months_from_string)):
+                if text is not None:
+                    parse(text.decode("latin-1"))
+                    attrs.append((key, text))
+            if self.reboot:
+                if self.timing_given or self.mdays is not None or self.months is not None:
+                    raise UsageError("-B (at each start of saturnd) takes no -m -H -d -j -M")
+                attrs.append((b"reboot", b"1"))
+            if self.catchup:
+                attrs.append((b"catchup", b"1"))
+            for setting in self.env or ():
+                name, _, value = setting.partition(b"=")
+                if name == b"CRON_TZ":
+                    attrs.append((b"tz", value))
+                else:
+                    attrs.append((b"env", setting))
+            CronSpec.from_attributes(attrs)
+        except TimingError as e:
+            raise UsageError(f"bad cron field: {e}") from None
+        if self.opcode == P.SET_CRON and self.fields != P.FIELDS_ALL and not self.reboot:
+            # -t changes only the fields given: the daemon keeps the others (SET_FIELDS)
+            attrs.append((P.ATTR_FIELDS, b"%d" % self.fields))
+        return attrs
 
     def timing(self):
         from saturnd.timing import TimingError, timing_from_strings
+        if self.reboot:
+            return P.Timing(0, 0, 0)     # never by the clock: only at each start
         try:
             bits = timing_from_strings(self.minutes.decode("latin-1"),
                                        self.hours.decode("latin-1"),
@@ -262,6 +333,7 @@ _ARGUMENTS = {
     P.ARG_SCOPED_TASKID: lambda cmd: cmd.taskid,
     P.ARG_FIELDS: lambda cmd: cmd.fields,       # SET_FIELDS: -t with fields left out
     P.ARG_RUN: lambda cmd: cmd.run,             # -F
+    P.ARG_ATTRS: Command.attrs,                 # -j -M -a -y -B
 }
 
 

@@ -64,6 +64,44 @@ def times_output(times):
     return b"".join([stamp(when) + b"\n" for when in times])
 
 
+def long_list_output(tasks):
+    """LONG_LIST: ``ID: MIN HOUR DAYOFMONTH MONTH DAYOFWEEK [ATTR]... ARGV0 ARGV1 ...`` per
+    task (``@reboot`` instead of the five fields for a task run at each start), the
+    attributes between brackets: ``[catch-up]``, ``[tz=ZONE]``, ``[env=NAME,NAME...]`` (the
+    names of its environment settings), ``[KEY=VALUE]`` for any other."""
+    lines = []
+    for taskid, timing, argv, attrs in tasks:
+        values = {}
+        env = []
+        extra = []
+        for key, value in attrs:
+            if key == b"env":
+                env.append(value.partition(b"=")[0])
+            elif key in (b"mdays", b"months", b"reboot", b"catchup", b"tz"):
+                values[key] = value
+            else:
+                extra.append(b"[%s=%s]" % (key, value))
+        if values.get(b"reboot") == b"1":
+            when = b"@reboot"
+        else:
+            minutes, hours, days = timing_to_string(timing.minutes, timing.hours,
+                                                    timing.days).split(" ")
+            when = b"%s %s %s %s %s" % (minutes.encode(), hours.encode(),
+                                        values.get(b"mdays", b"*"), values.get(b"months", b"*"),
+                                        days.encode())
+        marks = []
+        if values.get(b"catchup") == b"1":
+            marks.append(b"[catch-up]")
+        if b"tz" in values:
+            marks.append(b"[tz=%s]" % values[b"tz"])
+        if env:
+            marks.append(b"[env=%s]" % b",".join(env))
+        marks.extend(extra)
+        lines.append(b"%d: %s %s%s\n" % (taskid, when, b"".join(m + b" " for m in marks),
+                                          b" ".join(argv)))
+    return b"".join(lines)
+
+
 # reply shape (the table of operations, saturnd/protocol.py) -> what its payload prints
 RENDERERS = {
     P.SHAPE_LIST: list_output,
@@ -73,6 +111,7 @@ RENDERERS = {
     P.SHAPE_OUTPUT: output_output,
     P.SHAPE_ERROR_LOG: error_log_output,
     P.SHAPE_TIMES: times_output,
+    P.SHAPE_LONG_LIST: long_list_output,
 }
 
 

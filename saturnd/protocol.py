@@ -83,6 +83,12 @@ CLONE = 0x434C            # 'CL': TASKID uint64 -> OK TASKID uint64 | ER NF
 ERROR_LOG = 0x454C        # 'EL': SCOPE uint8, TASKID uint64 -> OK NBENTRIES (TIME, MESSAGE)* | ER NF
 ERROR_LOG_DAEMON = 0      # SCOPE: the daemon-wide log (TASKID ignored, sent as 0)
 ERROR_LOG_TASK = 1        # SCOPE: one task's log
+# --- this project's own requests: cron's other fields (docs/own-requests.md) -----------
+LONG_LIST = 0x4C4C        # 'LL': -> OK NBTASKS uint32, N x (TASKID, TIMING, COMMANDLINE, ATTRS)
+CREATE_CRON = 0x4343      # 'CC': TIMING, COMMANDLINE, ATTRS -> OK TASKID uint64
+SET_CRON = 0x5443         # 'TC': TASKID uint64, TIMING, ATTRS -> OK | ER NF
+MAX_ATTRS = 4096          # attributes of one task
+MAX_ATTR_KEY = 64         # bytes of one attribute's KEY
 # --- end of this project's own requests --------------------------------------
 # what each request carries and what its reply looks like: OPERATIONS (the table, below)
 
@@ -283,14 +289,15 @@ def decode_commandline(data, forbid_nul=False):
 class Request:
     """One request.  ``taskid``, ``timing``, ``argv`` and ``count`` are None when unused."""
 
-    __slots__ = ("opcode", "taskid", "timing", "argv", "count")
+    __slots__ = ("opcode", "taskid", "timing", "argv", "count", "attrs")
 
-    def __init__(self, opcode, taskid=None, timing=None, argv=None, count=None):
+    def __init__(self, opcode, taskid=None, timing=None, argv=None, count=None, attrs=None):
         self.opcode = opcode
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
         self.count = count     # NEXT_RUNS
+        self.attrs = attrs     # CREATE_CRON, SET_CRON: a list of (KEY, VALUE) byte strings
 
     def __eq__(self, other):
         return isinstance(other, Request) and self._key() == other._key()
@@ -301,7 +308,8 @@ class Request:
                 + (f", count={self.count})" if self.count is not None else ")"))
 
     def _key(self):
-        return (self.opcode, self.taskid, self.timing, self.argv, self.count)
+        return (self.opcode, self.taskid, self.timing, self.argv, self.count,
+                None if self.attrs is None else tuple(self.attrs))
 
     @property
     def name(self):
@@ -579,6 +587,31 @@ ARG_SCOPE = Field("SCOPE", "timing", _encode_scope, _read_scope)
 ARG_SCOPED_TASKID = Field("TASKID", "taskid", _encode_scoped_taskid, read_u64)
 
 
+# ATTRS (this project's own: CREATE_CRON, SET_CRON, and each task of LONG_LIST):
+# ``NBATTRS uint32`` then NBATTRS x (``KEY string``, ``VALUE string``), in order; the
+# keys are documented in docs/own-requests.md ("Attributes"); a reader keeps the ones
+# it does not know as they are.
+def encode_attrs(attrs):
+    return _U32.pack(len(attrs)) + b"".join(
+        _U32.pack(len(k)) + k + _U32.pack(len(v)) + v for k, v in attrs)
+
+
+def read_attrs(reader):
+    n = read_u32(reader)
+    if n > MAX_ATTRS:
+        raise ProtocolError(f"{n} attributes: more than {MAX_ATTRS}")
+    attrs = []
+    for _ in range(n):
+        key = read_string(reader, MAX_ATTR_KEY)
+        if not key:
+            raise ProtocolError("empty attribute KEY")
+        attrs.append((key, read_string(reader)))
+    return attrs
+
+
+ARG_ATTRS = Field("ATTRS", "attrs", encode_attrs, read_attrs)
+
+
 class Shape(_Part):
     """The shape of an OK reply: its name, the :class:`Reply` attribute of its payload
     (None: no payload), how the whole ``OK`` reply is written from the payload, how
@@ -640,6 +673,41 @@ SHAPE_ERROR_LOG = Shape("error log entries", "entries", encode_error_log_reply,
 SHAPE_TIMES = Shape("times", "times", _encode_times, _read_times)
 
 
+def encode_long_entry(taskid, timing, argv, attrs):
+    """One task of a LONG_LIST reply: TASKID, TIMING, COMMANDLINE, ATTRS."""
+    return encode_list_entry(taskid, timing, argv) + encode_attrs(attrs)
+
+
+def _encode_long_tasks(tasks):
+    return _OK_U32.pack(OK, len(tasks)) + b"".join(
+        entry if type(entry) is bytes else encode_long_entry(*entry) for entry in tasks)
+
+
+def _read_long_tasks(reader):
+    n = read_u32(reader)
+    tasks = []
+    for _ in range(n):      # a lying NBTASKS ends in Truncated
+        taskid = read_u64(reader)
+        timing = read_timing(reader)
+        argv = read_commandline(reader)
+        tasks.append((taskid, timing, argv, read_attrs(reader)))
+    return tasks
+
+
+# LONG_LIST's payload (Reply.tasks): ``(taskid, Timing, argv, attrs)`` per task (the daemon
+# may give already-encoded entries, bytes, instead)
+SHAPE_LONG_LIST = Shape("long list", "tasks", _encode_long_tasks, _read_long_tasks)
+
+
+def _check_cron_attrs(req):
+    """CREATE_CRON, SET_CRON: attributes the daemon can take (saturnd.timing.CronSpec)."""
+    from saturnd.timing import CronSpec, TimingError
+    try:
+        CronSpec.from_attributes(req.attrs)
+    except TimingError as e:
+        raise ProtocolError(f"bad attribute: {e}") from None
+
+
 def _check_error_log(req):
     """ERROR_LOG: a known SCOPE; no TASKID for the daemon-wide log."""
     if req.timing == ERROR_LOG_DAEMON:
@@ -683,6 +751,12 @@ OPERATIONS = {op.opcode: op for op in (
     Operation(ERROR_LOG, "ERROR_LOG", (ARG_SCOPE, ARG_SCOPED_TASKID), SHAPE_ERROR_LOG, (NF,),
               _check_error_log),
     Operation(NEXT_RUNS, "NEXT_RUNS", (ARG_TASKID, ARG_COUNT), SHAPE_TIMES, (NF,)),
+    # this project's own requests: cron's other fields
+    Operation(LONG_LIST, "LONG_LIST", (), SHAPE_LONG_LIST),
+    Operation(CREATE_CRON, "CREATE_CRON", (ARG_TIMING, ARG_COMMANDLINE, ARG_ATTRS), SHAPE_U64,
+              (), _check_cron_attrs),
+    Operation(SET_CRON, "SET_CRON", (ARG_TASKID, ARG_TIMING, ARG_ATTRS), SHAPE_OK, (NF,),
+              _check_cron_attrs),
 )}
 OPCODE_NAMES = {opcode: op.name for opcode, op in OPERATIONS.items()}
 
@@ -754,6 +828,9 @@ PS = 0x5053               # 'PS': NEXT_RUNS of a paused task (it has no next run
 ERRCODE_NAMES[PS] = "PS"
 FIELD_MINUTES, FIELD_HOURS, FIELD_DAYS = 1, 2, 4     # SET_FIELDS's FIELDS bits
 FIELDS_ALL = FIELD_MINUTES | FIELD_HOURS | FIELD_DAYS
+# SET_CRON's attribute naming the TIMING fields to replace (the others keep their values),
+# as SET_FIELDS's FIELDS, in decimal; absent: all three
+ATTR_FIELDS = b"fields"
 
 # (RUN of HISTORY is kept in ``Request.argv``, as SCOPE in ``timing``; FIELDS in ``count``)
 _U8 = struct.Struct(">B")

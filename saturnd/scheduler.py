@@ -11,12 +11,20 @@ boundary ``M`` (``wall = ordinal(M)``, ``delta = wall - last``):
 - ``delta == 1``: the tasks due at ``wall`` run;
 - ``1 < delta <= 3 h``: (DST spring-forward, suspend, NTP step) every task due
   in at least one wall minute of ``(last, wall]`` runs once;
-- ``-3 h <= delta <= 0``: nothing runs and ``last`` is kept, so no minute runs
-  twice; scheduling resumes once the clock passes ``last``;
+- ``-3 h <= delta <= 0`` (DST fall-back, a step back): ``last`` is kept, so a task at
+  fixed times runs no minute twice; a *wildcard* task (its minute or its hour field
+  covers every value) is due at ``wall`` as usual, so it keeps running in each real
+  minute (hour) of the repeated time -- cronie's rule; the rest resumes once the clock
+  passes ``last``;
 - ``|delta| > 3 h``: the new time is taken as it is, nothing is replayed.
 
 Every run started at boundary ``M`` is recorded with time ``M``.  Start-up in the
 middle of a minute does not run that minute.
+
+A task's day is due by cron's rule (:func:`saturnd.timing.day_matches`: the month, then
+the day of month and the day of week).  A task with a zone of its own (``CRON_TZ``) is
+scheduled on that zone's wall clock, with a ``last`` of its own; the others on the
+daemon's (``TZ``).  A @reboot task has an empty timing: never due by the clock.
 
 One rule, two users: :func:`step` (what happens at one boundary) and
 :func:`due_in` (is a timing due in those wall minutes) are what :meth:`Scheduler.tick`
@@ -31,11 +39,23 @@ import time
 
 from . import errlog
 from .clock import MAX_JUMP, floor_minute
+from .protocol import HOURS_MASK, MINUTES_MASK
+from .timing import PLAIN, day_matches
 
 
-def wall_ordinal(epoch):
-    """The local wall-clock minute of ``epoch`` as a minute count (see module doc)."""
-    return calendar.timegm(time.localtime(floor_minute(epoch))[:6]) // 60
+def _zone(name):
+    import zoneinfo
+    return zoneinfo.ZoneInfo(name)
+
+
+def wall_ordinal(epoch, zone=None):
+    """The local wall-clock minute of ``epoch`` as a minute count (see module doc), in the
+    daemon's time zone or in ``zone`` (a zone name)."""
+    if zone is None:
+        return calendar.timegm(time.localtime(floor_minute(epoch))[:6]) // 60
+    import datetime
+    t = datetime.datetime.fromtimestamp(floor_minute(epoch), _zone(zone))
+    return calendar.timegm(t.timetuple()[:6]) // 60
 
 
 def wall_fields(ordinal):
@@ -44,8 +64,31 @@ def wall_fields(ordinal):
     return t.tm_min, t.tm_hour, (t.tm_wday + 1) % 7
 
 
-def is_due(timing, ordinal):
-    return timing.matches(*wall_fields(ordinal))
+def wall_minute(ordinal):
+    """``(minute, hour, weekday, day of month, month)`` of a wall ordinal."""
+    t = time.gmtime(ordinal * 60)
+    return t.tm_min, t.tm_hour, (t.tm_wday + 1) % 7, t.tm_mday, t.tm_mon
+
+
+def is_due(timing, ordinal, cron=PLAIN):
+    return matches(timing, cron, wall_minute(ordinal))
+
+
+def matches(timing, cron, fields):
+    """True when a task of ``timing`` and ``cron`` attributes is due at the wall minute of
+    ``fields`` (from :func:`wall_minute`)."""
+    minute, hour, weekday, mday, month = fields
+    if not (timing.minutes >> minute) & (timing.hours >> hour) & 1:
+        return False
+    if cron is PLAIN or not cron.dated:
+        return bool((timing.days >> weekday) & 1)
+    return day_matches(timing.days, cron, weekday, mday, month)
+
+
+def is_wild(timing):
+    """cronie's *wildcard* task: its minute or its hour field covers every value (it keeps
+    running through a repeated hour)."""
+    return timing.minutes == MINUTES_MASK or timing.hours == HOURS_MASK
 
 
 def minutes_to_run(last, wall):
@@ -60,26 +103,53 @@ def minutes_to_run(last, wall):
     return [], wall
 
 
-def step(last_wall, minute):
+class Minutes:
+    """What one boundary considers (from :func:`step`): ``fields``, the wall minutes every
+    task is looked at in (none, one, or the ones a forward jump skipped), and ``wild``,
+    the wall minute only wildcard tasks are looked at in (after the clock went back by at
+    most 3 h: the repeated time), or None.  Each is a :func:`wall_minute` tuple."""
+
+    __slots__ = ("fields", "wild")
+
+    def __init__(self, fields, wild=None):
+        self.fields = fields
+        self.wild = wild
+
+    def __bool__(self):
+        return bool(self.fields) or self.wild is not None
+
+    def __len__(self):
+        return len(self.fields) + (self.wild is not None)
+
+
+def step(last_wall, minute, zone=None):
     """What the scheduler does at the epoch-minute boundary ``minute``.
 
-    ``last_wall`` is the last wall minute processed.  Returns ``(fields, new
-    last_wall)``: the ``(minute, hour, weekday)`` of every wall minute to
-    consider at that boundary (none, one, or the ones a forward jump skipped),
-    per the time-jump rules of :func:`minutes_to_run`.
+    ``last_wall`` is the last wall minute processed.  Returns ``(Minutes, new
+    last_wall)``: the wall minutes to consider at that boundary, per the time-jump rules
+    of :func:`minutes_to_run`; after a step back of at most 3 h, the current wall minute
+    for wildcard tasks only.
     """
-    ordinals, new_last = minutes_to_run(last_wall, wall_ordinal(minute))
-    return [wall_fields(o) for o in ordinals], new_last
+    wall = wall_ordinal(minute, zone)
+    ordinals, new_last = minutes_to_run(last_wall, wall)
+    wild = wall_minute(wall) if -MAX_JUMP <= wall - last_wall <= 0 else None
+    return Minutes([wall_minute(o) for o in ordinals], wild), new_last
 
 
-def due_in(timing, fields):
-    """True when ``timing`` is due in at least one of ``fields`` (from :func:`step`)."""
-    return any(timing.matches(*f) for f in fields)
+def due_in(timing, minutes, cron=PLAIN):
+    """True when a task of ``timing`` (and ``cron`` attributes) is due in at least one of
+    the wall minutes of ``minutes`` (from :func:`step`)."""
+    if isinstance(minutes, Minutes):
+        if minutes.wild is not None and is_wild(timing) and matches(timing, cron, minutes.wild):
+            return True
+        minutes = minutes.fields
+    return any(matches(timing, cron, f if len(f) == 5 else f + (1, 1)) for f in minutes)
 
 
-def due_tasks(tasks, fields):
-    """The tasks due in at least one of ``fields`` (each task once)."""
-    return [t for t in tasks if due_in(t.timing, fields) and not t.paused]   # paused: kept
+def due_tasks(tasks, minutes):
+    """The tasks due in at least one of ``minutes`` (each task once); a paused task is
+    kept but never due."""
+    return [t for t in tasks if due_in(t.timing, minutes, t.cron) and not t.paused]
 
 
 def next_boundary(now):
@@ -99,6 +169,7 @@ class Scheduler:
         now = clock.now()
         self.last_epoch = floor_minute(now)
         self.last_wall = wall_ordinal(self.last_epoch)
+        self.zone_walls = {}        # CRON_TZ zone -> its last wall minute processed
         self.stopped = threading.Event()
 
     def tick(self):
@@ -118,16 +189,34 @@ class Scheduler:
                          f"{len(fields)} minute(s) to consider")
                 errlog.clock_change(wall - wall_ordinal(previous), len(fields), minute)
             self.last_wall = new_last
-            if not fields:
-                return []
-            tasks = due_tasks(self.store.list_tasks(), fields)
-            return [self.runner.start(task, minute) for task in tasks]
+            tasks = self.store.list_tasks()
+            zoned = {}
+            for task in tasks:
+                if task.cron.tz is not None:
+                    zoned.setdefault(task.cron.tz, []).append(task)
+            due = due_tasks([t for t in tasks if t.cron.tz is None], fields) if fields else []
+            walls = {}
+            for zone, group in zoned.items():
+                last = self.zone_walls.get(zone)
+                if last is None:
+                    last = wall_ordinal(previous, zone)
+                zone_fields, walls[zone] = step(last, minute, zone)
+                if zone_fields:
+                    due.extend(due_tasks(group, zone_fields))
+            self.zone_walls = walls
+            due.sort(key=_taskid)
+            return [self.runner.start(task, minute) for task in due]
 
-    def next_runs(self, timing, count):
-        """The next ``count`` start times of ``timing`` from the scheduler's own state."""
+    def next_runs(self, timing, count, cron=PLAIN):
+        """The next ``count`` start times of ``timing`` (and ``cron`` attributes) from the
+        scheduler's own state."""
         with self.lock:
             last_epoch, last_wall = self.last_epoch, self.last_wall
-        return next_runs(timing, last_epoch, last_wall, count)
+            if cron.tz is not None:
+                last_wall = self.zone_walls.get(cron.tz)
+                if last_wall is None:
+                    last_wall = wall_ordinal(last_epoch, cron.tz)
+        return next_runs(timing, last_epoch, last_wall, count, cron)
 
     def loop(self, interval=0.25):
         """System-clock loop: wake at least every ``interval`` s, recompute from the clock.
@@ -151,24 +240,45 @@ class Scheduler:
             self.stopped.set()
 
 
+def _taskid(task):
+    return task.taskid
+
+
 # --- NEXT_RUNS: the boundaries to come, replayed with step() and due_in() ---------------
 MAX_NEXT_RUNS = 1000        # a larger COUNT gets this many times
 OFFSET_SAMPLE = 6 * 3600    # seconds between two looks at the UTC offset when skipping
 
 
-def _offset(epoch):
+def _offset(epoch, zone=None):
     """The local time's UTC offset at ``epoch``: while it stays the same, the wall minute
     minus the epoch minute (what :func:`wall_ordinal` gives) stays the same too."""
-    return time.localtime(epoch).tm_gmtoff
+    if zone is None:
+        return time.localtime(epoch).tm_gmtoff
+    import datetime
+    return datetime.datetime.fromtimestamp(epoch, _zone(zone)).utcoffset()
 
 
-def _next_match(timing, ordinal):
-    """The first wall ordinal after ``ordinal`` whose fields ``timing`` matches (None: none
-    within 8 days, which only happens when a field has no bit at all)."""
+DATED_SEARCH_DAYS = 8 * 366 + 8     # a 29 February comes within 8 years (2096 -> 2104)
+
+
+def _day_due(timing, cron, day):
+    """Is the day ``day`` (days since 1970-01-01, wall clock) one the task runs on?"""
+    weekday = (day + 4) % 7                             # 1970-01-01 was a Thursday (4)
+    if cron is PLAIN or not cron.dated:
+        return (timing.days >> weekday) & 1
+    t = time.gmtime(day * 86400)
+    return day_matches(timing.days, cron, weekday, t.tm_mday, t.tm_mon)
+
+
+def _next_match(timing, ordinal, cron=PLAIN):
+    """The first wall ordinal after ``ordinal`` whose fields the task matches (None: none
+    within 8 days, or 8 years for a task with a day of month or a month: then it never
+    runs, a field has no bit or the date does not exist, like 30 February)."""
     start = ordinal + 1
     first_day = start // 1440
-    for day in range(first_day, first_day + 8):
-        if not (timing.days >> ((day + 4) % 7)) & 1:     # 1970-01-01 was a Thursday (4)
+    span = DATED_SEARCH_DAYS if cron.dated else 8
+    for day in range(first_day, first_day + span):
+        if not _day_due(timing, cron, day):
             continue
         for hour in range(24):
             if not (timing.hours >> hour) & 1:
@@ -183,18 +293,18 @@ def _next_match(timing, ordinal):
     return None
 
 
-def _same_offset_until(begin, end):
+def _same_offset_until(begin, end, zone=None):
     """The last epoch minute in ``[begin, end]`` up to which the UTC offset (looked at every
     ``OFFSET_SAMPLE`` s; no zone changes it twice within that) is the one at ``begin``:
     ``end``, or the minute before the offset changes (found by bisection)."""
-    offset = _offset(begin)
+    offset = _offset(begin, zone)
     t = begin
     while t < end:
         ahead = min(t + OFFSET_SAMPLE, end)
-        if _offset(ahead) != offset:
+        if _offset(ahead, zone) != offset:
             while ahead - t > 60:
                 middle = t + (ahead - t) // 120 * 60
-                if _offset(middle) == offset:
+                if _offset(middle, zone) == offset:
                     t = middle
                 else:
                     ahead = middle
@@ -203,11 +313,12 @@ def _same_offset_until(begin, end):
     return end
 
 
-def next_runs(timing, last_epoch, last_wall, count):
+def next_runs(timing, last_epoch, last_wall, count, cron=PLAIN):
     """The epoch minutes at which the scheduler, in the state ``(last_epoch, last_wall)``
     (:class:`Scheduler`'s), will start a task of ``timing`` while the clock runs on: the
     next ``count`` (at most :data:`MAX_NEXT_RUNS`) boundaries after ``last_epoch`` where
-    :func:`step` gives wall minutes that :func:`due_in` finds due -- exactly what
+    :func:`step` gives wall minutes that :func:`due_in` finds due (the day by cron's rule,
+    with the task's ``cron`` attributes, in its zone) -- exactly what
     :meth:`Scheduler.tick` would do at each of them.  A timing with an empty field never
     runs: no time.
 
@@ -222,20 +333,23 @@ def next_runs(timing, last_epoch, last_wall, count):
     times = []
     if count <= 0 or not (timing.minutes and timing.hours and timing.days):
         return times
+    if cron.dated and not (cron.mdays and cron.months):
+        return times
+    zone = cron.tz
     minute, last = floor_minute(last_epoch), last_wall
-    horizon = minute + (count + 1) * 8 * 86400
+    horizon = minute + (count + 1) * (DATED_SEARCH_DAYS if cron.dated else 8) * 86400
     try:
         while len(times) < count and minute < horizon:
-            if last == wall_ordinal(minute):
-                target = _next_match(timing, last)
+            if last == wall_ordinal(minute, zone):
+                target = _next_match(timing, last, cron)
                 if target is None:
                     break
-                skip_to = _same_offset_until(minute, minute + (target - last - 1) * 60)
+                skip_to = _same_offset_until(minute, minute + (target - last - 1) * 60, zone)
                 last += (skip_to - minute) // 60
                 minute = skip_to
             minute += 60
-            fields, last = step(last, minute)
-            if due_in(timing, fields):
+            fields, last = step(last, minute, zone)
+            if due_in(timing, fields, cron):
                 times.append(minute)
     except (OverflowError, OSError, ValueError):
         pass        # past what the platform's time functions can represent

@@ -8,6 +8,9 @@
     DATA_DIR/tasks/<ID>/exit        10-byte (TIME int64, EXITCODE uint16) records
     DATA_DIR/tasks/<ID>/stdout      stdout of the last finished run
     DATA_DIR/tasks/<ID>/stderr      stderr of the last finished run
+    DATA_DIR/tasks/<ID>/cron        cron attributes beyond TIMING (this project's own;
+                                    absent for a task that has none): ATTRS wire encoding
+    DATA_DIR/last_minute            last minute the scheduler processed (int64; catch-up)
     DATA_DIR/tmp/    tasks being built      (cleared at start-up)
     DATA_DIR/trash/  tasks being removed    (cleared at start-up)
     DATA_DIR/runs/   spool files of runs    (cleared at start-up)
@@ -49,6 +52,7 @@ import threading
 
 from . import errlog, protocol
 from .fsio import FileOps
+from .timing import PLAIN, CronSpec, TimingError
 
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
@@ -71,17 +75,20 @@ class NeverRan(LookupError):
 class Task:
     """One task in memory.  Every change gives it a new ``token``, unique in the store."""
 
-    __slots__ = ("taskid", "timing", "argv", "token", "paused")
+    __slots__ = ("taskid", "timing", "argv", "token",
+                 "cron",        # a timing.CronSpec: day of month, month, @reboot, env...
+                 "paused")      # kept, not run by the scheduler (``paused`` file)
 
-    def __init__(self, taskid, timing, argv, token, paused=False):
+    def __init__(self, taskid, timing, argv, token, cron=PLAIN, paused=False):
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
         self.token = token
-        self.paused = paused        # kept, not run by the scheduler (``paused`` file)
+        self.cron = cron
+        self.paused = paused
 
     def snapshot(self):
-        return Task(self.taskid, self.timing, self.argv, self.token, self.paused)
+        return Task(self.taskid, self.timing, self.argv, self.token, self.cron, self.paused)
 
 
 def _is_canonical_id(name):
@@ -171,6 +178,7 @@ class Store:
             read = self.fs.read_file
             argv = protocol.decode_commandline(read(os.path.join(path, "argv")), forbid_nul=True)
             timing = protocol.decode_timing(read(os.path.join(path, "time_exec")))
+            cron = self._load_cron(path)
             exit_path = os.path.join(path, "exit")
             try:
                 size = self.fs.stat(exit_path).st_size
@@ -186,8 +194,20 @@ class Store:
             self.log(f"store: skipping damaged task {path!r}: {reason}")
             errlog.daemon(f"damaged task {taskid} skipped at start-up: {reason}")
             return None
-        return Task(taskid, timing, argv, next(self._tokens),
-                    self.fs.exists(os.path.join(path, PAUSED)))
+        return Task(taskid, timing, argv, next(self._tokens), cron,
+                    paused=self.fs.exists(os.path.join(path, PAUSED)))
+
+    def _load_cron(self, path):
+        """The task's cron attributes (``cron`` file; none: a reference task's)."""
+        try:
+            data = self.fs.read_file(os.path.join(path, "cron"))
+        except FileNotFoundError:
+            return PLAIN
+        try:
+            return CronSpec.from_attributes(
+                protocol._decode_all(data, protocol.read_attrs))
+        except TimingError as e:
+            raise ValueError(f"cron attributes: {e}") from None
 
     def _repair_records(self, taskid, exit_path):
         """Drop the torn record of an ``exit`` file whose size is not whole records; keep
@@ -293,7 +313,7 @@ class Store:
         return os.path.join(self.tasks_dir, str(taskid), name)
 
     # --- changes ------------------------------------------------------------
-    def create(self, timing, argv):
+    def create(self, timing, argv, cron=PLAIN):
         with self.lock:
             taskid = self.next_id
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(taskid + 1))
@@ -305,6 +325,9 @@ class Store:
                 self.fs.mkdir(build, 0o700)
                 self.fs.write_file(os.path.join(build, "argv"), protocol.encode_commandline(argv))
                 self.fs.write_file(os.path.join(build, "time_exec"), timing.encode())
+                if not cron.plain:
+                    self.fs.write_file(os.path.join(build, "cron"),
+                                       protocol.encode_attrs(cron.attributes()))
                 self.fs.write_file(os.path.join(build, "exit"), b"")
                 self.fs.fsync_dir(build)
                 self.fs.rename(build, os.path.join(self.tasks_dir, str(taskid)))
@@ -312,7 +335,7 @@ class Store:
                 self.fs.rmtree(build, ignore_errors=True)
                 raise
             self.fs.fsync_dir(self.tasks_dir)
-            self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens))
+            self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens), cron)
             return taskid
 
     def set_argv(self, taskid, argv):
@@ -353,6 +376,25 @@ class Store:
                 self.fs.unlink(path)
             self.fs.fsync_dir(os.path.dirname(path))
             task.paused = paused
+
+    def set_cron(self, taskid, timing, cron):
+        """Replace a task's timing and cron attributes (``cron`` first, then ``time_exec``,
+        each by an atomic rename)."""
+        with self.lock:
+            task = self._get(taskid)
+            path = self._path(taskid, "cron")
+            if cron.plain:
+                try:
+                    self.fs.unlink(path)
+                except FileNotFoundError:
+                    pass
+            else:
+                self.fs.write_atomic(path, protocol.encode_attrs(cron.attributes()))
+            task.cron = cron
+            task.token = next(self._tokens)
+            if timing != task.timing:
+                self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
+                task.timing = timing
 
     def remove(self, taskid):
         with self.lock:

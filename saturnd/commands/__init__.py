@@ -62,3 +62,8 @@ HANDLERS[protocol.NEXT_RUNS] = next_runs.handle
 from . import everyday  # noqa: E402
 
 HANDLERS.update(everyday.HANDLERS)
+# this project's own requests: cron's other fields
+from . import create_cron, long_list, set_cron  # noqa: E402
+
+HANDLERS.update({protocol.LONG_LIST: long_list.handle, protocol.CREATE_CRON: create_cron.handle,
+                 protocol.SET_CRON: set_cron.handle})

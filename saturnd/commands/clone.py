@@ -15,4 +15,4 @@ def handle(ctx, request):
             source = store.get(request.taskid)
         except NotFound:
             return Reply(errcode=NF)
-        return Reply(value=store.create(source.timing, source.argv))
+        return Reply(value=store.create(source.timing, source.argv, source.cron))

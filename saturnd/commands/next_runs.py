@@ -17,4 +17,4 @@ def handle(ctx, request):
         return Reply(errcode=NF)
     if task.paused:                         # no next run until it is resumed
         return Reply(errcode=PS)
-    return Reply(times=ctx.scheduler.next_runs(task.timing, request.count))
+    return Reply(times=ctx.scheduler.next_runs(task.timing, request.count, task.cron))

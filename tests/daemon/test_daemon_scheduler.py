@@ -90,10 +90,10 @@ def test_spring_forward_in_paris_runs_skipped_tasks_once(tz):
         assert sched.tick() == [(2, m + 60)]
 
 
-def test_fall_back_in_paris_runs_the_repeated_hour_once(tz):
+def test_fall_back_in_paris_runs_fixed_times_once_and_wildcards_in_every_real_minute(tz):
     tz("Europe/Paris")
     # 2026-10-25: 03:00 CEST (01:00 UTC) becomes 02:00 CET; 02:00-02:59 happens twice
-    tasks = [task(0, "30", "2"), task(1)]
+    tasks = [task(0, "30", "2"), task(1), task(2, "30"), task(3, "*", "2"), task(4, "*/20", "2")]
     with freeze_time("2026-10-25 00:00:00") as frozen:
         sched, runner = make(tasks)
         t = utc("2026-10-25 00:00")
@@ -102,27 +102,35 @@ def test_fall_back_in_paris_runs_the_repeated_hour_once(tz):
             frozen.move_to(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)))
             sched.tick()
     started = runner.started
-    assert [w for i, w in started if i == 0] == [utc("2026-10-25 00:30")]   # 02:30 CEST only
-    every = [w for i, w in started if i == 1]
-    # 02:01..02:59 CEST, then nothing during the repeated hour, then 03:00..03:10 CET
-    assert every == ([utc("2026-10-25 00:00") + 60 * k for k in range(1, 60)]
-                     + [utc("2026-10-25 02:00") + 60 * k for k in range(0, 11)])
+
+    def runs(i):
+        return [w for j, w in started if j == i]
+    assert runs(0) == [utc("2026-10-25 00:30")]                 # 02:30 CEST only: fixed time
+    # every minute (cronie's wildcard): each of the 130 real minutes, the repeated hour too
+    assert runs(1) == [utc("2026-10-25 00:00") + 60 * k for k in range(1, 131)]
+    # minute 30 of every hour (hour field every value): 02:30 CEST and 02:30 CET
+    assert runs(2) == [utc("2026-10-25 00:30"), utc("2026-10-25 01:30")]
+    # every minute of hour 2 (minute field every value): both passes of 02:xx
+    assert runs(3) == [utc("2026-10-25 00:00") + 60 * k for k in range(1, 120)]
+    # 02:00, 02:20, 02:40: neither field every value: once each
+    assert runs(4) == [utc("2026-10-25 00:20"), utc("2026-10-25 00:40")]
 
 
 def test_manual_clock_and_backward_step(tz):
     tz("UTC")
     start = utc("2026-01-01 10:00")
     clock = ManualClock(start)
-    sched, runner = make([task(0)], clock)
+    sched, runner = make([task(0, "1-59", "10"), task(1)], clock)
     clock.set(start + 60)
-    assert sched.tick() == [(0, start + 60)]
+    assert sched.tick() == [(0, start + 60), (1, start + 60)]
     clock.set(start - 600)                                   # 10 minutes back
-    assert sched.tick() == []
+    assert sched.tick() == [(1, start - 600)]                # the wildcard task runs on
     for k in range(-9, 2):
         clock.set(start + 60 * k)
-        assert sched.tick() == []                            # up to 10:01 again: nothing
+        # up to 10:01 again: the fixed-time task waits, the every-minute one runs
+        assert sched.tick() == [(1, start + 60 * k)]
     clock.set(start + 120)
-    assert sched.tick() == [(0, start + 120)]
+    assert sched.tick() == [(0, start + 120), (1, start + 120)]
 
 
 def test_floor_minute_of_negative_times():

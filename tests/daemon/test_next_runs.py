@@ -86,8 +86,11 @@ def test_state_after_a_fall_back_is_respected(tz):
     # 02:30 ran at 00:30 UTC; it is not due again at 02:30 CET (01:30 UTC), next day instead
     assert sched.next_runs(timing("30", "2"), 2) == [utc("2026-10-26 01:30"),
                                                        utc("2026-10-27 01:30")]
-    # every minute: nothing until the wall clock passes 02:59, i.e. 03:00 CET = 02:00 UTC
-    assert sched.next_runs(timing(), 2) == [utc("2026-10-25 02:00"), utc("2026-10-25 02:01")]
+    # 02:40 (neither field every value) waits for the next day too
+    assert sched.next_runs(timing("40", "2"), 1) == [utc("2026-10-26 01:40")]
+    # every minute, minute 20 of every hour (wildcards): on through the repeated hour
+    assert sched.next_runs(timing(), 2) == [utc("2026-10-25 01:15"), utc("2026-10-25 01:16")]
+    assert sched.next_runs(timing("20"), 2) == [utc("2026-10-25 01:20"), utc("2026-10-25 02:20")]
 
 
 def test_weekly_far_ahead_is_quick_and_capped(tz):

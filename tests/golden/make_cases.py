@@ -88,6 +88,10 @@ USAGE = b"""\
       or: cassini [OPTIONS] -Y TASKID [-K COUNT | -F RUN] -> print the kept runs of a task with their outputs (the last COUNT, or run number RUN)
       or: cassini [OPTIONS] -S -> print the daemon's status
       or: cassini -V -> print cassini's version (also --version)
+      or: cassini [OPTIONS] -L -> list all tasks with every field (day of month, month, @reboot, catch-up, environment, zone)
+          with -c or -t: -j DAYSOFMONTH, -M MONTHS (1-12 or jan-dec), -a (catch up a run missed while saturnd was stopped),
+          -y NAME=VALUE (environment of the command, repeatable; CRON_TZ=ZONE: the time zone of its timing),
+          -B (run once each time saturnd starts, instead of -m -H -d -j -M)
       or: cassini -h -> display this message
 
    options:
@@ -471,6 +475,70 @@ usage_error("251-create-then-delete-all-refused", [b"-c", b"backup.sh", b"-s"],
             tag="extension")
 usage_error("252-create-then-terminate-refused", [b"-c", b"backup.sh", b"-q"],
             tag="extension")
+
+
+# --- this project's own requests: cron's other fields (LL, CC, TC; 210-229) --------------
+LL, CC, TC = b"LL", b"CC", b"TC"
+
+
+def attrs(*pairs):
+    return u32(len(pairs)) + b"".join(string(k) + string(v) for k, v in pairs)
+
+
+def long_reply(*tasks):
+    return OK + u32(len(tasks)) + b"".join(tasks)
+
+
+def long_task(taskid, tim, argv, *pairs):
+    return task(taskid, tim, *argv) + attrs(*pairs)
+
+
+NO_TIME = timing(0, 0, 0)
+case("210-long-list-empty", [b"-L"], LL, long_reply(), tag="extension")
+case("211-long-list", [b"-L"], LL,
+     long_reply(long_task(0, EVERY, [b"echo", b"plain"]),
+                long_task(1, timing(bits(0), bits(4), ALL_DAYS), [b"sh", b"-c", b"echo dated"],
+                          (b"mdays", b"1,15"), (b"months", b"1-3"), (b"catchup", b"1"),
+                          (b"env", b"PATH=/usr/bin:/bin"), (b"env", b"MAILTO="),
+                          (b"tz", b"Europe/Paris")),
+                long_task(2, NO_TIME, [b"echo", b"boot"], (b"reboot", b"1")),
+                long_task(3, timing(bits(5), ALL_HOURS, bits(1, 2)), [b"x"],
+                          (b"paused", b"1"), (b"months", b"6"))),
+     b"0: * * * * * echo plain\n"
+     b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] sh -c echo dated\n"
+     b"2: @reboot echo boot\n"
+     b"3: 5 * * 6 1-2 [paused=1] x\n", tag="extension")
+case("212-long-list-not-a-reply", [b"-L"], LL, long_reply(long_task(0, EVERY, [b"x"]))[:-1],
+     exitcode=1, tag="extension")
+case("213-create-day-of-month", [b"-c", b"-m", b"0", b"-H", b"3", b"-j", b"1,15", b"backup"],
+     CC + timing(bits(0), bits(3), ALL_DAYS) + cmdline(b"backup") + attrs((b"mdays", b"1,15")),
+     OK + u64(7), b"7\n", tag="extension")
+case("214-create-month-names", [b"-c", b"-M", b"jan-mar,Dec", b"-j", b"*/10", b"x"],
+     CC + EVERY + cmdline(b"x") + attrs((b"mdays", b"*/10"), (b"months", b"jan-mar,Dec")),
+     OK + u64(0), b"0\n", tag="extension")
+case("215-create-catchup-env-tz", [b"-c", b"-a", b"-y", b"A=1", b"-y", b"MAILTO=",
+                                   b"-y", b"CRON_TZ=UTC", b"x"],
+     CC + EVERY + cmdline(b"x") + attrs((b"catchup", b"1"), (b"env", b"A=1"),
+                                        (b"env", b"MAILTO="), (b"tz", b"UTC")),
+     OK + u64(1), b"1\n", tag="extension")
+case("216-create-reboot", [b"-c", b"-B", b"x"], CC + NO_TIME + cmdline(b"x")
+     + attrs((b"reboot", b"1")), OK + u64(2), b"2\n", tag="extension")
+case("217-set-cron", [b"-t", b"4", b"-H", b"2", b"-M", b"2"],
+     TC + u64(4) + timing(ALL_MIN, bits(2), ALL_DAYS) + attrs((b"months", b"2"),
+                                                              (b"fields", b"2")), OK,
+     tag="extension")
+case("218-set-cron-not-found", [b"-t", b"9", b"-j", b"*"],
+     TC + u64(9) + EVERY + attrs((b"mdays", b"*"), (b"fields", b"0")), ER + NF, exitcode=1,
+     tag="extension")
+usage_error("219-bad-day-of-month", [b"-c", b"-j", b"0", b"x"], tag="extension")
+usage_error("220-bad-month", [b"-c", b"-M", b"13", b"x"], tag="extension")
+usage_error("221-bad-month-name", [b"-c", b"-M", b"jun-foo", b"x"], tag="extension")
+usage_error("222-bad-environment", [b"-c", b"-y", b"NOVALUE", b"x"], tag="extension")
+usage_error("223-reboot-with-timing", [b"-c", b"-B", b"-m", b"5", b"x"], tag="extension")
+usage_error("224-bad-zone", [b"-c", b"-y", b"CRON_TZ=Nowhere/Atall", b"x"], tag="extension")
+case("225-create-without-cron-options-is-reference", [b"-c", b"-m", b"1", b"x"],
+     CR + timing(bits(1), ALL_HOURS, ALL_DAYS) + cmdline(b"x"), OK + u64(3), b"3\n",
+     tag="extension")
 
 
 def write_cases(dest=CASES):

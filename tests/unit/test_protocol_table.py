@@ -22,6 +22,8 @@ FIELD_SAMPLES = {
     P.ARG_SCOPED_TASKID: (7, struct.pack(">Q", 7)),
     P.ARG_FIELDS: (5, b"\x05"),
     P.ARG_RUN: (3, struct.pack(">Q", 3)),
+    P.ARG_ATTRS: ([(b"mdays", b"1,15")], struct.pack(">II", 1, 5) + b"mdays"
+                  + struct.pack(">I", 4) + b"1,15"),
 }
 
 # one sample payload per reply shape, and the bytes after OK
@@ -36,6 +38,9 @@ SHAPE_SAMPLES = {
     P.SHAPE_TIMES: ([60, -60], struct.pack(">Iqq", 2, 60, -60)),
     P.SHAPE_HISTORY: ([(3, 60, 1, b"o", b"")],
                       struct.pack(">IQqHI", 1, 3, 60, 1, 1) + b"o" + struct.pack(">I", 0)),
+    P.SHAPE_LONG_LIST: ([(4, EVERY, (b"ls",), [(b"k", b"")])],
+                        struct.pack(">IQ", 1, 4) + EVERY.encode() + struct.pack(">II", 1, 2)
+                        + b"ls" + struct.pack(">II", 1, 1) + b"k" + struct.pack(">I", 0)),
 }
 
 # what protocol.md says of each request: its argument fields, reply shape, error codes
@@ -61,6 +66,9 @@ DOCUMENTED = {
     P.RESUME: ((P.ARG_TASKID,), P.SHAPE_OK, (P.NF,)),
     P.STATUS: ((), P.SHAPE_OUTPUT, ()),
     P.HISTORY: ((P.ARG_TASKID, P.ARG_RUN, P.ARG_COUNT), P.SHAPE_HISTORY, (P.NF, P.NR)),
+    P.LONG_LIST: ((), P.SHAPE_LONG_LIST, ()),
+    P.CREATE_CRON: ((P.ARG_TIMING, P.ARG_COMMANDLINE, P.ARG_ATTRS), P.SHAPE_U64, ()),
+    P.SET_CRON: ((P.ARG_TASKID, P.ARG_TIMING, P.ARG_ATTRS), P.SHAPE_OK, (P.NF,)),
 }
 
 OPS = sorted(P.OPERATIONS)

@@ -64,6 +64,24 @@ def times_output(times):
     return b"".join([stamp(when) + b"\n" for when in times])
 
 
+_EVERYDAY_KEYS = (b"paused", b"last", b"next")
+
+
+def _everyday_mark(key, value):
+    """``[paused]``, ``[last=YYYY-MM-DD HH:MM:SS exit CODE]``, ``[next=YYYY-MM-DD
+    HH:MM:SS]`` (local time, ``TZ``); a value that does not parse is shown as it is."""
+    try:
+        if key == b"paused":
+            return b"[paused]" if value == b"1" else b"[paused=%s]" % value
+        stamp = _stamper(key.decode())
+        if key == b"last":
+            when, code = value.split(b" ")
+            return b"[last=%s exit %d]" % (stamp(int(when)), int(code))
+        return b"[next=%s]" % stamp(int(value))
+    except ValueError:
+        return b"[%s=%s]" % (key, value)
+
+
 def long_list_output(tasks):
     """LONG_LIST: ``ID: MIN HOUR DAYOFMONTH MONTH DAYOFWEEK [ATTR]... ARGV0 ARGV1 ...`` per
     task (``@reboot`` instead of the five fields for a task run at each start), the
@@ -79,6 +97,8 @@ def long_list_output(tasks):
                 env.append(value.partition(b"=")[0])
             elif key in (b"mdays", b"months", b"reboot", b"catchup", b"tz"):
                 values[key] = value
+            elif key in _EVERYDAY_KEYS:
+                extra.append(_everyday_mark(key, value))
             else:
                 extra.append(b"[%s=%s]" % (key, value))
         if values.get(b"reboot") == b"1":

@@ -67,3 +67,6 @@ from . import create_cron, long_list, set_cron  # noqa: E402
 
 HANDLERS.update({protocol.LONG_LIST: long_list.handle, protocol.CREATE_CRON: create_cron.handle,
                  protocol.SET_CRON: set_cron.handle})
+
+# the long listing's fields of everyday use: paused, last run, next run
+long_list.ATTRIBUTE_SOURCES.append(everyday.long_list_attributes)

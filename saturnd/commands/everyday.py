@@ -53,3 +53,28 @@ HANDLERS = {
     P.STATUS: status,
     P.HISTORY: history,
 }
+
+
+# --- the long listing's fields of everyday use (LONG_LIST, ``cassini -L``) ------------------
+def long_list_attributes(ctx, task):
+    """``paused`` = ``1`` (only when paused); ``last`` = ``TIME EXITCODE`` of the last
+    recorded run (absent: never ran); ``next`` = ``TIME`` of the next run the scheduler will
+    start (absent: paused, or no next run), epoch seconds in decimal."""
+    attrs = []
+    if task.paused:
+        attrs.append((b"paused", b"1"))
+    try:
+        records = ctx.store.runs(task.taskid)
+    except (LookupError, OSError):
+        records = b""
+    if records:
+        when, code = P.decode_runs(records[-P.RUN_RECORD_SIZE:])[0]
+        attrs.append((b"last", b"%d %d" % (when, code)))
+    if not task.paused and ctx.scheduler is not None:
+        try:
+            times = ctx.scheduler.next_runs(task.timing, 1, task.cron)
+        except Exception:           # never let a listing fail on one task
+            times = []
+        if times:
+            attrs.append((b"next", b"%d" % times[0]))
+    return attrs

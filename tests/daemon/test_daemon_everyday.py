@@ -216,3 +216,18 @@ def test_log_lines_are_text_and_the_log_file_rotates(make_daemon):
     rotated = daemon.logfile.with_name(daemon.logfile.name + ".1")
     assert rotated.exists()
     assert daemon.logfile.stat().st_size <= 2000 and rotated.stat().st_size <= 2000
+
+
+# --- the long listing's fields: paused, last run, next run ----------------------------------
+def test_long_listing_shows_paused_last_and_next(daemon):
+    daemon.cassini("-c", "-m", "5", "--", "sh", "-c", "exit 4")
+    daemon.cassini("-c", "-m", "5", "true")
+    assert daemon.out("-L") == (b"0: 5 * * * * [next=2026-01-01 00:05:00] sh -c exit 4\n"
+                                b"1: 5 * * * * [next=2026-01-01 00:05:00] true\n")
+    daemon.advance(5)
+    wait_for(lambda: nruns(daemon, 0) == 1 and nruns(daemon, 1) == 1, what="both runs")
+    daemon.cassini("-Z", "1")
+    assert daemon.out("-L") == (
+        b"0: 5 * * * * [last=2026-01-01 00:05:00 exit 4] [next=2026-01-01 01:05:00] "
+        b"sh -c exit 4\n"
+        b"1: 5 * * * * [paused] [last=2026-01-01 00:05:00 exit 0] true\n")

@@ -507,7 +507,7 @@ case("211-long-list", [b"-L"], LL,
      b"0: * * * * * echo plain\n"
      b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] sh -c echo dated\n"
      b"2: @reboot echo boot\n"
-     b"3: 5 * * 6 1-2 [paused=1] x\n", tag="extension")
+     b"3: 5 * * 6 1-2 [paused] x\n", tag="extension")
 case("212-long-list-not-a-reply", [b"-L"], LL, long_reply(long_task(0, EVERY, [b"x"]))[:-1],
      exitcode=1, tag="extension")
 case("213-create-day-of-month", [b"-c", b"-m", b"0", b"-H", b"3", b"-j", b"1,15", b"backup"],
@@ -539,6 +539,15 @@ usage_error("224-bad-zone", [b"-c", b"-y", b"CRON_TZ=Nowhere/Atall", b"x"], tag=
 case("225-create-without-cron-options-is-reference", [b"-c", b"-m", b"1", b"x"],
      CR + timing(bits(1), ALL_HOURS, ALL_DAYS) + cmdline(b"x"), OK + u64(3), b"3\n",
      tag="extension")
+
+
+# the long listing's fields of everyday use (paused, last run, next run)
+case("253-long-list-everyday-fields", [b"-L"], LL,
+     long_reply(long_task(0, EVERY, [b"true"], (b"last", b"%d 3" % utc(2026, 1, 1, 0, 1)),
+                          (b"next", b"%d" % utc(2026, 1, 1, 0, 2))),
+                long_task(1, EVERY, [b"x"], (b"paused", b"1"), (b"last", b"bad"))),
+     b"0: * * * * * [last=2026-01-01 00:01:00 exit 3] [next=2026-01-01 00:02:00] true\n"
+     b"1: * * * * * [paused] [last=bad] x\n", tag="extension")
 
 
 def write_cases(dest=CASES):

@@ -2,6 +2,7 @@
 long listing (-L), day of month and month (-j, -M), catch-up (-a), environment (-y),
 @reboot (-B)."""
 
+import re
 import struct
 
 import pytest
@@ -14,6 +15,11 @@ from testkit import T0
 pytestmark = [pytest.mark.timeout(90), pytest.mark.scenario]
 
 
+def without_next(listing):
+    """``-L`` without its ``[next=...]`` marks (the next run: shown for every task)."""
+    return re.sub(rb"\[next=[^]]*\] ", b"", listing)
+
+
 def test_long_list_shows_every_field(make_daemon):
     daemon = make_daemon().start()
     assert daemon.out("-L") == b""
@@ -23,8 +29,9 @@ def test_long_list_shows_every_field(make_daemon):
                       "--", "sh", "-c", "echo dated") == b"1\n"
     assert daemon.out("-c", "-B", "echo", "boot") == b"2\n"
     assert daemon.out("-L") == (
-        b"0: * * * * * echo plain\n"
-        b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] sh -c echo dated\n"
+        b"0: * * * * * [next=2026-01-01 00:01:00] echo plain\n"
+        b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] "
+        b"[next=2026-01-01 03:00:00] sh -c echo dated\n"
         b"2: @reboot echo boot\n")
     # the reference LIST still carries what its TIMING can: minutes, hours, days of week
     assert daemon.out("-l") == (b"0: * * * echo plain\n1: 0 4 * sh -c echo dated\n"
@@ -33,12 +40,14 @@ def test_long_list_shows_every_field(make_daemon):
     reply = daemon.raw(struct.pack(">H", P.LONG_LIST))
     tasks = P.decode_reply(reply, P.LONG_LIST).tasks
     assert [t[0] for t in tasks] == [0, 1, 2]
-    assert tasks[0][3] == [] and tasks[2][3] == [(b"reboot", b"1")]
+    nxt = (b"next", b"%d" % (T0 + 60))              # the next run (everyday-use fields)
+    assert tasks[0][3] == [nxt] and tasks[2][3] == [(b"reboot", b"1")]
     assert tasks[1][3] == [(b"mdays", b"1,15"), (b"months", b"1-3"), (b"catchup", b"1"),
                            (b"env", b"PATH=/usr/bin:/bin"), (b"env", b"MAILTO="),
-                           (b"tz", b"Europe/Paris")]
+                           (b"tz", b"Europe/Paris"), (b"next", b"%d" % (T0 + 3 * 3600))]
     assert reply.startswith(b"OK\0\0\0\3" + struct.pack(">Q", 0) + P.EVERY_MINUTE.encode()
-                            + P.encode_commandline((b"echo", b"plain")) + b"\0\0\0\0")
+                            + P.encode_commandline((b"echo", b"plain")) + b"\0\0\0\1"
+                            + P.encode_string(b"next") + P.encode_string(nxt[1]))
     # durable: the same after a restart
     daemon.terminate()
     daemon.start()
@@ -50,13 +59,13 @@ def test_set_cron_replaces_named_attributes_keeps_others(make_daemon):
     daemon = make_daemon().start()
     daemon.out("-c", "-j", "13", "-a", "-y", "A=1", "true")
     assert daemon.out("-t", "0", "-m", "5", "-M", "6") == b""
-    assert daemon.out("-L") == b"0: 5 * 13 6 * [catch-up] [env=A] true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 * 13 6 * [catch-up] [env=A] true\n"
     assert daemon.out("-t", "0", "-j", "*", "-y", "B=2") == b""
     # -t changes only the fields given: the minutes (5) are kept
-    assert daemon.out("-L") == b"0: 5 * * 6 * [catch-up] [env=B] true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 * * 6 * [catch-up] [env=B] true\n"
     # without a cron option (SET_FIELDS) the TIMING only, again the fields given only
     assert daemon.out("-t", "0", "-H", "3") == b""
-    assert daemon.out("-L") == b"0: 5 3 * 6 * [catch-up] [env=B] true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 3 * 6 * [catch-up] [env=B] true\n"
     res = daemon.cassini("-t", "9", "-j", "1", check=False)
     assert res.returncode == 1 and b"no task with id 9" in res.stderr
 
@@ -89,7 +98,7 @@ def test_bad_attributes_on_the_wire_get_the_empty_reply(make_daemon):
     ok = daemon.raw(struct.pack(">H", P.CREATE_CRON) + timing + cmd
                     + P.encode_attrs([(b"mdays", b"2"), (b"future", b"kept out")]))
     assert ok == b"OK" + struct.pack(">Q", 0)
-    assert daemon.out("-L") == b"0: * * 2 * * true\n"
+    assert without_next(daemon.out("-L")) == b"0: * * 2 * * true\n"
     assert ALL_MDAYS == sum(1 << d for d in range(1, 32))
     assert ALL_MONTHS == sum(1 << m for m in range(1, 13))
     assert T0 % 60 == 0

@@ -97,7 +97,8 @@ _C_SPACE = b" \t\n\v\f\r"
 # already chosen by a destructive one is refused (``cassini -c backup.sh -s``: the ``-s``
 # was meant for backup.sh); with ``--`` before the command nothing is permuted
 DESTRUCTIVE_OPTIONS = {"s": "remove every task", "w": "reset the next task id",
-                       "R": "forget a task's runs", "q": "terminate the daemon"}
+                       "R": "forget a task's runs", "q": "terminate the daemon",
+                       "r": "remove a task"}
 COMMAND_OPTIONS = ("c", "z")     # the operations whose operands are a command line
 
 

@@ -35,10 +35,10 @@ def status(ctx, request):
 
 
 def history(ctx, request):
-    if ctx.history is None:
-        ctx.store.get(request.taskid)
-        return Reply(runs=[])
     try:
+        if ctx.history is None:
+            ctx.store.get(request.taskid)
+            return Reply(runs=[])
         return Reply(runs=ctx.history.read(request.taskid, request.argv or 0, request.count))
     except NotFound:
         return Reply(errcode=NF)

@@ -26,6 +26,7 @@ REFUSED = [
     [b"-c", b"job.sh", b"-q"],
     [b"-z", b"4", b"job.sh", b"-s"],
     [b"-l", b"foo", b"-s"],
+    [b"-c", b"job.sh", b"-r", b"3"],       # the -r was job.sh's: task 3 would be removed
 ]
 
 

@@ -42,7 +42,9 @@ def test_tasks_get_tools_scripts_and_network(docker_client, image, tools_image, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SATURND_", "COMPOSE_"))}
     env.update(SATURND_IMAGE=image, SATURND_TOOLS_IMAGE=tools_image,
                SATURND_PIPES_DIR=str(pipes_dir), SATURND_UID=str(uid), SATURND_GID=str(gid),
-               SATURND_ARGS="--clock manual --start-time 1705312680 --grace 1")
+               SATURND_ARGS="--clock manual --start-time 1705312680 --grace 1 --on-failure "
+                            "'echo notice task=$SATURND_TASKID status=$SATURND_EXIT_STATUS "
+                            "out=$(cat $SATURND_STDOUT)'")
     base = [*SPELLINGS[0], "-p", project, "-f", str(ROOT / "docker-compose.yml"),
             "-f", str(EXAMPLE / "compose.tools.yml")]
 
@@ -75,5 +77,12 @@ def test_tasks_get_tools_scripts_and_network(docker_client, image, tools_image, 
         # the network: the container has an interface besides lo
         r = c.exec_run(["cat", "/proc/net/dev"])
         assert b"eth0" in r.output
+        # the failure notice works in the container: its output is in the engine's log
+        r = host_cassini(pipes_dir, "-c", "--", "sh", "-c", "echo broken; exit 3")
+        assert (r.returncode, r.stdout) == (0, b"1\n"), r.stderr
+        assert host_cassini(pipes_dir, "-i", "1").returncode == 0
+        wait_for(lambda: b"notice task=1 status=3 out=broken" in
+                 compose("logs", "--no-color", "saturnd").stdout, 30, "the notice in the log",
+                 0.2)
     finally:
         compose("down", "-v", "--remove-orphans", "-t", "5", check=False)

@@ -282,6 +282,8 @@ class Command:
                 name, _, value = setting.partition(b"=")
                 if name == b"CRON_TZ":
                     attrs.append((b"tz", value))
+                elif name == b"SATURND_CATCHUP":        # as in a crontab; =0 turns -a off
+                    attrs.append((b"catchup", value))
                 else:
                     attrs.append((b"env", setting))
             CronSpec.from_attributes(attrs)

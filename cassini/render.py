@@ -93,6 +93,7 @@ def long_list_output(tasks):
         env = []
         extra = []
         for key, value in attrs:
+            value = value.replace(b"\n", b"\\n")      # one line per task
             if key == b"env":
                 env.append(value.partition(b"=")[0])
             elif key in (b"mdays", b"months", b"reboot", b"catchup", b"tz"):

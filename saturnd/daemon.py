@@ -124,6 +124,7 @@ class Daemon:
                                                 self.stop.is_set).finished
         self.runner.start_threads()
         self.scheduler = Scheduler(self.store, self.runner, self.clock, self.log)
+        self.scheduler.start_up(self.store.last_minute())    # @reboot, catch-up
         if self.args.clock == "manual":
             self.control = control.Control(self.args.pipes_dir, self.clock, self.scheduler,
                                            self.runner, self.log)

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 
-from . import errlog, protocol
+from . import cronrun, errlog, protocol
 
 DEFAULT_OUTPUT_CAP = 64 << 20
 MONITOR_INTERVAL = 0.5
@@ -51,7 +51,7 @@ def exit_code(status):
 
 class Run:
     __slots__ = ("taskid", "token", "time", "pid", "out", "err", "exitcode", "done", "started",
-                 "hot")
+                 "hot", "task")
 
     def __init__(self, taskid, token, when, out, err):
         self.taskid = taskid
@@ -64,6 +64,7 @@ class Run:
         self.done = False
         self.started = time.monotonic()
         self.hot = False        # caught writing past the output cap
+        self.task = None        # the task, when its cron attributes matter at the end (MAILTO)
 
     def __repr__(self):
         return f"Run(task={self.taskid}, pid={self.pid}, time={self.time}, exit={self.exitcode})"
@@ -128,6 +129,12 @@ class Runner:
         argv = task.argv
         out, err = self.store.spool_paths()
         run = Run(task.taskid, task.token, int(when), out, err)
+        cron = getattr(task, "cron", None)
+        env = self.env
+        if cron is not None and cron.env:       # crontab environment lines (cronrun.py)
+            env = cronrun.task_environment(self.env, cron)
+            argv = cronrun.task_argv(argv, cron)
+            run.task = task
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, out, _SPOOL_FLAGS, 0o600),
@@ -135,7 +142,7 @@ class Runner:
         ]
         with self.cond:
             try:
-                pid = os.posix_spawnp(argv[0], list(argv), self.env, file_actions=actions,
+                pid = os.posix_spawnp(argv[0], list(argv), env, file_actions=actions,
                                       setsid=True, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
             except (OSError, ValueError) as e:
                 spawn_error = e
@@ -164,6 +171,11 @@ class Runner:
     # --- ending ---------------------------------------------------------------
     def _finish(self, run, code, copy=False):
         run.exitcode = code
+        if run.task is not None:
+            try:
+                cronrun.mail_output(run.task, run.time, code, run.out, run.err, self.log)
+            except Exception as e:       # mail never stops a run from being recorded
+                self.log(f"mail: task {run.taskid}: {type(e).__name__}: {e}")
         cut = run.hot or errlog.over_cap(self.output_cap, run.out, run.err)
         recorded = self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
                                       self.output_cap, copy=copy)

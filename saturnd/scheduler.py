@@ -197,15 +197,54 @@ class Scheduler:
             due = due_tasks([t for t in tasks if t.cron.tz is None], fields) if fields else []
             walls = {}
             for zone, group in zoned.items():
-                last = self.zone_walls.get(zone)
-                if last is None:
-                    last = wall_ordinal(previous, zone)
-                zone_fields, walls[zone] = step(last, minute, zone)
+                try:
+                    last = self.zone_walls.get(zone)
+                    if last is None:
+                        last = wall_ordinal(previous, zone)
+                    zone_fields, walls[zone] = step(last, minute, zone)
+                except Exception as e:      # a zone gone from the machine: not the others
+                    self.log(f"scheduler: zone {zone!r}: {type(e).__name__}: {e}")
+                    continue
                 if zone_fields:
                     due.extend(due_tasks(group, zone_fields))
             self.zone_walls = walls
             due.sort(key=_taskid)
+            self._save_last_minute(minute)
             return [self.runner.start(task, minute) for task in due]
+
+    def _save_last_minute(self, minute):
+        save = getattr(self.store, "save_last_minute", None)
+        if save is not None:
+            try:
+                save(minute)
+            except OSError as e:
+                self.log(f"scheduler: cannot save the last minute: {e.strerror or e}")
+
+    def start_up(self, last_minute):
+        """At each start of the daemon: every @reboot task runs once, and every catch-up
+        task that had a run due after ``last_minute`` (the last minute a daemon processed
+        before this start, None when unknown) and up to now runs once (catch-up: at most
+        one run, however many were missed).  The runs are recorded with the start minute.
+        Returns the runs started."""
+        with self.lock:
+            minute = self.last_epoch
+            started = []
+            for task in self.store.list_tasks():
+                cron = task.cron
+                if task.paused:                 # kept, not run (not even at start-up)
+                    continue
+                if cron.reboot:
+                    self.log(f"scheduler: task {task.taskid}: @reboot")
+                    started.append(self.runner.start(task, minute))
+                elif cron.catchup and last_minute is not None and last_minute < minute:
+                    last_wall = wall_ordinal(last_minute, cron.tz)
+                    missed = next_runs(task.timing, last_minute, last_wall, 1, cron)
+                    if missed and missed[0] <= minute:
+                        self.log(f"scheduler: task {task.taskid}: catching up the run due at "
+                                 f"{missed[0]} (missed while the daemon was stopped)")
+                        started.append(self.runner.start(task, minute))
+            self._save_last_minute(minute)
+            return started
 
     def next_runs(self, timing, count, cron=PLAIN):
         """The next ``count`` start times of ``timing`` (and ``cron`` attributes) from the

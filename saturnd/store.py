@@ -9,7 +9,8 @@
     DATA_DIR/tasks/<ID>/stdout      stdout of the last finished run
     DATA_DIR/tasks/<ID>/stderr      stderr of the last finished run
     DATA_DIR/tasks/<ID>/cron        cron attributes beyond TIMING (this project's own;
-                                    absent for a task that has none): ATTRS wire encoding
+                                    absent for a task that never had any): ATTRS wire
+                                    encoding, plus a "timing" key: the TIMING they go with
     DATA_DIR/last_minute            last minute the scheduler processed (int64; catch-up)
     DATA_DIR/tmp/    tasks being built      (cleared at start-up)
     DATA_DIR/trash/  tasks being removed    (cleared at start-up)
@@ -57,6 +58,7 @@ from .timing import PLAIN, CronSpec, TimingError
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
 RECORD = protocol.RUN_RECORD_SIZE
+CRON_TIMING_KEY = b"timing"  # in the cron file: the TIMING its attributes go with
 ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
 TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
 SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
@@ -178,7 +180,12 @@ class Store:
             read = self.fs.read_file
             argv = protocol.decode_commandline(read(os.path.join(path, "argv")), forbid_nul=True)
             timing = protocol.decode_timing(read(os.path.join(path, "time_exec")))
-            cron = self._load_cron(path)
+            cron, cron_timing = self._load_cron(path)
+            if cron_timing is not None and cron_timing != timing:
+                # a change cut short between its commit point (the cron file) and time_exec
+                self.log(f"store: task {taskid}: completing a timing change cut short")
+                timing = cron_timing
+                self.fs.write_atomic(os.path.join(path, "time_exec"), timing.encode())
             exit_path = os.path.join(path, "exit")
             try:
                 size = self.fs.stat(exit_path).st_size
@@ -198,16 +205,24 @@ class Store:
                     paused=self.fs.exists(os.path.join(path, PAUSED)))
 
     def _load_cron(self, path):
-        """The task's cron attributes (``cron`` file; none: a reference task's)."""
+        """The task's cron attributes (``cron`` file; none: a reference task's) and the
+        TIMING written with them (None: none)."""
         try:
             data = self.fs.read_file(os.path.join(path, "cron"))
         except FileNotFoundError:
-            return PLAIN
+            return PLAIN, None
         try:
-            return CronSpec.from_attributes(
-                protocol._decode_all(data, protocol.read_attrs))
+            attrs = protocol._decode_all(data, protocol.read_attrs)
+            timing = dict(attrs).get(CRON_TIMING_KEY)
+            return (CronSpec.from_attributes(attrs),
+                    None if timing is None else protocol.decode_timing(timing))
         except TimingError as e:
             raise ValueError(f"cron attributes: {e}") from None
+
+    def _cron_file(self, timing, cron):
+        """The ``cron`` file's bytes: the attributes, and the TIMING they go with (so that a
+        change of both has one commit point: this file; ``time_exec`` follows)."""
+        return protocol.encode_attrs(cron.attributes() + [(CRON_TIMING_KEY, timing.encode())])
 
     def _repair_records(self, taskid, exit_path):
         """Drop the torn record of an ``exit`` file whose size is not whole records; keep
@@ -326,8 +341,7 @@ class Store:
                 self.fs.write_file(os.path.join(build, "argv"), protocol.encode_commandline(argv))
                 self.fs.write_file(os.path.join(build, "time_exec"), timing.encode())
                 if not cron.plain:
-                    self.fs.write_file(os.path.join(build, "cron"),
-                                       protocol.encode_attrs(cron.attributes()))
+                    self.fs.write_file(os.path.join(build, "cron"), self._cron_file(timing, cron))
                 self.fs.write_file(os.path.join(build, "exit"), b"")
                 self.fs.fsync_dir(build)
                 self.fs.rename(build, os.path.join(self.tasks_dir, str(taskid)))
@@ -348,6 +362,8 @@ class Store:
     def set_timing(self, taskid, timing):
         with self.lock:
             task = self._get(taskid)
+            if self.fs.exists(self._path(taskid, "cron")):    # its commit point
+                self.fs.write_atomic(self._path(taskid, "cron"), self._cron_file(timing, task.cron))
             self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
             task.timing = timing
             task.token = next(self._tokens)
@@ -378,23 +394,25 @@ class Store:
             task.paused = paused
 
     def set_cron(self, taskid, timing, cron):
-        """Replace a task's timing and cron attributes (``cron`` first, then ``time_exec``,
-        each by an atomic rename)."""
+        """Replace a task's timing and cron attributes: the ``cron`` file with the new
+        TIMING in it (the commit point: a crash after it completes the change at start-up),
+        then ``time_exec``, each by an atomic rename; a task left with no attribute then
+        loses its ``cron`` file (its TIMING and time_exec agree by then)."""
         with self.lock:
             task = self._get(taskid)
             path = self._path(taskid, "cron")
-            if cron.plain:
+            had_file = self.fs.exists(path)
+            if had_file or not cron.plain:
+                self.fs.write_atomic(path, self._cron_file(timing, cron))
+            self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
+            if cron.plain and had_file:
                 try:
                     self.fs.unlink(path)
-                except FileNotFoundError:
-                    pass
-            else:
-                self.fs.write_atomic(path, protocol.encode_attrs(cron.attributes()))
+                except OSError as e:        # harmless: it agrees with time_exec
+                    self.log(f"store: task {taskid}: cannot remove its cron file: {e.strerror}")
             task.cron = cron
+            task.timing = timing
             task.token = next(self._tokens)
-            if timing != task.timing:
-                self.fs.write_atomic(self._path(taskid, "time_exec"), timing.encode())
-                task.timing = timing
 
     def remove(self, taskid):
         with self.lock:
@@ -459,6 +477,23 @@ class Store:
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(next_id))
             self.next_id = next_id
             return next_id
+
+    # --- the last minute the scheduler processed (catch-up after downtime) ----
+    def last_minute(self):
+        """The epoch minute saved by :meth:`save_last_minute`, or None (never saved)."""
+        try:
+            data = self.fs.read_file(os.path.join(self.root, "last_minute"))
+        except OSError:
+            return None
+        if len(data) != 8:
+            self.log("store: last_minute is damaged; no catch-up at this start")
+            return None
+        return struct.unpack(">q", data)[0]
+
+    def save_last_minute(self, minute):
+        """Keep the scheduler's last processed minute (temporary file and rename: the old
+        value or the new one, never a torn one)."""
+        self.fs.write_atomic(os.path.join(self.root, "last_minute"), struct.pack(">q", minute))
 
     # --- runs ---------------------------------------------------------------
     def spool_paths(self):

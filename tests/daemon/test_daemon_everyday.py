@@ -231,3 +231,14 @@ def test_long_listing_shows_paused_last_and_next(daemon):
         b"0: 5 * * * * [last=2026-01-01 00:05:00 exit 4] [next=2026-01-01 01:05:00] "
         b"sh -c exit 4\n"
         b"1: 5 * * * * [paused] [last=2026-01-01 00:05:00 exit 0] true\n")
+
+
+def test_paused_reboot_task_does_not_run_at_start_up(make_daemon):
+    daemon = make_daemon().start()
+    daemon.cassini("-c", "-B", "true")                 # @reboot
+    daemon.cassini("-c", "-B", "true")
+    daemon.cassini("-Z", "0")
+    daemon.terminate()
+    daemon.start()
+    wait_for(lambda: nruns(daemon, 1) == 1, what="the @reboot run of the task not paused")
+    assert nruns(daemon, 0) == 0

@@ -109,12 +109,16 @@ def test_big_forward_jump_replays_nothing(daemon):
     assert daemon.out("-x", "0") == runs((T0 + 5 * 3600 + 60, 0))
 
 
-def test_backward_jump_never_reruns_a_minute(daemon):
-    daemon.cassini("-c", "true")
+def test_backward_jump_never_reruns_a_fixed_minute_wildcards_run_on(daemon):
+    daemon.cassini("-c", "-m", "1-4", "-H", "0", "true")      # fixed times
+    daemon.cassini("-c", "true")                              # every minute: a wildcard
     daemon.advance(3)                                  # 00:01 .. 00:03
     daemon.set_time(T0 - 30 * 60)                      # back to 23:30 the day before
-    daemon.advance(33)                                 # up to 00:03 again: nothing runs
+    daemon.advance(33)                                 # up to 00:03 again
     assert daemon.out("-x", "0") == runs(*((T0 + 60 * i, 0) for i in (1, 2, 3)))
+    # cronie's rule: a wildcard task runs on in each real minute after a step back
+    assert daemon.out("-x", "1") == runs(*sorted(
+        [(T0 + 60 * i, 0) for i in (1, 2, 3)] + [(T0 - 30 * 60 + 60 * k, 0) for k in range(34)]))
     daemon.advance(1)                                  # 00:04 is new
     assert daemon.out("-x", "0") == runs(*((T0 + 60 * i, 0) for i in (1, 2, 3, 4)))
 

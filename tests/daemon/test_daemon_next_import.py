@@ -109,10 +109,10 @@ SHELL=/bin/sh
 
 def test_import_all_or_nothing_then_partial(daemon, tmp_path):
     path = tmp_path / "crontab"
-    path.write_bytes(CRONTAB)
+    path.write_bytes(CRONTAB + b"@often nope\n")
     res = daemon.cassini("-I", str(path), check=False)
     assert res.returncode == 1 and res.stdout == b""
-    assert f"{path}:2: refused: environment".encode() in res.stderr
+    assert f"{path}:6: refused: unknown special".encode() in res.stderr
     assert b"nothing created" in res.stderr and b"Traceback" not in res.stderr
     assert daemon.out("-l") == b""
     res = daemon.cassini("-P", "-I", str(path), check=False)

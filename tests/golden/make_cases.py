@@ -424,19 +424,21 @@ usage_error("200-next-runs-bad-taskid", [b"-n", b"x"], tag="extension")
 case("201-next-runs-reply-cut-short", [b"-n", b"1"], NX + u64(1) + u32(5),
      times_reply(utc(2026, 1, 1, 0, 1), utc(2026, 1, 1, 0, 2))[:-3], exitcode=1,
      tag="extension")
-case("202-export", [b"-X"], LS,
-     list_reply(task(0, timing(bits(*range(0, 60, 15)), bits(*range(8, 19)), bits(*range(1, 6))),
-                     b"/bin/sh", b"-c", b"printf '50%' | tr 5 6"),
-                task(3, EVERY, b"printf", b"[%s]", b"a b", b"it's", b""),
-                task(4, timing(bits(0), bits(0), bits(0)), b"-dash")),
+# -X asks LONG_LIST (every field of each task), LIST only after the empty reply to it
+case("202-export", [b"-X"], b"LL",
+     OK + u32(3)
+     + task(0, timing(bits(*range(0, 60, 15)), bits(*range(8, 19)), bits(*range(1, 6))),
+            b"/bin/sh", b"-c", b"printf '50%' | tr 5 6") + u32(0)
+     + task(3, EVERY, b"printf", b"[%s]", b"a b", b"it's", b"") + u32(0)
+     + task(4, timing(bits(0), bits(0), bits(0)), b"-dash") + u32(0),
      b"0,15,30,45 8-18 * * 1-5 printf '50\\%' | tr 5 6\n"
      b"* * * * * exec printf '['\\%'s]' 'a b' 'it'\\''s' ''\n"
-     b"0 0 * * 0 -dash\n", tag="extension")
-case("203-export-empty", [b"-X"], LS, list_reply(), tag="extension")
-case("204-export-unexportable", [b"-X"], LS,
-     list_reply(task(1, timing(0, ALL_HOURS, ALL_DAYS), b"true"),
-                task(2, EVERY, b"echo", b"a\nb"),
-                task(5, EVERY, b"true")),
+     b"0 0 * * 0 ''-dash\n", tag="extension")
+case("203-export-empty", [b"-X"], b"LL", OK + u32(0), tag="extension")
+case("204-export-unexportable", [b"-X"], b"LL",
+     OK + u32(3) + task(1, timing(0, ALL_HOURS, ALL_DAYS), b"true") + u32(0)
+     + task(2, EVERY, b"echo", b"a\nb") + u32(0)
+     + task(5, EVERY, b"true") + u32(0),
      b"# task 1 not exported: its minute field is empty (it never runs)\n"
      b"# task 2 not exported: an argument holds a newline\n"
      b"* * * * * exec true\n", exitcode=1, tag="extension")
@@ -445,8 +447,8 @@ case("206-import-dev-null", [b"-I", b"/dev/null"], tag="extension")
 case("207-import-missing-file", [b"-I", b"/nonexistent/crontab"], exitcode=1,
      tag="extension")
 usage_error("208-import-missing-argument", [b"-I"], tag="extension")
-case("209-export-error-reply-cut-short", [b"-X"], LS, list_reply(task(0, EVERY, b"x"))[:-1],
-     exitcode=1, tag="extension")
+case("209-export-error-reply-cut-short", [b"-X"], b"LL",
+     (OK + u32(1) + task(0, EVERY, b"x") + u32(0))[:-1], exitcode=1, tag="extension")
 
 # --- this project's own requests for everyday use ---------------------------------------
 case("240-set-fields-hours-days", [b"-t", b"3", b"-H", b"8", b"-d", b"1-5"],
@@ -536,6 +538,17 @@ usage_error("221-bad-month-name", [b"-c", b"-M", b"jun-foo", b"x"], tag="extensi
 usage_error("222-bad-environment", [b"-c", b"-y", b"NOVALUE", b"x"], tag="extension")
 usage_error("223-reboot-with-timing", [b"-c", b"-B", b"-m", b"5", b"x"], tag="extension")
 usage_error("224-bad-zone", [b"-c", b"-y", b"CRON_TZ=Nowhere/Atall", b"x"], tag="extension")
+case("226-export-every-field", [b"-X"], LL,
+     long_reply(long_task(0, timing(bits(30), bits(2), ALL_DAYS), [b"/bin/bash", b"-c", b"a"],
+                          (b"mdays", b"1,15"), (b"env", b"SHELL=/bin/bash"),
+                          (b"env", b"MAILTO=")),
+                long_task(1, NO_TIME, [b"/bin/bash", b"-c", b"b"], (b"reboot", b"1"),
+                          (b"env", b"SHELL=/bin/bash"), (b"env", b"MAILTO=")),
+                long_task(2, timing(bits(0), bits(4), bits(0)), [b"/bin/sh", b"-c", b"c"],
+                          (b"months", b"1-3"), (b"catchup", b"1"), (b"tz", b"Europe/Paris"),
+                          (b"env", b"SHELL=/bin/sh"), (b"env", b"MAILTO="))),
+     b"SHELL=/bin/bash\nMAILTO=\n30 2 1,15 * * a\n@reboot b\nSHELL=/bin/sh\n"
+     b"CRON_TZ=Europe/Paris\nSATURND_CATCHUP=1\n0 4 * 1-3 0 c\n", tag="extension")
 case("225-create-without-cron-options-is-reference", [b"-c", b"-m", b"1", b"x"],
      CR + timing(bits(1), ALL_HOURS, ALL_DAYS) + cmdline(b"x"), OK + u64(3), b"3\n",
      tag="extension")

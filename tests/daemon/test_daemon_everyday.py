@@ -209,6 +209,8 @@ def test_log_lines_are_text_and_the_log_file_rotates(make_daemon):
     daemon.cassini("-i", "0")
     wait_for(lambda: "cannot start" in daemon.log(), what="the start failure in the log")
     assert "cannot start 'no-such-program-xyz'" in daemon.log()
+    daemon.clock_line("now")                         # the control channel's log line
+    wait_for(lambda: "control: now -> ok" in daemon.log(), what="the control line")
     assert "b'" not in daemon.log()
     for _ in range(30):
         daemon.cassini("-i", "0")

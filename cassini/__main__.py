@@ -47,6 +47,11 @@ USAGE = b"""\
       or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
       or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
       or: cassini [OPTIONS] -X -> print every task as a crontab line
+      or: cassini [OPTIONS] -Z TASKID -> pause a task (kept, not run until resumed)
+      or: cassini [OPTIONS] -U TASKID -> resume a paused task
+      or: cassini [OPTIONS] -Y TASKID [-K COUNT | -F RUN] -> print the kept runs of a task with their outputs (the last COUNT, or run number RUN)
+      or: cassini [OPTIONS] -S -> print the daemon's status
+      or: cassini -V -> print cassini's version (also --version)
       or: cassini [OPTIONS] -L -> list all tasks with every field (day of month, month, @reboot, catch-up, environment, zone)
           with -c or -t: -j DAYSOFMONTH, -M MONTHS (1-12 or jan-dec), -a (catch up a run missed while saturnd was stopped),
           -y NAME=VALUE (environment of the command, repeatable; CRON_TZ=ZONE: the time zone of its timing),
@@ -60,6 +65,7 @@ USAGE = b"""\
 OPTSTRING = "hlcqm:H:d:p:r:x:o:e:st:z:i:w"
 OPTSTRING += "R:C:E:D"      # this project's own requests (reset history, clone, error log)
 OPTSTRING += "n:N:I:PX"     # ... next runs, crontab import/export
+OPTSTRING += "Z:U:Y:K:F:SV"  # ... pause, resume, run history, status, version
 OPTSTRING += "Lj:M:ay:B"    # ... long listing; day of month, month, catch-up, environment, @reboot
 
 # option letter -> the operation it selects; what the request then carries is the table's
@@ -70,8 +76,10 @@ OPERATION_OPTIONS = {
     "t": P.SW_TIME, "z": P.SET_CMD, "i": P.EXEC_TASK,
     # this project's own requests: -D is the daemon-wide error log (no TASKID)
     "R": P.RESET_HISTORY, "C": P.CLONE, "E": P.ERROR_LOG, "D": P.ERROR_LOG, "n": P.NEXT_RUNS,
+    "Z": P.PAUSE, "U": P.RESUME, "Y": P.HISTORY, "S": P.STATUS,
     "L": P.LONG_LIST,
 }
+VERSION = "version"          # -V, --version: no request
 # -c / -t with cron options (-j -M -a -y -B) send this project's own request instead
 CRON_OPERATIONS = {P.CREATE: P.CREATE_CRON, P.SW_TIME: P.SET_CRON}
 
@@ -84,6 +92,32 @@ _ULLONG_MAX = (1 << 64) - 1
 _C_SPACE = b" \t\n\v\f\r"
 
 
+# Destructive operations are never chosen by permutation: an option met after an operand
+# (glibc's getopt moves the operands behind the options) that would replace the operation
+# already chosen by a destructive one is refused (``cassini -c backup.sh -s``: the ``-s``
+# was meant for backup.sh); with ``--`` before the command nothing is permuted
+DESTRUCTIVE_OPTIONS = {"s": "remove every task", "w": "reset the next task id",
+                       "R": "forget a task's runs", "q": "terminate the daemon",
+                       "r": "remove a task"}
+COMMAND_OPTIONS = ("c", "z")     # the operations whose operands are a command line
+
+
+def dashdash_hint(chosen):
+    """How to give the command of ``-c``/``-z`` options of its own."""
+    where = "-c" if chosen == "c" else "-z TASKID"
+    return f"put -- before the command to pass it its own options: cassini {where} -- COMMAND ARG..."
+
+
+def check_permuted(opt, chosen, operands):
+    """Refuse (:class:`Failure`, one line, nothing sent) the destructive ``-opt`` met after
+    the operand ``operands[0]`` while ``-chosen`` was the operation."""
+    if opt in DESTRUCTIVE_OPTIONS and chosen is not None and chosen != opt and operands:
+        raise Failure(f"refusing -{opt} ({DESTRUCTIVE_OPTIONS[opt]}): it comes after "
+                      f"-{chosen} and the operand {os.fsdecode(operands[0])!r}; "
+                      + (dashdash_hint(chosen) if chosen in COMMAND_OPTIONS
+                         else f"give -{opt} on its own"))
+
+
 class UsageError(Exception):
     """A bad command line: print the message (if any) and the usage text on stderr, exit 1."""
 
@@ -92,8 +126,9 @@ class Failure(Exception):
     """Any other failure: one line on stderr, exit 1."""
 
 
-def parse_taskid(text):
-    """``strtoull(text, &end, 10)`` that must use the whole argument (bytes in, int out)."""
+def parse_taskid(text, after=None):
+    """``strtoull(text, &end, 10)`` that must use the whole argument (bytes in, int out).
+    ``after``: the operation option given before this one (a hint follows -c and -z)."""
     s = text.lstrip(_C_SPACE)
     negative = False
     if s[:1] in (b"+", b"-"):
@@ -101,7 +136,8 @@ def parse_taskid(text):
         s = s[1:]
     if not s or not s.isdigit():
         # no digit at all, or characters left over after the digits
-        raise UsageError(f"invalid TASKID {os.fsdecode(text)!r}")
+        hint = f" ({dashdash_hint(after)})" if after in COMMAND_OPTIONS else ""
+        raise UsageError(f"invalid TASKID {os.fsdecode(text)!r}{hint}")
     value = int(s)
     if value > _ULLONG_MAX:
         return _ULLONG_MAX            # ERANGE: saturates, whatever the sign
@@ -124,42 +160,60 @@ def parse_command_line(args, environ):
     cmd = Command()
     state = GetoptState()
     posixly = b"POSIXLY_CORRECT" in environ
+    chosen = None                   # the operation option given last, if any
     for opt, arg in getopt(args, OPTSTRING, state, posixly_correct=posixly):
         if opt == "?":
             raise UsageError(arg)
         if opt == "h":
             return None
         if opt in OPERATION_OPTIONS:
+            check_permuted(opt, chosen, state.operands)
             cmd.opcode = OPERATION_OPTIONS[opt]
             if arg is not None:
-                cmd.taskid = parse_taskid(arg)
+                cmd.taskid = parse_taskid(arg, chosen)
             elif _takes_taskid(cmd.opcode):     # -D: the daemon-wide error log
                 cmd.taskid = None
         elif opt == "m":
             cmd.minutes = arg
             cmd.timing_given = True
+            cmd.fields |= P.FIELD_MINUTES
         elif opt == "H":
             cmd.hours = arg
             cmd.timing_given = True
+            cmd.fields |= P.FIELD_HOURS
         elif opt == "d":
             cmd.days = arg
             cmd.timing_given = True
+            cmd.fields |= P.FIELD_DAYS
+        elif opt == "K":
+            cmd.history_count = parse_count(arg)
+        elif opt == "F":
+            cmd.run = parse_taskid(arg)
+        elif opt == "V":
+            cmd.opcode = VERSION
         elif opt == "p":
             cmd.pipes_dir = arg
         elif opt == "N":
             cmd.count = parse_count(arg)
         elif opt == "I":
+            check_permuted(opt, chosen, state.operands)
             cmd.opcode = IMPORT
             cmd.import_file = arg
         elif opt == "X":
             cmd.opcode = EXPORT
         elif opt == "P":
             cmd.partial = True
+        if opt in OPERATION_OPTIONS or opt in ("I", "X"):
+            chosen = opt
         elif opt in "jMayB":
             cmd.cron_option(opt, arg)
     cmd.operands = state.operands
     if cmd.cron_given and cmd.opcode in CRON_OPERATIONS:
         cmd.opcode = CRON_OPERATIONS[cmd.opcode]
+    if cmd.opcode == P.SW_TIME and cmd.fields != P.FIELDS_ALL:
+        cmd.opcode = P.SET_FIELDS       # -t changes only the fields given
+    elif cmd.opcode == P.HISTORY:
+        cmd.count = cmd.history_count
     return cmd
 
 
@@ -167,7 +221,7 @@ class Command:
     """What the command line asks for."""
 
     __slots__ = ("opcode", "taskid", "minutes", "hours", "days", "pipes_dir", "operands",
-                 "count", "import_file", "partial",
+                 "count", "import_file", "partial", "fields", "history_count", "run",
                  "cron_given", "mdays", "months", "catchup", "env", "reboot", "timing_given")
 
     def __init__(self):
@@ -181,6 +235,9 @@ class Command:
         self.count = DEFAULT_COUNT      # -N
         self.import_file = None         # -I
         self.partial = False            # -P
+        self.fields = 0                 # the timing fields given (-m -H -d: P.FIELD_*)
+        self.history_count = 0          # -K (0: every kept run)
+        self.run = 0                    # -F (0: none)
         self.cron_given = False         # any of -j -M -a -y -B
         self.mdays = None               # -j
         self.months = None              # -M
@@ -232,6 +289,9 @@ class Command:
             CronSpec.from_attributes(attrs)
         except TimingError as e:
             raise UsageError(f"bad cron field: {e}") from None
+        if self.opcode == P.SET_CRON and self.fields != P.FIELDS_ALL and not self.reboot:
+            # -t changes only the fields given: the daemon keeps the others (SET_FIELDS)
+            attrs.append((P.ATTR_FIELDS, b"%d" % self.fields))
         return attrs
 
     def timing(self):
@@ -274,6 +334,8 @@ _ARGUMENTS = {
     P.ARG_COUNT: lambda cmd: cmd.count,         # -N
     P.ARG_SCOPE: Command.scope,
     P.ARG_SCOPED_TASKID: lambda cmd: cmd.taskid,
+    P.ARG_FIELDS: lambda cmd: cmd.fields,       # SET_FIELDS: -t with fields left out
+    P.ARG_RUN: lambda cmd: cmd.run,             # -F
     P.ARG_ATTRS: Command.attrs,                 # -j -M -a -y -B
 }
 
@@ -315,13 +377,22 @@ def _err(message):
 def run(args, environ):
     """The whole program; returns the exit status."""
     try:
+        if b"--version" in args[:args.index(b"--") if b"--" in args else len(args)]:
+            args = [b"-V"]                    # the one long option (getopt knows none)
         cmd = parse_command_line(args, environ)
         if cmd is None:                       # -h
             _write_stdout(USAGE)
             return 0
+        if cmd.opcode == VERSION:
+            from saturnd import __version__
+            _write_stdout(b"cassini %s\n" % __version__.encode())
+            return 0
         if cmd.opcode in (IMPORT, EXPORT):
             return _crontab(cmd, environ)
         request = cmd.request()
+    except Failure as e:                      # refused before anything is sent
+        _err(str(e))
+        return 1
     except UsageError as e:
         message = e.args[0] if e.args else None
         if isinstance(message, bytes):        # glibc's own diagnostic, already prefixed
@@ -337,8 +408,14 @@ def run(args, environ):
     from cassini import render
     try:
         reply = _talker(cmd, environ, client)(request, cmd.opcode)
+        if reply.errcode == P.PS and cmd.opcode == P.NEXT_RUNS:     # -n of a paused task
+            _write_stdout(b"task %d is paused: no run until cassini -U %d\n"
+                          % (cmd.taskid, cmd.taskid))
+            return 0
         if not reply.ok:
-            raise Failure(render.error_message(cmd.opcode, cmd.taskid, reply.errcode))
+            raise Failure(render.error_message(
+                cmd.opcode, (cmd.taskid, cmd.run) if cmd.opcode == P.HISTORY else cmd.taskid,
+                reply.errcode))
         data = render.stdout_bytes(cmd.opcode, reply)
     except (Failure, client.ClientError, ValueError) as e:
         _err(str(e))

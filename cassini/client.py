@@ -163,6 +163,7 @@ def _open_request_pipe(pipes_dir, path, timeout):
         fd = os.open(path, flags | os.O_NONBLOCK)
     except OSError as e:
         if e.errno == errno.ENXIO:    # a FIFO nobody reads yet: wait for a reader
+            _raise_if_dead(pipes_dir)
             if timeout <= 0:
                 raise _not_running(pipes_dir, "nobody reads the request pipe") from None
             try:
@@ -180,6 +181,15 @@ def _open_request_pipe(pipes_dir, path, timeout):
         else:
             raise ClientError(f"cannot open {_show(path)}: {e.strerror}") from None
     return fd
+
+
+def _raise_if_dead(pipes_dir):
+    """Nobody reads the request pipe: when saturnd is known to be dead, say so now rather
+    than wait for a reader (saturnd/alive.py)."""
+    from saturnd import alive
+    why = alive.dead_daemon(pipes_dir)
+    if why:
+        raise _not_running(pipes_dir, why)
 
 
 def _check_fifo(fd, path):

@@ -64,6 +64,24 @@ def times_output(times):
     return b"".join([stamp(when) + b"\n" for when in times])
 
 
+_EVERYDAY_KEYS = (b"paused", b"last", b"next")
+
+
+def _everyday_mark(key, value):
+    """``[paused]``, ``[last=YYYY-MM-DD HH:MM:SS exit CODE]``, ``[next=YYYY-MM-DD
+    HH:MM:SS]`` (local time, ``TZ``); a value that does not parse is shown as it is."""
+    try:
+        if key == b"paused":
+            return b"[paused]" if value == b"1" else b"[paused=%s]" % value
+        stamp = _stamper(key.decode())
+        if key == b"last":
+            when, code = value.split(b" ")
+            return b"[last=%s exit %d]" % (stamp(int(when)), int(code))
+        return b"[next=%s]" % stamp(int(value))
+    except ValueError:
+        return b"[%s=%s]" % (key, value)
+
+
 def long_list_output(tasks):
     """LONG_LIST: ``ID: MIN HOUR DAYOFMONTH MONTH DAYOFWEEK [ATTR]... ARGV0 ARGV1 ...`` per
     task (``@reboot`` instead of the five fields for a task run at each start), the
@@ -80,6 +98,8 @@ def long_list_output(tasks):
                 env.append(value.partition(b"=")[0])
             elif key in (b"mdays", b"months", b"reboot", b"catchup", b"tz"):
                 values[key] = value
+            elif key in _EVERYDAY_KEYS:
+                extra.append(_everyday_mark(key, value))
             else:
                 extra.append(b"[%s=%s]" % (key, value))
         if values.get(b"reboot") == b"1":
@@ -116,6 +136,24 @@ RENDERERS = {
 }
 
 
+def history_output(runs):
+    """HISTORY (``-Y``): per run, a header line ``== run N, YYYY-MM-DD HH:MM:SS, exit
+    status CODE`` (local time, ``TZ``), then ``-- stdout`` and its bytes, ``-- stderr`` and
+    its bytes (each followed by a line break when it does not end with one)."""
+    stamp = _stamper("run time")
+    parts = []
+    for run, when, code, out, err in runs:
+        parts.append(b"== run %d, %s, exit status %d\n" % (run, stamp(when), code))
+        for name, data in ((b"stdout", out), (b"stderr", err)):
+            parts.append(b"-- %s\n" % name)
+            if data:
+                parts.append(data if data.endswith(b"\n") else data + b"\n")
+    return b"".join(parts)
+
+
+RENDERERS[P.SHAPE_HISTORY] = history_output
+
+
 def stdout_bytes(opcode, reply):
     """What an ``OK`` reply prints (raises ValueError when it cannot be shown)."""
     shape = P.operation(opcode).reply
@@ -127,6 +165,10 @@ def stdout_bytes(opcode, reply):
 
 def error_message(opcode, taskid, errcode):
     """The one line an ``ER`` reply prints on stderr."""
+    if isinstance(taskid, tuple):       # HISTORY: (TASKID, RUN)
+        if errcode == P.NR:
+            return f"run number {taskid[1]} of task {taskid[0]} is not kept"
+        taskid = taskid[0]
     if errcode == P.NF:
         if taskid is not None:
             return f"there is no task with id {taskid}"

@@ -3,7 +3,8 @@ wiring) starts the pieces and serves.  Locks, private directories and FIFOs at s
 ``saturnd/instance.py``.
 
 ``saturnd [-p PIPES_DIR] [--data-dir DIR] [-f|--foreground] [--clock system|manual]
-[--start-time EPOCH] [--log FILE] [--grace SECONDS] [--output-cap BYTES] [-h]``
+[--start-time EPOCH] [--log FILE] [--grace SECONDS] [--output-cap BYTES] [--history N]
+[--history-cap BYTES] [--on-failure COMMAND] [--log-max BYTES] [--version] [-h]``
 """
 
 import argparse
@@ -13,12 +14,13 @@ import sys
 import threading
 import time
 
-from . import protocol
+from . import __version__, history, protocol
 from .daemon import Daemon
 from .instance import StartupError, make_private_dirs
 from .runner import DEFAULT_OUTPUT_CAP
 
 DEFAULT_GRACE = 5.0
+DEFAULT_LOG_MAX = 1 << 20
 
 
 # --- options ----------------------------------------------------------------
@@ -32,6 +34,13 @@ class _Parser(argparse.ArgumentParser):
 def _positive_float(text):
     value = float(text)
     if not (value >= 0) or value != value or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
+def _count(text):
+    value = int(text)
+    if value < 0:
         raise ValueError(text)
     return value
 
@@ -69,6 +78,18 @@ def parse_args(argv):
                    help=f"time given to running tasks at shutdown (default {DEFAULT_GRACE:g})")
     p.add_argument("--output-cap", type=_cap, default=DEFAULT_OUTPUT_CAP, metavar="BYTES",
                    help="bytes kept per output stream of a run (default 64 MiB)")
+    # everyday use: run history, failure notice, log rotation, version
+    p.add_argument("--history", type=_count, default=history.DEFAULT_KEEP, metavar="N",
+                   help=f"runs whose outputs are kept per task (default "
+                        f"{history.DEFAULT_KEEP}, 0: none)")
+    p.add_argument("--history-cap", type=_cap, default=history.DEFAULT_CAP, metavar="BYTES",
+                   help="bytes kept per output stream of a kept run (default 1 MiB)")
+    p.add_argument("--on-failure", metavar="COMMAND",
+                   help="run COMMAND with /bin/sh after each failed run (SATURND_TASKID, "
+                        "SATURND_EXIT_STATUS, SATURND_STDOUT, ... in its environment)")
+    p.add_argument("--log-max", type=_cap, default=DEFAULT_LOG_MAX, metavar="BYTES",
+                   help="log file size at which it is rotated to FILE.1 (default 1 MiB)")
+    p.add_argument("--version", action="version", version=f"saturnd {__version__}")
     args = p.parse_args(argv)
     if args.start_time is not None and args.clock != "manual":
         p.error("--start-time needs --clock manual")
@@ -81,22 +102,44 @@ def parse_args(argv):
 
 # --- logging -------------------------------------------------------------------
 class Log:
-    def __init__(self, stream, clock=None):
+    """The text log: one line per message; a log file (``path``) is rotated when it would
+    pass ``max_bytes``: renamed to ``FILE.1`` (replacing the one before) and started
+    afresh, so it takes at most about twice ``max_bytes``."""
+
+    def __init__(self, stream, clock=None, path=None, max_bytes=DEFAULT_LOG_MAX):
         self.stream = stream
         self.clock = clock
         self.lock = threading.Lock()
+        self.path = path
+        self.max_bytes = max_bytes
 
     def __call__(self, message):
         stamp = ""
         if self.clock is not None:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S ", time.localtime(self.clock.now()))
+        if isinstance(message, bytes):      # text, never a repr
+            message = message.decode("utf-8", "backslashreplace")
         line = f"{stamp}saturnd[{os.getpid()}]: {message}\n"
         with self.lock:
             try:
+                if self.path is not None:
+                    self._rotate(len(line.encode("utf-8", "backslashreplace")))
                 self.stream.write(line)
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
+
+    def _rotate(self, adding):
+        try:
+            size = os.fstat(self.stream.fileno()).st_size
+        except (OSError, ValueError):
+            return
+        if size == 0 or size + adding <= self.max_bytes:
+            return
+        os.replace(self.path, self.path + ".1")
+        fresh = open(self.path, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+        old, self.stream = self.stream, fresh
+        old.close()
 
 
 # --- running, detached or not -------------------------------------------------------
@@ -115,7 +158,7 @@ def run_daemon(args, ready_fd=None):
             else:
                 _report(ready_fd, msg)
             return 1
-        log = Log(stream)
+        log = Log(stream, path=path, max_bytes=args.log_max)
     daemon = Daemon(args, log)
     try:
         daemon.start()

@@ -171,7 +171,8 @@ class Control:
                 reply = self.execute(line)
             except Exception as e:
                 reply = f"error {type(e).__name__}: {e}"
-        self.log(f"control: {raw[:80]!r} -> {reply[:200]}")
+        shown = raw[:80].decode("ascii", "backslashreplace").strip()     # text, not a repr
+        self.log(f"control: {shown} -> {reply[:200]}")
         self._reply(reply.replace("\n", " ") + "\n")
 
     def _reply(self, text):

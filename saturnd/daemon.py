@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from . import control, errlog, server as server_mod
+from . import __version__, control, errlog, history, notice, server as server_mod
 from .clock import ManualClock, SystemClock, floor_minute
 from .commands import Context
 from .instance import StartupError, claim
@@ -55,8 +55,25 @@ class Daemon:
     def _on_signal(self, signum, frame):
         self.request_stop(f"signal {signal.Signals(signum).name}")
 
+    def status_text(self):
+        """STATUS (``cassini -S``): ``name: value`` lines."""
+        since = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(self.started_at))
+        with self.store.lock:
+            tasks = len(self.store.tasks)
+            paused = sum(1 for t in self.store.tasks.values() if t.paused)
+        lines = [("pid", os.getpid()), ("version", __version__),
+                 ("since", f"{since} ({int(self.started_at)})"),
+                 ("clock", f"{self.args.clock} (now {int(self.clock.now())})"),
+                 ("data", self.args.data_dir), ("pipes", self.args.pipes_dir),
+                 ("tasks", tasks), ("paused", paused),
+                 ("running", len(self.runner.running())),
+                 ("history", f"{self.args.history} runs per task"),
+                 ("on-failure", self.args.on_failure or "-")]
+        return "".join(f"{name}: {value}\n" for name, value in lines)
+
     def start(self):
         """Everything up to readiness; raises StartupError."""
+        self.started_at = time.time()
         mark_fds_non_inheritable()
         self.clock = make_clock(self.args)
         self.log.clock = self.clock
@@ -83,6 +100,9 @@ class Daemon:
             self.store = Store(self.args.data_dir, self.log)
             self.errors = errlog.ErrorLog(self.store.root, self.clock, self.store, self.log)
             errlog.install(self.errors)     # before open(): damaged entries are logged
+            self.history = history.History(self.store, self.args.history,
+                                           self.args.history_cap)
+            self.store.on_published = self.history.published
             self.store.open()
         except OSError as e:
             where = f" ({e.filename})" if e.filename else ""
@@ -99,6 +119,9 @@ class Daemon:
     def _start_workers(self):
         """The runner; the scheduler, driven by its own thread or by the clock channel."""
         self.runner = Runner(self.store, self.log, self.args.output_cap)
+        self.runner.on_finished = notice.Notice(self.store, self.history, self.log,
+                                                self.args.on_failure,
+                                                self.stop.is_set).finished
         self.runner.start_threads()
         self.scheduler = Scheduler(self.store, self.runner, self.clock, self.log)
         self.scheduler.start_up(self.store.last_minute())    # @reboot, catch-up
@@ -119,6 +142,8 @@ class Daemon:
     def _open_server(self):
         ctx = Context(self.store, self.runner, self.clock, self.scheduler, self.errors,
                       self.request_stop)
+        ctx.history = self.history
+        ctx.status = self.status_text
         self.server = server_mod.Server(self.args.pipes_dir, ctx, self.log, self.stop,
                                         self.instance.pipes)
         try:

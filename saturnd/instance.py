@@ -15,7 +15,7 @@ import fcntl
 import os
 import time
 
-from . import pipes as pipes_mod, protocol, security
+from . import alive, pipes as pipes_mod, protocol, security
 
 LOCK_NAME = protocol.DAEMON_LOCK
 
@@ -83,6 +83,7 @@ class InstanceLock:
             raise StartupError(f"another saturnd (pid {holder}) is already running on "
                                f"{self.what} {os.path.dirname(self.path)}")
         self.fd = fd
+        alive.hold(fd)     # cassini tells a dead daemon by this lock (saturnd/alive.py)
         self.set_state("running")
 
     def holds(self):
@@ -106,6 +107,7 @@ class InstanceLock:
             raise pipes_mod.PipesError(f"another saturnd (pid {holder}) now holds "
                                        f"{self.path}; leaving its pipes alone") from None
         old, self.fd = self.fd, fd
+        alive.hold(fd)
         if old is not None:
             os.close(old)
         self.set_state("stopping" if self.state_stopping else "running")

@@ -813,3 +813,66 @@ def read_reply(reader, opcode):
 
 
 _OK_BYTES = _U16.pack(OK)
+
+
+# --- this project's own requests: everyday use (``docs/own-requests.md``) -------------
+# -t with some fields left out, pause and resume, the daemon's status, the run history
+SET_FIELDS = 0x5346       # 'SF': TASKID uint64, FIELDS uint8, TIMING -> OK | ER NF
+PAUSE = 0x5041            # 'PA': TASKID uint64 -> OK | ER NF
+RESUME = 0x5550           # 'UP': TASKID uint64 -> OK | ER NF
+STATUS = 0x5353           # 'SS': -> OK STATUS string ("name: value" lines)
+HISTORY = 0x4849          # 'HI': TASKID uint64, RUN uint64, COUNT uint32 -> OK NBRUNS
+#                           N x (RUN uint64, TIME int64, EXITCODE uint16, STDOUT string,
+#                           STDERR string) | ER NF | ER NR (that run is not kept)
+PS = 0x5053               # 'PS': NEXT_RUNS of a paused task (it has no next run)
+ERRCODE_NAMES[PS] = "PS"
+FIELD_MINUTES, FIELD_HOURS, FIELD_DAYS = 1, 2, 4     # SET_FIELDS's FIELDS bits
+FIELDS_ALL = FIELD_MINUTES | FIELD_HOURS | FIELD_DAYS
+# SET_CRON's attribute naming the TIMING fields to replace (the others keep their values),
+# as SET_FIELDS's FIELDS, in decimal; absent: all three
+ATTR_FIELDS = b"fields"
+
+# (RUN of HISTORY is kept in ``Request.argv``, as SCOPE in ``timing``; FIELDS in ``count``)
+_U8 = struct.Struct(">B")
+_HI_HEAD = struct.Struct(">QqH")      # RUN, TIME, EXITCODE
+
+
+def _check_fields(req):
+    if req.count & ~FIELDS_ALL:
+        raise ProtocolError(f"unknown timing field bits {req.count:#04x}")
+
+
+ARG_FIELDS = Field("FIELDS", "count", _U8.pack, lambda r: r.read_exact(1)[0])
+ARG_RUN = Field("RUN", "argv", lambda run: _U64.pack(run or 0), read_u64)
+
+
+def encode_history_reply(runs):
+    """``runs``: (run, time, exitcode, stdout bytes, stderr bytes), oldest first."""
+    parts = [_OK_U32.pack(OK, len(runs))]
+    for run, when, code, out, err in runs:
+        parts += [_HI_HEAD.pack(run, when, code), _U32.pack(len(out)), out,
+                  _U32.pack(len(err)), err]
+    return b"".join(parts)
+
+
+def _read_history(reader):
+    n = read_u32(reader)
+    runs = []
+    for _ in range(n):      # a lying NBRUNS ends in Truncated, allocating nothing
+        run, when, code = _HI_HEAD.unpack(reader.read_exact(_HI_HEAD.size))
+        runs.append((run, when, code, read_string(reader), read_string(reader)))
+    return runs
+
+
+SHAPE_HISTORY = Shape("history", "runs", encode_history_reply, _read_history)
+
+OPERATIONS.update({op.opcode: op for op in (
+    Operation(SET_FIELDS, "SET_FIELDS", (ARG_TASKID, ARG_FIELDS, ARG_TIMING), SHAPE_OK, (NF,),
+              _check_fields),
+    Operation(PAUSE, "PAUSE", (ARG_TASKID,), SHAPE_OK, (NF,)),
+    Operation(RESUME, "RESUME", (ARG_TASKID,), SHAPE_OK, (NF,)),
+    Operation(STATUS, "STATUS", (), SHAPE_OUTPUT),
+    Operation(HISTORY, "HISTORY", (ARG_TASKID, ARG_RUN, ARG_COUNT), SHAPE_HISTORY, (NF, NR)),
+)})
+OPERATIONS[NEXT_RUNS].errors = (NF, PS)
+OPCODE_NAMES.update({opcode: op.name for opcode, op in OPERATIONS.items()})

@@ -115,6 +115,7 @@ class Runner:
         self._monitor_stop = threading.Event()
         self._monitor_wake = threading.Event()     # a run started, or stop
         self._threads = []
+        self.on_finished = None     # (run, exit code, recorded), after each run
 
     def start_threads(self):
         for target, name in ((self._reap_loop, "reaper"), (self._monitor_loop, "monitor")):
@@ -155,7 +156,7 @@ class Runner:
         # could not be started: a run with exit 127 and the reason on stderr, as a shell
         reason = os.strerror(spawn_error.errno) if isinstance(spawn_error, OSError) and \
             spawn_error.errno else str(spawn_error)
-        self.log(f"run: task {task.taskid}: cannot start {argv[0]!r}: {reason}")
+        self.log(f"run: task {task.taskid}: cannot start {os.fsdecode(argv[0])!r}: {reason}")
         errlog.task(task.taskid, f"cannot start {os.fsdecode(argv[0])!r}: {reason}")
         try:
             with open(out, "wb"):
@@ -176,9 +177,15 @@ class Runner:
             except Exception as e:       # mail never stops a run from being recorded
                 self.log(f"mail: task {run.taskid}: {type(e).__name__}: {e}")
         cut = run.hot or errlog.over_cap(self.output_cap, run.out, run.err)
-        if self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
-                              self.output_cap, copy=copy) and cut:
+        recorded = self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
+                                      self.output_cap, copy=copy)
+        if recorded and cut:
             errlog.task(run.taskid, errlog.cut_text(run.time, self.output_cap))
+        if self.on_finished is not None:      # the failure notice (saturnd/notice.py)
+            try:
+                self.on_finished(run, code, recorded)
+            except Exception as e:
+                self.log(f"run: task {run.taskid}: after the run: {type(e).__name__}: {e}")
         with self.cond:
             run.done = True
             self.cond.notify_all()

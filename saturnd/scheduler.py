@@ -147,15 +147,17 @@ def due_in(timing, minutes, cron=PLAIN):
 
 
 def due_tasks(tasks, minutes):
-    """The tasks due in at least one of ``minutes`` (each task once)."""
+    """The tasks due in at least one of ``minutes`` (each task once); a paused task is
+    kept but never due."""
     if isinstance(minutes, Minutes) and minutes.wild is None and len(minutes.fields) == 1:
         # the ordinary boundary: one wall minute (the same rule, quicker)
         fields = minutes.fields[0]
         minute, hour, weekday = fields[:3]
         return [t for t in tasks
-                if (t.timing.matches(minute, hour, weekday) if not t.cron.dated
-                    else matches(t.timing, t.cron, fields))]
-    return [t for t in tasks if due_in(t.timing, minutes, t.cron)]
+                if not t.paused
+                and (t.timing.matches(minute, hour, weekday) if not t.cron.dated
+                     else matches(t.timing, t.cron, fields))]
+    return [t for t in tasks if due_in(t.timing, minutes, t.cron) and not t.paused]
 
 
 def next_boundary(now):
@@ -244,6 +246,8 @@ class Scheduler:
             started = []
             for task in self.store.list_tasks():
                 cron = task.cron
+                if task.paused:                 # kept, not run (not even at start-up)
+                    continue
                 if cron.reboot:
                     self.log(f"scheduler: task {task.taskid}: @reboot")
                     started.append(self.runner.start(task, minute))

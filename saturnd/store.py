@@ -63,6 +63,7 @@ ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
 TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
 SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
 COPY_CHUNK = 1 << 20
+PAUSED = "paused"           # DATA_DIR/tasks/<ID>/paused: the task is paused (PAUSE/RESUME)
 
 
 class NotFound(LookupError):
@@ -77,17 +78,19 @@ class Task:
     """One task in memory.  Every change gives it a new ``token``, unique in the store."""
 
     __slots__ = ("taskid", "timing", "argv", "token",
-                 "cron")        # a timing.CronSpec: day of month, month, @reboot, env...
+                 "cron",        # a timing.CronSpec: day of month, month, @reboot, env...
+                 "paused")      # kept, not run by the scheduler (``paused`` file)
 
-    def __init__(self, taskid, timing, argv, token, cron=PLAIN):
+    def __init__(self, taskid, timing, argv, token, cron=PLAIN, paused=False):
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
         self.token = token
         self.cron = cron
+        self.paused = paused
 
     def snapshot(self):
-        return Task(self.taskid, self.timing, self.argv, self.token, self.cron)
+        return Task(self.taskid, self.timing, self.argv, self.token, self.cron, self.paused)
 
 
 def _is_canonical_id(name):
@@ -109,6 +112,7 @@ class Store:
         self.next_id = 0
         self._tokens = itertools.count(1)
         self._spool = itertools.count(1)
+        self.on_published = None     # (taskid, run number, task dir), after a run is recorded
 
     # --- start-up ---------------------------------------------------------
     def open(self):
@@ -197,7 +201,8 @@ class Store:
             self.log(f"store: skipping damaged task {path!r}: {reason}")
             errlog.daemon(f"damaged task {taskid} skipped at start-up: {reason}")
             return None
-        return Task(taskid, timing, argv, next(self._tokens), cron)
+        return Task(taskid, timing, argv, next(self._tokens), cron,
+                    paused=self.fs.exists(os.path.join(path, PAUSED)))
 
     def _load_cron(self, path):
         """The task's cron attributes (``cron`` file; none: a reference task's) and the
@@ -366,6 +371,31 @@ class Store:
             task.timing = timing
             task.cron = cron
             task.token = next(self._tokens)
+
+    def set_fields(self, taskid, fields, timing):
+        """SET_FIELDS: the fields of ``timing`` that ``fields`` names (protocol.FIELD_*)
+        replace the task's; the others keep their values."""
+        with self.lock:
+            old = self._get(taskid).timing
+            self.set_timing(taskid, protocol.Timing(
+                timing.minutes if fields & protocol.FIELD_MINUTES else old.minutes,
+                timing.hours if fields & protocol.FIELD_HOURS else old.hours,
+                timing.days if fields & protocol.FIELD_DAYS else old.days))
+
+    def set_paused(self, taskid, paused):
+        """PAUSE / RESUME: the ``paused`` file of the task (durable) says so.  A run in
+        flight is not touched (same token): it is recorded when it ends."""
+        with self.lock:
+            task = self._get(taskid)
+            if task.paused == paused:
+                return
+            path = self._path(taskid, PAUSED)
+            if paused:
+                self.fs.write_file(path, b"")
+            else:
+                self.fs.unlink(path)
+            self.fs.fsync_dir(os.path.dirname(path))
+            task.paused = paused
 
     def set_cron(self, taskid, timing, cron):
         """Replace a task's timing and cron attributes: the ``cron`` file with the new
@@ -547,6 +577,11 @@ class Store:
                 self.fs.replace(dst, final)
             except OSError as e:
                 self.log(f"store: task {taskid}: cannot move {dst!r} into place: {e.strerror}")
+        if self.on_published is not None:          # the run history (saturnd/history.py)
+            try:
+                self.on_published(taskid, size // RECORD + 1, task_dir)
+            except Exception as e:      # never undoes a recorded run
+                self.log(f"store: task {taskid}: after the run: {type(e).__name__}: {e}")
         return True
 
     def _append_record(self, taskid, exit_path, size, record):

@@ -36,7 +36,8 @@ class Context:
     (NEXT_RUNS), ``errors`` (the :class:`saturnd.errlog.ErrorLog`, ERROR_LOG) and
     ``request_stop(reason)`` (TERMINATE)."""
 
-    __slots__ = ("store", "runner", "clock", "scheduler", "errors", "request_stop")
+    __slots__ = ("store", "runner", "clock", "scheduler", "errors", "request_stop",
+                 "history", "status")
 
     def __init__(self, store, runner, clock, scheduler=None, errors=None, request_stop=None):
         self.store = store
@@ -45,6 +46,8 @@ class Context:
         self.scheduler = scheduler
         self.errors = errors
         self.request_stop = request_stop
+        self.history = None     # saturnd.history.History (HISTORY, RESET_HISTORY)
+        self.status = None      # () -> the STATUS text (saturnd/daemon.py)
 
 
 def dispatch(ctx, request):
@@ -55,8 +58,15 @@ from . import next_runs  # noqa: E402
 
 HANDLERS[protocol.NEXT_RUNS] = next_runs.handle
 
+# this project's own requests: everyday use (-t with fields left out, pause, status, history)
+from . import everyday  # noqa: E402
+
+HANDLERS.update(everyday.HANDLERS)
 # this project's own requests: cron's other fields
 from . import create_cron, long_list, set_cron  # noqa: E402
 
 HANDLERS.update({protocol.LONG_LIST: long_list.handle, protocol.CREATE_CRON: create_cron.handle,
                  protocol.SET_CRON: set_cron.handle})
+
+# the long listing's fields of everyday use: paused, last run, next run
+long_list.ATTRIBUTE_SOURCES.append(everyday.long_list_attributes)

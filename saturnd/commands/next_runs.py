@@ -6,7 +6,7 @@ and time-change rules.  At most ``scheduler.MAX_NEXT_RUNS`` times; a timing with
 empty field gets none.  ``ER NF`` for a missing task.
 """
 
-from ..protocol import NF, Reply
+from ..protocol import NF, PS, Reply
 from ..store import NotFound
 
 
@@ -15,4 +15,6 @@ def handle(ctx, request):
         task = ctx.store.get(request.taskid)
     except NotFound:
         return Reply(errcode=NF)
+    if task.paused:                         # no next run until it is resumed
+        return Reply(errcode=PS)
     return Reply(times=ctx.scheduler.next_runs(task.timing, request.count, task.cron))

@@ -25,6 +25,8 @@ def handle(ctx, request):
         task_dir = os.path.join(store.tasks_dir, str(request.taskid))
         store.fs.write_atomic(os.path.join(task_dir, "exit"), b"")   # OSError: nothing changed
         task.token = next(store._tokens)      # runs in flight will not be recorded
+        if ctx.history is not None:           # the kept runs go too (saturnd/history.py)
+            ctx.history.forget(task_dir)
         try:
             for name in ("stdout", "stderr"):
                 try:

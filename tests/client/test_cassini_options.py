@@ -195,8 +195,10 @@ def test_pipes_dir_last_one_wins():
 # --- the option -> operation mapping reads the table of operations ------------------------
 def test_every_operation_has_an_option_and_its_argument_is_the_taskid():
     from cassini.__main__ import CRON_OPERATIONS, OPERATION_OPTIONS
-    # CREATE_CRON, SET_CRON: -c, -t with a cron option (-j -M -a -y -B)
-    assert set(OPERATION_OPTIONS.values()) | set(CRON_OPERATIONS.values()) == set(P.OPERATIONS)
+    # CREATE_CRON, SET_CRON: -c, -t with a cron option (-j -M -a -y -B); SET_FIELDS: -t
+    # with some timing field left out
+    assert set(OPERATION_OPTIONS.values()) | set(CRON_OPERATIONS.values()) | {P.SET_FIELDS} \
+        == set(P.OPERATIONS)
     for opt, opcode in OPERATION_OPTIONS.items():
         takes_taskid = any(f.attr == "taskid" for f in P.OPERATIONS[opcode].args)
         # an option with an argument selects an operation whose TASKID it is

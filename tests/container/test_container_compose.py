@@ -76,7 +76,7 @@ def test_compose_up_gives_a_working_daemon(compose, docker_client, pipes_dir):
     host = c.attrs["HostConfig"]
     uid, gid = container_ids()
     assert host["NetworkMode"] == "none" and host["Init"] is True
-    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    assert host["RestartPolicy"]["Name"] == "on-failure"
     # started as root (the entry point), the daemon as SATURND_UID:SATURND_GID (never root)
     assert c.attrs["Config"]["User"] == "0:0" and uid != 0
     fifo = os.stat(pipes_dir / "saturnd-request-pipe")
@@ -107,18 +107,40 @@ def test_compose_up_gives_a_working_daemon(compose, docker_client, pipes_dir):
     r = host_cassini(pipes_dir, "-x", "0", env_extra={"TZ": "UTC"})
     assert (r.returncode, r.stdout) == (0, b"2024-01-15 10:00:00 0\n"), r.stderr
 
-    # the restart policy brings the daemon back after a TERMINATE (clean exit 0)
+    # the daemon logs to the engine
+    logs = compose("logs", "--no-color", "saturnd").stdout.decode(errors="replace")
+    assert "saturnd[" in logs and "ready (pid" in logs, logs[-2000:]
+
+    # a crash (the daemon killed) is restarted by the restart policy (on-failure) ...
     c = _container(docker_client, compose.project)
     started = c.attrs["State"]["StartedAt"]
-    r = host_cassini(pipes_dir, "-q")
-    assert r.returncode == 0, r.stderr
+    status = dict(line.split(": ", 1) for line in
+                  host_cassini(pipes_dir, "-S").stdout.decode().splitlines())
+    r = c.exec_run(["sh", "-c", f"kill -KILL {int(status['pid'])}"], user="0")
+    assert r.exit_code == 0, r.output
 
     def restarted():
         c.reload()
         return c.attrs["State"]["StartedAt"] != started and c.status == "running"
 
-    wait_for(restarted, 30, "the restart policy to restart the container")
+    wait_for(restarted, 30, "the restart policy to restart the container after a crash")
     _ready(compose)
     assert c.attrs["RestartCount"] >= 1
     r = _exec_list(compose)
     assert (r.returncode, r.stdout) == (0, b"0: 0 11 * echo eleven\n")
+
+    # ... but TERMINATE (cassini -q, exit 0) stops the service for good
+    count = c.attrs["RestartCount"]
+    r = host_cassini(pipes_dir, "-q")
+    assert r.returncode == 0, r.stderr
+
+    def exited():
+        c.reload()
+        return c.status == "exited"
+
+    wait_for(exited, 30, "the container to stop after cassini -q")
+    assert c.attrs["State"]["ExitCode"] == 0
+    import time
+    time.sleep(2)                   # a restart would come within a second
+    c.reload()
+    assert c.status == "exited" and c.attrs["RestartCount"] == count

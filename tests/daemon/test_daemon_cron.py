@@ -2,6 +2,7 @@
 long listing (-L), day of month and month (-j, -M), catch-up (-a), environment (-y),
 @reboot (-B)."""
 
+import re
 import struct
 
 import pytest
@@ -14,6 +15,17 @@ from testkit import T0
 pytestmark = [pytest.mark.timeout(90), pytest.mark.scenario]
 
 
+def without_next(listing):
+    """``-L`` without its ``[next=...]`` and ``[last=...]`` marks (the next and the last run
+    of each task: the everyday-use fields)."""
+    return re.sub(rb"\[(next|last)=[^]]*\] ", b"", listing)
+
+
+def without_runs(attrs):
+    """LONG_LIST attributes without ``next`` and ``last``."""
+    return [(k, v) for k, v in attrs if k not in (b"next", b"last")]
+
+
 def test_long_list_shows_every_field(make_daemon):
     daemon = make_daemon().start()
     assert daemon.out("-L") == b""
@@ -23,8 +35,9 @@ def test_long_list_shows_every_field(make_daemon):
                       "--", "sh", "-c", "echo dated") == b"1\n"
     assert daemon.out("-c", "-B", "echo", "boot") == b"2\n"
     assert daemon.out("-L") == (
-        b"0: * * * * * echo plain\n"
-        b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] sh -c echo dated\n"
+        b"0: * * * * * [next=2026-01-01 00:01:00] echo plain\n"
+        b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] "
+        b"[next=2026-01-01 03:00:00] sh -c echo dated\n"
         b"2: @reboot echo boot\n")
     # the reference LIST still carries what its TIMING can: minutes, hours, days of week
     assert daemon.out("-l") == (b"0: * * * echo plain\n1: 0 4 * sh -c echo dated\n"
@@ -33,29 +46,33 @@ def test_long_list_shows_every_field(make_daemon):
     reply = daemon.raw(struct.pack(">H", P.LONG_LIST))
     tasks = P.decode_reply(reply, P.LONG_LIST).tasks
     assert [t[0] for t in tasks] == [0, 1, 2]
-    assert tasks[0][3] == [] and tasks[2][3] == [(b"reboot", b"1")]
+    nxt = (b"next", b"%d" % (T0 + 60))              # the next run (everyday-use fields)
+    assert tasks[0][3] == [nxt] and tasks[2][3] == [(b"reboot", b"1")]
     assert tasks[1][3] == [(b"mdays", b"1,15"), (b"months", b"1-3"), (b"catchup", b"1"),
                            (b"env", b"PATH=/usr/bin:/bin"), (b"env", b"MAILTO="),
-                           (b"tz", b"Europe/Paris")]
+                           (b"tz", b"Europe/Paris"), (b"next", b"%d" % (T0 + 3 * 3600))]
     assert reply.startswith(b"OK\0\0\0\3" + struct.pack(">Q", 0) + P.EVERY_MINUTE.encode()
-                            + P.encode_commandline((b"echo", b"plain")) + b"\0\0\0\0")
+                            + P.encode_commandline((b"echo", b"plain")) + b"\0\0\0\1"
+                            + P.encode_string(b"next") + P.encode_string(nxt[1]))
     # durable: the same after a restart
     daemon.terminate()
     daemon.start()
-    assert P.decode_reply(daemon.raw(struct.pack(">H", P.LONG_LIST)), P.LONG_LIST).tasks \
-        == tasks
+    again = P.decode_reply(daemon.raw(struct.pack(">H", P.LONG_LIST)), P.LONG_LIST).tasks
+    assert [t[:3] + (without_runs(t[3]),) for t in again] == \
+        [t[:3] + (without_runs(t[3]),) for t in tasks]
 
 
 def test_set_cron_replaces_named_attributes_keeps_others(make_daemon):
     daemon = make_daemon().start()
     daemon.out("-c", "-j", "13", "-a", "-y", "A=1", "true")
     assert daemon.out("-t", "0", "-m", "5", "-M", "6") == b""
-    assert daemon.out("-L") == b"0: 5 * 13 6 * [catch-up] [env=A] true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 * 13 6 * [catch-up] [env=A] true\n"
     assert daemon.out("-t", "0", "-j", "*", "-y", "B=2") == b""
-    assert daemon.out("-L") == b"0: * * * 6 * [catch-up] [env=B] true\n"
-    # the reference SW_TIME changes the TIMING only
+    # -t changes only the fields given: the minutes (5) are kept
+    assert without_next(daemon.out("-L")) == b"0: 5 * * 6 * [catch-up] [env=B] true\n"
+    # without a cron option (SET_FIELDS) the TIMING only, again the fields given only
     assert daemon.out("-t", "0", "-H", "3") == b""
-    assert daemon.out("-L") == b"0: * 3 * 6 * [catch-up] [env=B] true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 3 * 6 * [catch-up] [env=B] true\n"
     res = daemon.cassini("-t", "9", "-j", "1", check=False)
     assert res.returncode == 1 and b"no task with id 9" in res.stderr
 
@@ -88,7 +105,7 @@ def test_bad_attributes_on_the_wire_get_the_empty_reply(make_daemon):
     ok = daemon.raw(struct.pack(">H", P.CREATE_CRON) + timing + cmd
                     + P.encode_attrs([(b"mdays", b"2"), (b"future", b"kept out")]))
     assert ok == b"OK" + struct.pack(">Q", 0)
-    assert daemon.out("-L") == b"0: * * 2 * * true\n"
+    assert without_next(daemon.out("-L")) == b"0: * * 2 * * true\n"
     assert ALL_MDAYS == sum(1 << d for d in range(1, 32))
     assert ALL_MONTHS == sum(1 << m for m in range(1, 13))
     assert T0 % 60 == 0
@@ -142,7 +159,7 @@ def test_catch_up_runs_once_after_downtime_only_when_asked(make_daemon):
     daemon.out("-c", "-a", "-m", "30", "-H", "*/2", "true")    # catch-up
     daemon.out("-c", "-m", "30", "-H", "*/2", "true")          # not
     daemon.out("-c", "-a", "-m", "0", "-H", "12", "-j", "15", "true")  # not missed
-    assert daemon.out("-L").splitlines()[0] == b"0: 30 */2 * * * [catch-up] true".replace(
+    assert without_next(daemon.out("-L")).splitlines()[0] == b"0: 30 */2 * * * [catch-up] true".replace(
         b"*/2", b"0,2,4,6,8,10,12,14,16,18,20,22")
     daemon.advance(10)
     daemon.terminate()
@@ -187,7 +204,7 @@ def test_an_ordinary_user_crontab_imports_whole_runs_as_cron_and_round_trips(mak
     res = daemon.cassini("-I", str(tmp_path / "crontab"), check=False)
     assert (res.returncode, res.stderr) == (0, b"")
     assert res.stdout == b"".join(b"%d\n" % i for i in range(11))
-    listing = daemon.out("-L").splitlines()
+    listing = without_next(daemon.out("-L")).splitlines()
     env = b"[env=SHELL,PATH,MAILTO,GREETING] /bin/bash -c "
     assert listing[:3] == [b"0: * * * * * " + env + b'echo "$GREETING from $SHELL" > /dev/null',
                            b"1: 15 0 * * * " + env + b"echo all days",
@@ -214,7 +231,7 @@ def test_an_ordinary_user_crontab_imports_whole_runs_as_cron_and_round_trips(mak
     (tmp_path / "exported").write_bytes(exported)
     assert other.cassini("-I", str(tmp_path / "exported")).returncode == 0
     assert other.out("-X") == exported
-    assert other.out("-L") == daemon.out("-L")
+    assert without_next(other.out("-L")) == without_next(daemon.out("-L"))
     # @reboot: at the next start of the daemon, with the crontab's environment
     daemon.terminate()
     daemon.start()
@@ -295,11 +312,12 @@ def test_a_timing_change_cut_short_after_its_commit_point_completes_at_start_up(
     (task_dir / "cron").write_bytes(P.encode_attrs([(b"mdays", b"20"),
                                                     (CRON_TIMING_KEY, new.encode())]))
     daemon.start()
-    assert daemon.out("-L") == b"0: 9 * 20 * * true\n"
+    assert without_next(daemon.out("-L")) == b"0: 9 * 20 * * true\n"
     assert (task_dir / "time_exec").read_bytes() == new.encode()
     daemon.out("-t", "0", "-j", "*")             # back to no attribute: the file goes
     assert not (task_dir / "cron").exists()
-    assert daemon.out("-L") == b"0: * * * * * true\n"
+    # (-t changes only the fields given: the minute stays)
+    assert without_next(daemon.out("-L")) == b"0: 9 * * * * true\n"
 
 
 def test_the_daemon_survives_damaged_cron_requests(make_daemon):
@@ -334,9 +352,9 @@ def test_the_daemon_survives_damaged_cron_requests(make_daemon):
 def test_catch_up_turned_off_again(make_daemon):
     daemon = make_daemon().start()
     daemon.out("-c", "-a", "-m", "5", "true")
-    assert daemon.out("-L") == b"0: 5 * * * * [catch-up] true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 * * * * [catch-up] true\n"
     daemon.out("-t", "0", "-m", "5", "-y", "SATURND_CATCHUP=0")
-    assert daemon.out("-L") == b"0: 5 * * * * true\n"
+    assert without_next(daemon.out("-L")) == b"0: 5 * * * * true\n"
     res = daemon.cassini("-t", "0", "-y", "SATURND_CATCHUP=yes", check=False)
     assert res.returncode == 1 and b"catchup must be 0 or 1" in res.stderr
 

@@ -39,6 +39,7 @@ MAX64 = 2**64 - 1
 LS, CR, RM, TX, SO, SE, TM = b"LS", b"CR", b"RM", b"TX", b"SO", b"SE", b"TM"
 CX, DL, ST, EX, RT = u16(0x43FF), b"DL", b"ST", u16(0x48ED), b"RT"
 OK, ER, NF, NR = b"OK", b"ER", b"NF", b"NR"
+SF, PA, UP, SS, HI, NX = b"SF", b"PA", b"UP", b"SS", b"HI", b"NX"
 
 
 def task(taskid, tim, *argv):
@@ -82,6 +83,11 @@ USAGE = b"""\
       or: cassini [OPTIONS] -n TASKID [-N COUNT] -> print the next COUNT start times of a task (default 5)
       or: cassini [OPTIONS] -I FILE [-P] -> create one task per line of a crontab FILE ("-": stdin); nothing unless every line is accepted, or with -P the accepted ones
       or: cassini [OPTIONS] -X -> print every task as a crontab line
+      or: cassini [OPTIONS] -Z TASKID -> pause a task (kept, not run until resumed)
+      or: cassini [OPTIONS] -U TASKID -> resume a paused task
+      or: cassini [OPTIONS] -Y TASKID [-K COUNT | -F RUN] -> print the kept runs of a task with their outputs (the last COUNT, or run number RUN)
+      or: cassini [OPTIONS] -S -> print the daemon's status
+      or: cassini -V -> print cassini's version (also --version)
       or: cassini [OPTIONS] -L -> list all tasks with every field (day of month, month, @reboot, catch-up, environment, zone)
           with -c or -t: -j DAYSOFMONTH, -M MONTHS (1-12 or jan-dec), -a (catch up a run missed while saturnd was stopped),
           -y NAME=VALUE (environment of the command, repeatable; CRON_TZ=ZONE: the time zone of its timing),
@@ -279,9 +285,12 @@ case("110-delete-all", [b"-s"], DL, OK + u32(3), b"3\n", tag="extension")
 case("111-delete-all-none", [b"-s"], DL, OK + u32(0), b"0\n", tag="extension")
 case("112-sw-time", [b"-t", b"2", b"-m", b"0", b"-H", b"12", b"-d", b"1-5"],
      ST + u64(2) + timing(bits(0), bits(12), bits(1, 2, 3, 4, 5)), OK, tag="extension")
-case("113-sw-time-defaults", [b"-t", b"2"], ST + u64(2) + EVERY, OK, tag="extension")
+# -t with fields left out keeps them (SET_FIELDS, this project's own): the seed project's
+# cassini reset them to "*" with SW_TIME, hence "deviation" (not run against other clients)
+case("113-sw-time-defaults", [b"-t", b"2"], SF + u64(2) + b"\x00" + EVERY, OK, tag="deviation")
 case("114-sw-time-not-found", [b"-t", b"8", b"-m", b"1"],
-     ST + u64(8) + timing(bits(1), ALL_HOURS, ALL_DAYS), ER + NF, exitcode=1, tag="extension")
+     SF + u64(8) + b"\x01" + timing(bits(1), ALL_HOURS, ALL_DAYS), ER + NF, exitcode=1,
+     tag="deviation")
 usage_error("115-sw-time-bad-hour", [b"-t", b"2", b"-H", b"25"], tag="extension")
 case("116-set-cmd", [b"-z", b"4", b"echo", b"new cmd"], CX + u64(4) + cmdline(b"echo", b"new cmd"),
      OK, tag="extension")
@@ -441,6 +450,34 @@ usage_error("208-import-missing-argument", [b"-I"], tag="extension")
 case("209-export-error-reply-cut-short", [b"-X"], b"LL",
      (OK + u32(1) + task(0, EVERY, b"x") + u32(0))[:-1], exitcode=1, tag="extension")
 
+# --- this project's own requests for everyday use ---------------------------------------
+case("240-set-fields-hours-days", [b"-t", b"3", b"-H", b"8", b"-d", b"1-5"],
+     SF + u64(3) + b"\x06" + timing(ALL_MIN, bits(8), bits(1, 2, 3, 4, 5)), OK,
+     tag="extension")
+case("241-pause", [b"-Z", b"3"], PA + u64(3), OK, tag="extension")
+case("242-pause-missing", [b"-Z", b"9"], PA + u64(9), ER + NF, exitcode=1, tag="extension")
+case("243-resume", [b"-U", b"3"], UP + u64(3), OK, tag="extension")
+case("244-status", [b"-S"], SS, OK + string(b"pid: 7\nversion: 0.1.0\n"),
+     b"pid: 7\nversion: 0.1.0\n", tag="extension")
+case("245-history-all", [b"-Y", b"2"], HI + u64(2) + u64(0) + u32(0),
+     OK + u32(2) + u64(4) + i64(utc(2026, 1, 1, 0, 1)) + u16(1) + string(b"out") + string(b"")
+     + u64(5) + i64(utc(2026, 1, 1, 0, 2)) + u16(0) + string(b"a\n") + string(b"b"),
+     b"== run 4, 2026-01-01 00:01:00, exit status 1\n-- stdout\nout\n-- stderr\n"
+     b"== run 5, 2026-01-01 00:02:00, exit status 0\n-- stdout\na\n-- stderr\nb\n",
+     tag="extension")
+case("246-history-last", [b"-Y", b"2", b"-K", b"1"], HI + u64(2) + u64(0) + u32(1),
+     OK + u32(0), tag="extension")
+case("247-history-run", [b"-Y", b"2", b"-F", b"4"], HI + u64(2) + u64(4) + u32(0),
+     ER + NR, exitcode=1, tag="extension")
+case("248-next-runs-paused", [b"-n", b"3"], NX + u64(3) + u32(5), ER + b"PS",
+     b"task 3 is paused: no run until cassini -U 3\n", tag="extension")
+case("249-version", [b"-V"], stdout=b"cassini 0.1.0\n", tag="extension")
+case("250-version-long", [b"--version"], stdout=b"cassini 0.1.0\n", tag="extension")
+usage_error("251-create-then-delete-all-refused", [b"-c", b"backup.sh", b"-s"],
+            tag="extension")
+usage_error("252-create-then-terminate-refused", [b"-c", b"backup.sh", b"-q"],
+            tag="extension")
+
 
 # --- this project's own requests: cron's other fields (LL, CC, TC; 210-229) --------------
 LL, CC, TC = b"LL", b"CC", b"TC"
@@ -472,7 +509,7 @@ case("211-long-list", [b"-L"], LL,
      b"0: * * * * * echo plain\n"
      b"1: 0 4 1,15 1-3 * [catch-up] [tz=Europe/Paris] [env=PATH,MAILTO] sh -c echo dated\n"
      b"2: @reboot echo boot\n"
-     b"3: 5 * * 6 1-2 [paused=1] x\n", tag="extension")
+     b"3: 5 * * 6 1-2 [paused] x\n", tag="extension")
 case("212-long-list-not-a-reply", [b"-L"], LL, long_reply(long_task(0, EVERY, [b"x"]))[:-1],
      exitcode=1, tag="extension")
 case("213-create-day-of-month", [b"-c", b"-m", b"0", b"-H", b"3", b"-j", b"1,15", b"backup"],
@@ -489,10 +526,12 @@ case("215-create-catchup-env-tz", [b"-c", b"-a", b"-y", b"A=1", b"-y", b"MAILTO=
 case("216-create-reboot", [b"-c", b"-B", b"x"], CC + NO_TIME + cmdline(b"x")
      + attrs((b"reboot", b"1")), OK + u64(2), b"2\n", tag="extension")
 case("217-set-cron", [b"-t", b"4", b"-H", b"2", b"-M", b"2"],
-     TC + u64(4) + timing(ALL_MIN, bits(2), ALL_DAYS) + attrs((b"months", b"2")), OK,
+     TC + u64(4) + timing(ALL_MIN, bits(2), ALL_DAYS) + attrs((b"months", b"2"),
+                                                              (b"fields", b"2")), OK,
      tag="extension")
 case("218-set-cron-not-found", [b"-t", b"9", b"-j", b"*"],
-     TC + u64(9) + EVERY + attrs((b"mdays", b"*")), ER + NF, exitcode=1, tag="extension")
+     TC + u64(9) + EVERY + attrs((b"mdays", b"*"), (b"fields", b"0")), ER + NF, exitcode=1,
+     tag="extension")
 usage_error("219-bad-day-of-month", [b"-c", b"-j", b"0", b"x"], tag="extension")
 usage_error("220-bad-month", [b"-c", b"-M", b"13", b"x"], tag="extension")
 usage_error("221-bad-month-name", [b"-c", b"-M", b"jun-foo", b"x"], tag="extension")
@@ -513,6 +552,15 @@ case("226-export-every-field", [b"-X"], LL,
 case("225-create-without-cron-options-is-reference", [b"-c", b"-m", b"1", b"x"],
      CR + timing(bits(1), ALL_HOURS, ALL_DAYS) + cmdline(b"x"), OK + u64(3), b"3\n",
      tag="extension")
+
+
+# the long listing's fields of everyday use (paused, last run, next run)
+case("253-long-list-everyday-fields", [b"-L"], LL,
+     long_reply(long_task(0, EVERY, [b"true"], (b"last", b"%d 3" % utc(2026, 1, 1, 0, 1)),
+                          (b"next", b"%d" % utc(2026, 1, 1, 0, 2))),
+                long_task(1, EVERY, [b"x"], (b"paused", b"1"), (b"last", b"bad"))),
+     b"0: * * * * * [last=2026-01-01 00:01:00 exit 3] [next=2026-01-01 00:02:00] true\n"
+     b"1: * * * * * [paused] [last=bad] x\n", tag="extension")
 
 
 def write_cases(dest=CASES):

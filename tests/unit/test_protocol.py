@@ -63,7 +63,10 @@ def test_opcode_values():
         (0x43FF, 0x444C, 0x5354, 0x48ED, 0x5254)
     assert (P.OK, P.ER, P.NF, P.NR) == (0x4F4B, 0x4552, 0x4E46, 0x4E52)
     # the twelve, plus this project's own: RH, CL, EL, NX (issue 14)
-    assert len(set(P.OPCODE_NAMES)) == 12 + 4 + 3
+    # ... and SF, PA, UP, SS, HI (everyday use)
+    assert (P.SET_FIELDS, P.PAUSE, P.RESUME, P.STATUS, P.HISTORY) == \
+        (0x5346, 0x5041, 0x5550, 0x5353, 0x4849)
+    assert len(set(P.OPCODE_NAMES)) == 12 + 4 + 3 + 5
     assert (P.RESET_HISTORY, P.CLONE, P.ERROR_LOG, P.NEXT_RUNS) == (0x5248, 0x434C, 0x454C, 0x4E58)
     # ... and cron's other fields: LL, CC, TC
     assert (P.LONG_LIST, P.CREATE_CRON, P.SET_CRON) == (0x4C4C, 0x4343, 0x5443)
@@ -295,12 +298,13 @@ requests = st.one_of(
 def test_argument_shapes_cover_the_table():
     # the twelve of the course project and RESET_HISTORY, CLONE: no argument or a TASKID
     assert BARE_REQUESTS == sorted((P.LIST, P.TERMINATE, P.DELETE_ALL, P.RESET_TASKMAX,
-                                    P.LONG_LIST))
+                                    P.LONG_LIST, P.STATUS))
     assert TASKID_REQUESTS == sorted((P.REMOVE, P.TIMES_EXITCODES, P.STDOUT, P.STDERR,
-                                      P.EXEC_TASK, P.RESET_HISTORY, P.CLONE))
+                                      P.EXEC_TASK, P.RESET_HISTORY, P.CLONE, P.PAUSE,
+                                      P.RESUME))
     others = set(P.OPERATIONS) - set(BARE_REQUESTS) - set(TASKID_REQUESTS)
     assert others == {P.CREATE, P.SET_CMD, P.SW_TIME, P.NEXT_RUNS, P.ERROR_LOG,
-                      P.CREATE_CRON, P.SET_CRON}
+                      P.CREATE_CRON, P.SET_CRON, P.SET_FIELDS, P.HISTORY}
 
 
 @settings(max_examples=300, deadline=None)

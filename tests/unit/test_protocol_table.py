@@ -20,6 +20,8 @@ FIELD_SAMPLES = {
     P.ARG_COUNT: (9, struct.pack(">I", 9)),
     P.ARG_SCOPE: (P.ERROR_LOG_TASK, b"\x01"),
     P.ARG_SCOPED_TASKID: (7, struct.pack(">Q", 7)),
+    P.ARG_FIELDS: (5, b"\x05"),
+    P.ARG_RUN: (3, struct.pack(">Q", 3)),
     P.ARG_ATTRS: ([(b"mdays", b"1,15")], struct.pack(">II", 1, 5) + b"mdays"
                   + struct.pack(">I", 4) + b"1,15"),
 }
@@ -34,6 +36,8 @@ SHAPE_SAMPLES = {
     P.SHAPE_OUTPUT: (b"\0out", struct.pack(">I", 4) + b"\0out"),
     P.SHAPE_ERROR_LOG: ([(5, b"why")], struct.pack(">IqI", 1, 5, 3) + b"why"),
     P.SHAPE_TIMES: ([60, -60], struct.pack(">Iqq", 2, 60, -60)),
+    P.SHAPE_HISTORY: ([(3, 60, 1, b"o", b"")],
+                      struct.pack(">IQqHI", 1, 3, 60, 1, 1) + b"o" + struct.pack(">I", 0)),
     P.SHAPE_LONG_LIST: ([(4, EVERY, (b"ls",), [(b"k", b"")])],
                         struct.pack(">IQ", 1, 4) + EVERY.encode() + struct.pack(">II", 1, 2)
                         + b"ls" + struct.pack(">II", 1, 1) + b"k" + struct.pack(">I", 0)),
@@ -56,7 +60,12 @@ DOCUMENTED = {
     P.RESET_HISTORY: ((P.ARG_TASKID,), P.SHAPE_OK, (P.NF,)),
     P.CLONE: ((P.ARG_TASKID,), P.SHAPE_U64, (P.NF,)),
     P.ERROR_LOG: ((P.ARG_SCOPE, P.ARG_SCOPED_TASKID), P.SHAPE_ERROR_LOG, (P.NF,)),
-    P.NEXT_RUNS: ((P.ARG_TASKID, P.ARG_COUNT), P.SHAPE_TIMES, (P.NF,)),
+    P.NEXT_RUNS: ((P.ARG_TASKID, P.ARG_COUNT), P.SHAPE_TIMES, (P.NF, P.PS)),
+    P.SET_FIELDS: ((P.ARG_TASKID, P.ARG_FIELDS, P.ARG_TIMING), P.SHAPE_OK, (P.NF,)),
+    P.PAUSE: ((P.ARG_TASKID,), P.SHAPE_OK, (P.NF,)),
+    P.RESUME: ((P.ARG_TASKID,), P.SHAPE_OK, (P.NF,)),
+    P.STATUS: ((), P.SHAPE_OUTPUT, ()),
+    P.HISTORY: ((P.ARG_TASKID, P.ARG_RUN, P.ARG_COUNT), P.SHAPE_HISTORY, (P.NF, P.NR)),
     P.LONG_LIST: ((), P.SHAPE_LONG_LIST, ()),
     P.CREATE_CRON: ((P.ARG_TIMING, P.ARG_COMMANDLINE, P.ARG_ATTRS), P.SHAPE_U64, ()),
     P.SET_CRON: ((P.ARG_TASKID, P.ARG_TIMING, P.ARG_ATTRS), P.SHAPE_OK, (P.NF,)),

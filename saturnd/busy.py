@@ -19,6 +19,7 @@ import struct
 
 PUBLISHER = 1
 BUSY = 0
+LOCK_MARK = 0      # on cassini-lock: "made by the daemon, the one in place" (saturnd/pipes.py)
 
 _FLOCK = struct.Struct("hhqqi4x")    # struct flock with a 64-bit off_t (Linux)
 _GETLK = getattr(fcntl, "F_OFD_GETLK", None)

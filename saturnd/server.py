@@ -61,6 +61,7 @@ import time
 
 from . import busy as busy_mod
 from . import errlog, protocol
+from . import pipes as pipes_mod
 from .commands import dispatch
 
 from .protocol import REPLY_PIPE, REQUEST_PIPE
@@ -169,6 +170,15 @@ class Server:
         st = os.fstat(self.fd)
         return wanted is not None and wanted != (st.st_dev, st.st_ino)
 
+    def _client_lock_wait(self):
+        """Look at cassini-lock (pipes.py makes it again); ms until the next look."""
+        self.pipes.check_client_lock()
+        lock = self.pipes.client_lock
+        if lock is None:
+            return int(self.pipes.interval * 1000)
+        seconds = 0.01 if lock.pending else pipes_mod.LOCK_CHECK_INTERVAL
+        return int(min(seconds, self.pipes.interval) * 1000)
+
     # --- the busy signal (saturnd.busy) -------------------------------------------
     def _publish(self, fd):
         """Hold the "publisher" lock (and "busy" when busy) on a new reading end."""
@@ -224,7 +234,7 @@ class Server:
                 if self._request_pipe_renewed():
                     self.eof = True     # the loop reopens the new request FIFO
                     return False
-                wait = -1 if self.pipes is None else int(self.pipes.interval * 1000)
+                wait = -1 if self.pipes is None else self._client_lock_wait()
             else:
                 wait = deadline - time.monotonic()
                 if wait <= 0:

@@ -74,6 +74,16 @@ REPLY_OPEN_BACKLOG_TIMEOUT = 0.05
 REPLY_STALL_TIMEOUT = 5.0
 CHUNK = 65536
 EOF_CHECK_MS = 20      # mid-request: look for a vanished writer this often
+OWN_END_WAIT = 0.2     # after an own request: how long a silent writer may keep its end open
+
+# The requests of the reference and the seed project may come back to back on one open
+# (several requests in one write are served in order, as the C daemon did).  Any other
+# request (this project's own, docs/own-requests.md) must be the writer's last bytes:
+# followed by trailing bytes it is malformed (empty reply, nothing done).
+BACK_TO_BACK = frozenset((
+    protocol.LIST, protocol.CREATE, protocol.REMOVE, protocol.TIMES_EXITCODES,
+    protocol.STDOUT, protocol.STDERR, protocol.TERMINATE, protocol.SET_CMD,
+    protocol.DELETE_ALL, protocol.SW_TIME, protocol.EXEC_TASK, protocol.RESET_TASKMAX))
 
 
 class Stopped(Exception):
@@ -293,6 +303,12 @@ class Server:
             self.log(f"server: malformed request: {e}; empty reply")
             self.send_reply(None)
             return
+        if request.opcode not in BACK_TO_BACK and not self._writer_ends_here():
+            self._discard()
+            self.log(f"server: malformed request: {request.name} followed by trailing "
+                     "bytes; empty reply, nothing done")
+            self.send_reply(None)
+            return
         try:
             reply = dispatch(self.ctx, request)
         except OSError as e:
@@ -315,6 +331,14 @@ class Server:
                 output.close()
             return
         self.send_reply(protocol.encode_reply(request.opcode, reply))
+
+    def _writer_ends_here(self):
+        """False when bytes follow the request just read (in the buffer, or arriving
+        within ``OWN_END_WAIT`` s); True at the writer's end of file, or after that
+        silence (a writer that keeps its end open)."""
+        if self.buf:
+            return False
+        return not self.fill(OWN_END_WAIT)
 
     def _discard(self):
         """Drop the client's remaining bytes: until EOF, or a short silence (bounded)."""

@@ -8,7 +8,8 @@ descriptor is opened before the old one is closed, so bytes of a writer that
 came and went in between are not lost).
 
 A malformed request (protocol error, over 1 MiB, stalled for
-``STALL_TIMEOUT`` s, end of file in the middle) first has the client's
+``STALL_TIMEOUT`` s, not whole within ``REQUEST_DEADLINE`` s of its first byte however
+slowly it drips, end of file in the middle) first has the client's
 remaining bytes discarded (until end of file, or ``DISCARD_SILENCE`` s of
 silence, at most ``DISCARD_MAX`` s), then gets the empty reply (the reply
 pipe opened and closed without a byte).  A handler failing with ``OSError``
@@ -67,6 +68,7 @@ from .commands import dispatch
 from .protocol import REPLY_PIPE, REQUEST_PIPE
 
 STALL_TIMEOUT = 3.0
+REQUEST_DEADLINE = 5.0   # the whole request, from its first byte, however it drips
 DISCARD_SILENCE = 0.2
 DISCARD_MAX = 2.0
 REPLY_OPEN_TIMEOUT = 5.0
@@ -96,6 +98,7 @@ class _StreamReader:
     def __init__(self, server):
         self.server = server
         self.consumed = 0
+        self.deadline = time.monotonic() + REQUEST_DEADLINE
 
     def check_limit(self, n):
         if self.consumed + n > protocol.MAX_REQUEST:
@@ -105,10 +108,15 @@ class _StreamReader:
         self.check_limit(n)
         srv = self.server
         while len(srv.buf) < n:
-            if not srv.fill(STALL_TIMEOUT):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise protocol.Truncated(f"request not complete within {REQUEST_DEADLINE:g} s "
+                                         "of its first byte (a writer too slow, or dripping)")
+            if not srv.fill(min(STALL_TIMEOUT, left)):
                 if srv.eof:
                     raise protocol.Truncated("end of file in the middle of a request")
-                raise protocol.Truncated(f"request stalled for {STALL_TIMEOUT:g} s")
+                if left > STALL_TIMEOUT:
+                    raise protocol.Truncated(f"request stalled for {STALL_TIMEOUT:g} s")
         chunk = bytes(srv.buf[:n])
         del srv.buf[:n]
         self.consumed += n

@@ -215,13 +215,15 @@ def _env_seconds(environ, name, default):
     raw = environ.get(name.encode())
     if raw is None:
         return default
-    try:
+    # plain decimal only (``5``, ``0.5``, ``.5``, ``2.``): no sign, exponent, ``_``,
+    # blanks, nan or inf, which float() would take
+    whole, _, frac = raw.partition(b".")
+    value = -1.0
+    if (whole or frac) and (not whole or whole.isdigit()) and (not frac or frac.isdigit()):
         value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value <= 86400):     # also refuses nan and inf
+    if not (0 <= value <= 86400):
         raise Failure(f"bad {name} value {os.fsdecode(raw)!r}: expected a number of "
-                      "seconds between 0 and 86400")
+                      "seconds between 0 and 86400 (digits, an optional decimal point)")
     return value
 
 
@@ -234,6 +236,11 @@ def _write_stdout(data):
         except BlockingIOError:              # a non-blocking stdout: wait until writable
             import select
             select.select([], [1], [])
+        except BrokenPipeError:
+            raise
+        except OSError as e:                 # /dev/full, a full disk, a closed fd...
+            raise Failure(f"cannot write the output to standard output: "
+                          f"{e.strerror or e}") from None
 
 
 def _err(message):
@@ -246,7 +253,11 @@ def run(args, environ):
     try:
         cmd = parse_command_line(args, environ)
         if cmd is None:                       # -h
-            _write_stdout(USAGE)
+            try:
+                _write_stdout(USAGE)
+            except Failure as e:
+                _err(str(e))
+                return 1
             return 0
         if cmd.opcode in (IMPORT, EXPORT):
             return _crontab(cmd, environ)
@@ -269,10 +280,10 @@ def run(args, environ):
         if not reply.ok:
             raise Failure(render.error_message(cmd.opcode, cmd.taskid, reply.errcode))
         data = render.stdout_bytes(cmd.opcode, reply)
+        _write_stdout(data)
     except (Failure, client.ClientError, ValueError) as e:
         _err(str(e))
         return 1
-    _write_stdout(data)
     return 0
 
 

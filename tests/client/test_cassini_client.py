@@ -319,10 +319,35 @@ def test_a_reply_of_another_shape_is_never_printed(pipes):
     assert b"shape" in err
 
 
+@pytest.mark.parametrize("value", ["0.2", ".2", "1.", "0"])
+def test_plain_decimal_timeouts_are_accepted(pipes, value):
+    code, out, err, took = run(["-p", pipes, "-l"], base_env(CASSINI_TIMEOUT=value))
+    assert code == 1 and b"not running" in err, err
+    assert took < 5
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_failed_write_of_the_output_says_what_failed(pipes):
+    """`cassini -l > /dev/full`: one line naming the failed write, exit 1; not an
+    "internal error"."""
+    listing = P.encode_reply(P.LIST, P.Reply(tasks=[
+        (7, P.Timing(P.MINUTES_MASK, 0xFFFFFF, 0x7F), (b"echo", b"x"))]))
+    d = FakeDaemon(pipes).start(listing)
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(CASSINI + ["-p", pipes, "-l"], env=base_env(), stdout=full,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=20)
+    assert d.join()
+    assert p.returncode == 1, p.stderr
+    assert_one_clean_line(p.stderr)
+    assert b"internal error" not in p.stderr
+    assert b"cannot write the output" in p.stderr and b"No space left" in p.stderr, p.stderr
+
+
 # --- environment, default dir, signals, output --------------------------------------------------
 @pytest.mark.parametrize("name", ["CASSINI_TIMEOUT", "CASSINI_REPLY_TIMEOUT",
                                   "CASSINI_LOCK_TIMEOUT"])
-@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "", "1e9"])
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "", "1e9", "1_0", "-0", "+1",
+                                   " 1", "1e0", "0x1", ".", "1.2.3", "\u0661"])
 def test_bad_timeout_values_are_a_clear_error(pipes, name, value):
     code, out, err, took = run(["-p", pipes, "-l"], base_env(**{name: value}))
     assert code == 1 and out == b""

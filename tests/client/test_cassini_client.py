@@ -309,11 +309,22 @@ def test_lock_file_replaced_while_waiting_is_taken_afresh(pipes):
 def test_a_reply_of_another_shape_is_never_printed(pipes):
     """A CREATE answered with a LIST reply (1 task): its first 8 bytes would read as an
     id; the bytes after the expected end show the reply is not this request's answer."""
+    from saturnd import busy
     listing = P.encode_reply(P.LIST, P.Reply(tasks=[
         (7, P.Timing(P.MINUTES_MASK, 0xFFFFFF, 0x7F), (b"echo", b"x"))]))
-    d = FakeDaemon(pipes).start(listing)
-    code, out, err, _ = run(["-p", pipes, "-c", "echo", "mine"])
-    assert d.join()
+    # the fake passes for our daemon: it publishes (busy.PUBLISHER on the request FIFO)
+    # and marks its lock file (busy.LOCK_MARK), as saturnd does
+    marker = os.open(os.path.join(pipes, "saturnd-request-pipe"), os.O_RDONLY | os.O_NONBLOCK)
+    lock = os.open(os.path.join(pipes, "cassini-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    busy.hold(marker, busy.PUBLISHER, True)
+    busy.hold(lock, busy.LOCK_MARK, True)
+    try:
+        d = FakeDaemon(pipes).start(listing)
+        code, out, err, _ = run(["-p", pipes, "-c", "echo", "mine"])
+        assert d.join()
+    finally:
+        os.close(marker)
+        os.close(lock)
     assert code == 1 and out == b"", err
     assert_one_clean_line(err)
     assert b"shape" in err

@@ -245,3 +245,13 @@ def test_own_requests_with_trailing_bytes_change_nothing(make_daemon, extra):
     assert daemon.out("-l") == b"0: * * * echo hi\n"  # CL did nothing
     assert daemon.raw(b"CL" + tid) == b"OK" + struct.pack(">Q", 1)   # whole: carried out
     assert "followed by trailing bytes" in daemon.log()
+
+
+def test_a_garbage_daemon_error_log_is_told_and_kept_within_its_cap(make_daemon):
+    daemon = make_daemon().start()
+    daemon.terminate()
+    (daemon.data / "errors").write_bytes(os.urandom(100_000))
+    daemon.start()
+    assert os.path.getsize(daemon.data / "errors") <= 64 << 10
+    log = daemon.out("-D")
+    assert log.count(b"\n") == 1 and b"100000 bytes" in log and b"dropped" in log, log

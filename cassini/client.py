@@ -12,11 +12,12 @@ One exchange (``exchange``):
    reply has been read, so that concurrent clients each get their own reply
    (``take_client_lock``): a regular file of ours, mode not writable by group
    or others, opened without following a symlink or blocking, still the file
-   at the path once held; with our daemon (it publishes its busy state) also
-   the one it made and marks, which cassini waits for when it is missing or
-   replaced (the daemon puts a fresh one in place once the old one's holder is
-   done: ``saturnd/pipes.py``); other implementations' lock file is made 0600
-   when missing.  Bounded by ``lock_timeout``; no proper lock: one line, exit
+   at the path once held; with our daemon (it says so on its request FIFO,
+   ``busy.MARKS_LOCK``) also the one it made and marks, which cassini waits
+   for when it is missing or replaced (the daemon puts a fresh one in place
+   once the old one's holder is done: ``saturnd/pipes.py``); with other
+   implementations (and older saturnd) the lock file is made 0600 when
+   missing.  Bounded by ``lock_timeout``; no proper lock: one line, exit
    1, nothing sent;
 3. open the reply pipe for reading, without blocking, *before* sending the
    request, and make sure nothing left by an earlier exchange (a writing end
@@ -181,7 +182,8 @@ def take_client_lock(pipes_dir, lock_timeout, daemon_marks):
     The lock counts only on a regular file of ours, not writable by group or others,
     opened without following a symlink nor blocking (a FIFO planted there), that is
     still the file at the path once the lock is held.  With ``daemon_marks`` (our
-    daemon: it makes the lock file and marks the one in place, ``saturnd/pipes.py``)
+    daemon holds ``busy.MARKS_LOCK``: it makes the lock file and marks the one in place,
+    ``saturnd/pipes.py``; an older saturnd does not, and is treated as below)
     the file must also carry the daemon's mark, and cassini never makes it: when it is
     missing or not proper, the daemon puts a fresh one in place shortly, and cassini
     waits for that.  Otherwise cassini makes it (0600) when missing and refuses one that
@@ -588,7 +590,8 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
 
     probe = publishing_probe(req_path)
     try:
-        lock_fd = take_client_lock(pipes_dir, lock_timeout, probe is not None)
+        lock_fd = take_client_lock(pipes_dir, lock_timeout,
+                                   probe is not None and busy.held(probe, busy.MARKS_LOCK))
     except BaseException:
         if probe is not None:
             os.close(probe)

@@ -204,6 +204,8 @@ class Server:
             return
         try:
             busy_mod.hold(fd, busy_mod.PUBLISHER, True)
+            if self.pipes is not None and self.pipes.client_lock is not None:
+                busy_mod.hold(fd, busy_mod.MARKS_LOCK, True)
             if self.busy:
                 busy_mod.hold(fd, busy_mod.BUSY, True)
         except OSError as e:
@@ -211,6 +213,7 @@ class Server:
             self.busy = False
             try:
                 busy_mod.hold(fd, busy_mod.PUBLISHER, False)
+                busy_mod.hold(fd, busy_mod.MARKS_LOCK, False)
             except OSError:
                 pass
             self.log(f"server: cannot publish the busy state ({e.strerror or e}); "

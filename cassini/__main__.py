@@ -10,8 +10,9 @@ uses it.  Then one request goes out and one reply comes back
 Environment: ``CASSINI_TIMEOUT`` (seconds to wait for saturnd to open the
 request pipe, default 5), ``CASSINI_REPLY_TIMEOUT`` (seconds without progress
 while waiting for or reading the reply, default 10), ``CASSINI_LOCK_TIMEOUT``
-(seconds to wait for another cassini to finish, default 30),
-``POSIXLY_CORRECT`` (stop option parsing at the first operand), ``USER`` (the
+(seconds to wait for a proper ``cassini-lock``: another cassini to finish, or
+saturnd to put a removed lock file back; default 30) -- plain decimal seconds
+only, ``POSIXLY_CORRECT`` (stop option parsing at the first operand), ``USER`` (the
 default pipes directory), ``TZ`` (the times of ``-x``).
 
 Kept lean on purpose: ``cassini -l`` must start about as fast as Python.

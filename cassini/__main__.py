@@ -10,8 +10,9 @@ uses it.  Then one request goes out and one reply comes back
 Environment: ``CASSINI_TIMEOUT`` (seconds to wait for saturnd to open the
 request pipe, default 5), ``CASSINI_REPLY_TIMEOUT`` (seconds without progress
 while waiting for or reading the reply, default 10), ``CASSINI_LOCK_TIMEOUT``
-(seconds to wait for another cassini to finish, default 30),
-``POSIXLY_CORRECT`` (stop option parsing at the first operand), ``USER`` (the
+(seconds to wait for a proper ``cassini-lock``: another cassini to finish, or
+saturnd to put a removed lock file back; default 30) -- plain decimal seconds
+only, ``POSIXLY_CORRECT`` (stop option parsing at the first operand), ``USER`` (the
 default pipes directory), ``TZ`` (the times of ``-x``).
 
 Kept lean on purpose: ``cassini -l`` must start about as fast as Python.
@@ -348,13 +349,15 @@ def _env_seconds(environ, name, default):
     raw = environ.get(name.encode())
     if raw is None:
         return default
-    try:
+    # plain decimal only (``5``, ``0.5``, ``.5``, ``2.``): no sign, exponent, ``_``,
+    # blanks, nan or inf, which float() would take
+    whole, _, frac = raw.partition(b".")
+    value = -1.0
+    if (whole or frac) and (not whole or whole.isdigit()) and (not frac or frac.isdigit()):
         value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value <= 86400):     # also refuses nan and inf
+    if not (0 <= value <= 86400):
         raise Failure(f"bad {name} value {os.fsdecode(raw)!r}: expected a number of "
-                      "seconds between 0 and 86400")
+                      "seconds between 0 and 86400 (digits, an optional decimal point)")
     return value
 
 
@@ -367,6 +370,11 @@ def _write_stdout(data):
         except BlockingIOError:              # a non-blocking stdout: wait until writable
             import select
             select.select([], [1], [])
+        except BrokenPipeError:
+            raise
+        except OSError as e:                 # /dev/full, a full disk, a closed fd...
+            raise Failure(f"cannot write the output to standard output: "
+                          f"{e.strerror or e}") from None
 
 
 def _err(message):
@@ -381,7 +389,11 @@ def run(args, environ):
             args = [b"-V"]                    # the one long option (getopt knows none)
         cmd = parse_command_line(args, environ)
         if cmd is None:                       # -h
-            _write_stdout(USAGE)
+            try:
+                _write_stdout(USAGE)
+            except Failure as e:
+                _err(str(e))
+                return 1
             return 0
         if cmd.opcode == VERSION:
             from saturnd import __version__
@@ -417,10 +429,10 @@ def run(args, environ):
                 cmd.opcode, (cmd.taskid, cmd.run) if cmd.opcode == P.HISTORY else cmd.taskid,
                 reply.errcode))
         data = render.stdout_bytes(cmd.opcode, reply)
+        _write_stdout(data)
     except (Failure, client.ClientError, ValueError) as e:
         _err(str(e))
         return 1
-    _write_stdout(data)
     return 0
 
 

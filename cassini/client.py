@@ -8,10 +8,17 @@ One exchange (``exchange``):
    symlink, safe ancestors) before anything is created, opened or sent there
    -- unless ``CASSINI_SKIP_PIPES_CHECK=1`` (for daemons of other
    implementations, which often make their pipes 0777 or 0666);
-2. ``flock(LOCK_EX)`` on ``PIPES_DIR/cassini-lock`` (created 0600 when
-   missing; carry on without it when it cannot be opened), held until the
-   whole reply has been read, so that concurrent clients each get their own
-   reply (the wait for the lock is bounded too);
+2. hold ``flock(LOCK_EX)`` on ``PIPES_DIR/cassini-lock`` until the whole
+   reply has been read, so that concurrent clients each get their own reply
+   (``take_client_lock``): a regular file of ours, mode not writable by group
+   or others, opened without following a symlink or blocking, still the file
+   at the path once held; with our daemon (it says so on its request FIFO,
+   ``busy.MARKS_LOCK``) also the one it made and marks, which cassini waits
+   for when it is missing or replaced (the daemon puts a fresh one in place
+   once the old one's holder is done: ``saturnd/pipes.py``); with other
+   implementations (and older saturnd) the lock file is made 0600 when
+   missing.  Bounded by ``lock_timeout``; no proper lock: one line, exit
+   1, nothing sent;
 3. open the reply pipe for reading, without blocking, *before* sending the
    request, and make sure nothing left by an earlier exchange (a writing end
    the daemon has not closed yet, stray bytes) can pass for our reply -- see
@@ -29,7 +36,9 @@ One exchange (``exchange``):
    client's bytes;
 6. read exactly one reply by its own lengths, giving up after
    ``reply_timeout`` seconds without progress; end of file before the reply
-   is complete is an error, end of file after it is never waited for.
+   is complete is an error; with our daemon, bytes after it mean the reply
+   is not shaped as this request's answer: refused, never printed
+   (``check_reply_ends``); other implementations' extra bytes are ignored.
 
 Every failure raises :class:`ClientError` with a one-line message.
 """
@@ -126,35 +135,117 @@ def _nonblocking(call, *errnos):
         raise
 
 
-def _lock(pipes_dir, lock_timeout):
-    """The held lock's fd, or None when the lock file cannot be opened."""
-    import fcntl
-    path = os.path.join(pipes_dir, LOCK_FILE)
+def _lock_problem(st):
+    """Why the lock file ``st`` (an ``fstat``) cannot serve as the lock, or None."""
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _open_lock_file(path, create):
+    """A descriptor on the lock file (never blocks, never follows a symlink), or None when
+    it is missing and not to be ``create``d; raises _LockRefused with the reason."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    except OSError:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        if not create:
+            return None
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        except OSError:
-            return None          # cannot be created: carry on without the lock
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except BlockingIOError:
-        pass                     # another cassini is talking to saturnd: wait our turn
-    except OSError:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return None                       # someone else made it: look again
+        except OSError as e:
+            raise _LockRefused(f"cannot be created ({e.strerror})") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _LockRefused("is a symlink") from None
+        raise _LockRefused(f"cannot be opened ({e.strerror})") from None
+    problem = _lock_problem(os.fstat(fd))
+    if problem:
         os.close(fd)
-        return None              # a file system without flock: carry on without it
-    try:
-        _blocking_with_deadline(
-            lambda: fcntl.flock(fd, fcntl.LOCK_EX), lock_timeout,
-            lambda: _nonblocking(lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) or fd,
-                                 errno.EAGAIN))
-    except _Alarm:
-        os.close(fd)
-        raise ClientError(f"another cassini has held {_show(path)} for {lock_timeout:g} s; "
-                          "giving up") from None
+        raise _LockRefused(problem)
     return fd
+
+
+class _LockRefused(Exception):
+    pass
+
+
+def take_client_lock(pipes_dir, lock_timeout, daemon_marks):
+    """Hold ``flock(LOCK_EX)`` on ``PIPES_DIR/cassini-lock``: its descriptor.
+
+    The lock counts only on a regular file of ours, not writable by group or others,
+    opened without following a symlink nor blocking (a FIFO planted there), that is
+    still the file at the path once the lock is held.  With ``daemon_marks`` (our
+    daemon holds ``busy.MARKS_LOCK``: it makes the lock file and marks the one in place,
+    ``saturnd/pipes.py``; an older saturnd does not, and is treated as below)
+    the file must also carry the daemon's mark, and cassini never makes it: when it is
+    missing or not proper, the daemon puts a fresh one in place shortly, and cassini
+    waits for that.  Otherwise cassini makes it (0600) when missing and refuses one that
+    is not proper.  Everything within ``lock_timeout`` s; then :class:`ClientError`
+    (one line, nothing sent).
+    """
+    import fcntl
+    import time
+    path = os.path.join(pipes_dir, LOCK_FILE)
+    deadline = time.monotonic() + lock_timeout
+    pause = 0.001
+    why = None
+    while True:
+        fd = None
+        try:
+            fd = _open_lock_file(path, create=not daemon_marks)
+            if fd is None:
+                why = f"no {_show(path)}"
+        except _LockRefused as e:
+            why = f"{_show(path)} {e}"
+            if not daemon_marks:
+                raise ClientError(f"{why}; not a proper lock file; nothing sent") from None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+            except BlockingIOError:
+                held = False         # another cassini is talking to saturnd: wait our turn
+            except OSError as e:
+                os.close(fd)
+                raise ClientError(f"cannot lock {_show(path)} ({e.strerror}); "
+                                  "nothing sent") from None
+            if not held:
+                left = deadline - time.monotonic()
+                try:
+                    _blocking_with_deadline(
+                        lambda: fcntl.flock(fd, fcntl.LOCK_EX), max(left, 0.001),
+                        lambda: _nonblocking(
+                            lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) or fd,
+                            errno.EAGAIN))
+                except _Alarm:
+                    os.close(fd)
+                    raise ClientError(f"another cassini has held {_show(path)} for "
+                                      f"{lock_timeout:g} s; giving up") from None
+            try:
+                mine = os.fstat(fd)
+                now = os.lstat(path)
+                same = (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)
+            except OSError:
+                same = False
+            if not same:
+                why = f"{_show(path)} was removed or replaced while cassini waited for it"
+            elif daemon_marks and not busy.held(fd, busy.LOCK_MARK):
+                why = f"{_show(path)} is not the lock file saturnd made"
+            else:
+                return fd
+            os.close(fd)
+        if time.monotonic() >= deadline:
+            raise ClientError(f"cannot hold a proper lock within {lock_timeout:g} s: {why}; "
+                              "nothing sent")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
 
 
 def _open_request_pipe(pipes_dir, path, timeout):
@@ -391,7 +482,21 @@ def _drain(fd):
     return seen
 
 
-def wait_until_idle(req_path, reader, rep_path, seconds):
+def publishing_probe(req_path):
+    """A reading descriptor on the request FIFO of a daemon that publishes its busy state
+    (ours: it also makes and marks ``cassini-lock``), or None (other implementations, or
+    no FIFO to open: the open for writing reports that)."""
+    try:
+        probe = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if busy.held(probe, busy.PUBLISHER):
+        return probe
+    os.close(probe)
+    return None
+
+
+def wait_until_idle(req_path, reader, rep_path, seconds, probe=None):
     """Wait until saturnd has nothing in hand before our request is written.
 
     Called with ``cassini-lock`` held and the reply pipe open for reading,
@@ -408,39 +513,38 @@ def wait_until_idle(req_path, reader, rep_path, seconds):
     that does not publish (no "publisher" lock on the request pipe) is not
     waited for.  Raises :class:`ClientError` after ``seconds``.
     """
-    try:
-        probe = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return                            # the open for writing reports it
-    try:
-        if not busy.held(probe, busy.PUBLISHER):
+    if probe is None:
+        probe = publishing_probe(req_path)
+        if probe is None:
             return
-        deadline = None
-        dirty = False
-        while True:
-            seen = _drain(reader[0])
-            if seen == "eof":
-                _reopen_reader(reader, rep_path)
-                dirty = False
-            elif seen:
-                dirty = True
-            if busy.pending(probe) == 0 and not busy.held(probe, busy.BUSY):
-                break
-            import time
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + seconds
-                step = 0.0001       # the daemon turns idle right after closing a reply
-            elif now >= deadline:
-                raise ClientError(f"saturnd has been busy with an earlier request for "
-                                  f"{seconds:g} s; nothing sent")
-            time.sleep(step)
-            step = min(step * 2, 0.002)
-        # idle: the daemon holds no writing end; drop the last stale bytes, start afresh
-        if _drain(reader[0]) or dirty:
+        try:
+            return wait_until_idle(req_path, reader, rep_path, seconds, probe)
+        finally:
+            os.close(probe)
+    deadline = None
+    dirty = False
+    while True:
+        seen = _drain(reader[0])
+        if seen == "eof":
             _reopen_reader(reader, rep_path)
-    finally:
-        os.close(probe)
+            dirty = False
+        elif seen:
+            dirty = True
+        if busy.pending(probe) == 0 and not busy.held(probe, busy.BUSY):
+            break
+        import time
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + seconds
+            step = 0.0001       # the daemon turns idle right after closing a reply
+        elif now >= deadline:
+            raise ClientError(f"saturnd has been busy with an earlier request for "
+                              f"{seconds:g} s; nothing sent")
+        time.sleep(step)
+        step = min(step * 2, 0.002)
+    # idle: the daemon holds no writing end; drop the last stale bytes, start afresh
+    if _drain(reader[0]) or dirty:
+        _reopen_reader(reader, rep_path)
 
 
 def _reopen_reader(reader, path):
@@ -450,6 +554,26 @@ def _reopen_reader(reader, path):
         raise ClientError(f"cannot open the reply pipe {_show(path)}: {e.strerror}") from None
     os.close(reader[0])
     reader[0] = fresh
+
+
+def check_reply_ends(reader):
+    """With our daemon: the reply must end where its shape for this request says.  Bytes
+    after it mean it answers another request (a LIST reply read as a CREATE reply would
+    print a wrong id), so it is refused (:class:`ClientError`).  Our daemon closes the
+    reply pipe right after the reply: its end of file is waited for (bounded by the reply
+    deadline).  Other implementations are not checked: the reference and the C project
+    may send bytes after a reply, which cassini ignores (golden vector 159)."""
+    extra = len(reader.buf) - reader.pos
+    if not extra:
+        if not reader._wait():
+            raise ClientError(f"saturnd did not end its reply within {reader.timeout:g} s")
+        try:
+            extra = len(os.read(reader.fd, 1))
+        except BlockingIOError:
+            extra = 0
+    if extra:
+        raise ClientError("saturnd's reply does not have the shape of a reply to this "
+                          "request (bytes after its end): not this request's answer")
 
 
 def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0,
@@ -474,11 +598,19 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
     if check_pipes:
         check_pipes_dir(pipes_dir, (req_path, rep_path))
 
-    lock_fd = _lock(pipes_dir, lock_timeout)
+    probe = publishing_probe(req_path)
+    try:
+        lock_fd = take_client_lock(pipes_dir, lock_timeout,
+                                   probe is not None and busy.held(probe, busy.MARKS_LOCK))
+    except BaseException:
+        if probe is not None:
+            os.close(probe)
+        raise
     try:
         rep = [open_reply_pipe(rep_path, min(STALE_WRITER_GRACE, reply_timeout))]
         try:
-            wait_until_idle(req_path, rep, rep_path, reply_timeout)
+            if probe is not None:
+                wait_until_idle(req_path, rep, rep_path, reply_timeout, probe)
             rep_fd = rep[0]
             fd = _open_request_pipe(pipes_dir, req_path, timeout)
             _check_fifo(fd, req_path)
@@ -488,7 +620,10 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
                 os.close(fd)
             reader = PipeReader(rep_fd, reply_timeout)
             try:
-                return read_reply(reader, opcode)
+                reply = read_reply(reader, opcode)
+                if probe is not None:
+                    check_reply_ends(reader)
+                return reply
             except Truncated:
                 if reader.received:
                     raise ClientError("saturnd's reply was cut short (end of file in "
@@ -500,5 +635,6 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
         finally:
             os.close(rep[0])
     finally:
-        if lock_fd is not None:
-            os.close(lock_fd)
+        os.close(lock_fd)
+        if probe is not None:
+            os.close(probe)

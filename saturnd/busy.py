@@ -5,7 +5,10 @@ the request FIFO:
 
 - byte ``PUBLISHER`` for as long as it serves that FIFO: "this daemon publishes busy";
 - byte ``BUSY`` from the moment it is about to read request bytes until the reply pipe is
-  closed and no request bytes are left in its buffer.
+  closed and no request bytes are left in its buffer;
+- byte ``MARKS_LOCK`` along with ``PUBLISHER``: "this daemon makes ``cassini-lock`` and
+  marks the one in place" (an open-file-description read lock on byte ``LOCK_MARK`` of
+  that file, ``saturnd/pipes.py``): cassini then talks only under the marked file.
 
 A client holding ``cassini-lock`` tests both with ``F_OFD_GETLK`` (it never takes them, so
 it cannot stall the daemon) and ``FIONREAD`` on a descriptor of its own on the same FIFO.
@@ -19,6 +22,8 @@ import struct
 
 PUBLISHER = 1
 BUSY = 0
+MARKS_LOCK = 2     # "this daemon makes cassini-lock and marks the one in place"
+LOCK_MARK = 0      # on cassini-lock: "made by the daemon, the one in place" (saturnd/pipes.py)
 
 _FLOCK = struct.Struct("hhqqi4x")    # struct flock with a 64-bit off_t (Linux)
 _GETLK = getattr(fcntl, "F_OFD_GETLK", None)

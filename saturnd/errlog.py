@@ -13,12 +13,16 @@ otherwise::
 Each file is a sequence of entries ``LENGTH uint32, CRC32 uint32, TIME int64,
 MESSAGE`` (LENGTH counts TIME and MESSAGE; CRC32 covers them), appended with
 one ``write`` and fsynced.  Reading stops at the first entry that is incomplete
-or fails its CRC (a crash in the middle of an append), so a torn entry is never
-shown; the next append cuts it off first.  A file is bounded: when an append
-would take it past its cap (``TASK_CAP`` / ``DAEMON_CAP`` bytes), the oldest
-entries are dropped so that the newest fit in half the cap, and the file is
-replaced atomically (temporary file, fsync, rename).  A message is cut to
-``protocol.MAX_ERROR_MESSAGE`` bytes.
+or fails its CRC (a crash in the middle of an append, or a file overwritten),
+so a torn entry is never shown as an entry -- but never dropped silently: a
+reader gets a last entry saying how many bytes could not be read, and the
+next append, which cuts them off, records how many it dropped.  A file is
+bounded: when an append would take it past its cap (``TASK_CAP`` /
+``DAEMON_CAP`` bytes), the oldest entries are dropped so that the newest fit
+in half the cap, and the file is replaced atomically (temporary file, fsync,
+rename); at start-up the daemon-wide file is brought back within its cap the
+same way when it is over it or damaged (e.g. filled with garbage).  A message
+is cut to ``protocol.MAX_ERROR_MESSAGE`` bytes.
 
 Hooks elsewhere are one-line calls to the module functions :func:`task`,
 :func:`daemon` and :func:`clock_change`; they do nothing until the daemon has
@@ -108,6 +112,22 @@ def parse(data):
     return entries, pos
 
 
+def damage_text(nbytes, where):
+    return (f"error log damaged: {nbytes} byte(s) {where} are not whole entries "
+            "(torn by a crash, or overwritten)").encode()
+
+
+def _newest_within(entries, room):
+    kept = []
+    for when_, msg in reversed(entries):
+        room -= 16 + len(msg)
+        if room < 0:
+            break
+        kept.append(encode_entry(when_, msg))
+    kept.reverse()
+    return kept
+
+
 def read_file(path):
     """The entries of the log file ``path``, oldest first ([] when missing)."""
     try:
@@ -128,25 +148,40 @@ def append(path, when, message, cap):
         if size:
             data = os.pread(fd, size, 0)
         entries, valid = parse(data)
+        if valid < len(data):               # a torn entry goes first, but is told
+            record = encode_entry(when, damage_text(len(data) - valid, "dropped")) + record
         if valid + len(record) <= cap:
             if valid < len(data):
-                os.ftruncate(fd, valid)      # a torn entry (crash mid-append) goes first
+                os.ftruncate(fd, valid)
             os.write(fd, record)
             os.fsync(fd)
             return
     finally:
         os.close(fd)
     # full: keep the newest entries that fit in half the cap, then the new one
-    kept = []
-    room = cap // 2 - len(record)
-    for when_, msg in reversed(entries):
-        room -= 16 + len(msg)
-        if room < 0:
-            break
-        kept.append(encode_entry(when_, msg))
-    kept.reverse()
+    kept = _newest_within(entries, cap // 2 - len(record))
     kept.append(record)
     write_atomic(path, b"".join(kept))
+
+
+def bring_within(path, when, cap):
+    """At start-up: a file over ``cap`` or with bytes that are not whole entries is
+    rewritten with its newest whole entries (half the cap) and an entry telling what was
+    dropped.  Returns that text, or None when the file was fine."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    entries, valid = parse(data)
+    if valid == len(data) and len(data) <= cap:
+        return None
+    kept = _newest_within(entries, cap // 2 - 16 - 200)
+    text = (f"error log over its cap or damaged at start-up ({len(data)} bytes): "
+            f"{len(data) - valid} damaged byte(s) and {len(entries) - len(kept)} older "
+            f"entries dropped").encode()
+    write_atomic(path, b"".join(kept) + encode_entry(when, text))
+    return text.decode()
 
 
 class ErrorLog:
@@ -160,6 +195,12 @@ class ErrorLog:
         self.store = store
         self.log = log
         self.lock = threading.Lock()
+        try:
+            text = bring_within(self.daemon_path, int(clock.now()), DAEMON_CAP)
+        except OSError as e:
+            text = f"cannot check it: {e.strerror or e}"
+        if text:
+            log(f"errlog: {self.daemon_path}: {text}")
 
     def task_path(self, taskid):
         return os.path.join(self.tasks_dir, str(taskid), FILE_NAME)
@@ -191,7 +232,16 @@ class ErrorLog:
         """The entries of the daemon log (``taskid`` None) or of one task's log."""
         path = self.daemon_path if taskid is None else self.task_path(taskid)
         with self.lock:
-            return read_file(path)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                    mtime = os.fstat(f.fileno()).st_mtime
+            except FileNotFoundError:
+                return []
+        entries, valid = parse(data)
+        if valid < len(data):       # told, not dropped silently (cut at the next append)
+            entries.append((int(mtime), damage_text(len(data) - valid, "at the end")))
+        return entries
 
 
 # --- message texts (kept here so that the hooks stay one line) ---------------------------

@@ -167,6 +167,7 @@ def claim(pipes_dir, data_dir, fifo_names, leftover_names, wait, log):
         except security.InsecurePath as e:
             raise StartupError(str(e)) from None
         pipes.remove_leftovers(leftover_names)
+        pipes.make_client_lock(protocol.CASSINI_LOCK)    # marked as the daemon's own
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
         raise StartupError(f"{e.strerror or e}{where}") from None

@@ -23,13 +23,29 @@ off the directory); if another saturnd took it in the meantime, the pipes
 are his and are left alone.  A check that fails (say a symlink planted where
 the directory was) is logged once and tried again every ``CHECK_INTERVAL`` s;
 the daemon keeps running.
+
+The clients' lock file ``cassini-lock`` (:class:`ClientLock`) is made by the daemon too,
+and marked as its own: the daemon holds an open-file-description read lock on its byte
+``busy.LOCK_MARK`` for as long as that file is the one in place (cassini takes ``flock``
+on it, a lock of another kind: the two never conflict).  cassini talks only while it
+holds ``flock`` on the marked file that is at the path (it checks both after taking
+it), so a lock file removed or replaced (a /tmp cleaner) never lets two clients talk at
+once: the daemon puts a fresh marked file in place (``rename``) only once it has taken
+``flock`` on the old one itself -- that is, once the client that held it has finished
+its exchange; a client waiting on the old file then sees it is no longer at the path
+and takes the new one.  Whatever else is found at the path (a symlink, a FIFO, a file
+of another user or another mode, or an unmarked file) is replaced the same way.
+Looked at every ``LOCK_CHECK_INTERVAL`` s while idle, and after every reply.
 """
 
+import fcntl
 import os
 import stat
 import time
 
-from . import security
+from . import busy, security
+
+LOCK_CHECK_INTERVAL = 0.1   # seconds between two looks at cassini-lock while idle
 
 CHECK_INTERVAL = 1.0     # seconds between two looks at the pipes while idle
 
@@ -61,6 +77,74 @@ def make_fifo_afresh(path, uid=None):
     return security.check_fifo(path, uid)
 
 
+class ClientLock:
+    """``PIPES_DIR/cassini-lock``, made and kept in place by the daemon (module doc)."""
+
+    def __init__(self, path, log):
+        self.path = path
+        self.log = log
+        self.fd = None
+        self.ident = None
+        self.problem = None
+        self.pending = False     # replaced, waiting for a client to release the old one
+
+    def ok(self):
+        """True when the file at the path is ours, marked (one ``lstat``)."""
+        try:
+            return self.fd is not None and _ident(os.lstat(self.path)) == self.ident
+        except OSError:
+            return False
+
+    def check(self, dir_ok=lambda: True):
+        """Put a fresh marked lock file in place when ours is gone or replaced (only while
+        ``dir_ok()``: the pipes directory is still the one checked); never raises (a
+        failure is logged once while it lasts)."""
+        if self.ok():
+            self.pending = False
+            return
+        try:
+            if not dir_ok():
+                return               # Pipes.check makes the directory again first
+            self._renew()
+        except OSError as e:
+            message = f"{e.strerror or e} ({e.filename or self.path})"
+            if message != self.problem:
+                self.log(f"pipes: cannot make {self.path} again: {message}; trying again")
+            self.problem = message
+            return
+        self.problem = None
+
+    def _renew(self):
+        old = self.fd
+        if old is not None:
+            try:        # no client may hold the old file while the new one is in place
+                fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.pending = True      # a client is talking: after its exchange
+                return
+        tmp = self.path + ".new"
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
+            os.fchmod(fd, 0o600)                   # whatever the umask
+            busy.hold(fd, busy.LOCK_MARK, True)
+            existed = os.path.lexists(self.path)
+            os.rename(tmp, self.path)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd, self.ident = fd, _ident(os.fstat(fd))
+        self.pending = False
+        if old is not None:
+            os.close(old)                          # its waiters find it gone: they retry
+            what = "was replaced" if existed else "vanished"
+            self.log(f"pipes: {self.path} {what}; made a fresh lock file (mode 0600)")
+
+
 class Pipes:
     """The pipes directory ``path`` and the FIFOs ``names`` in it.
 
@@ -80,6 +164,23 @@ class Pipes:
         self.next_check = 0.0
         self.problem = None
         self.interval = CHECK_INTERVAL
+        self.client_lock = None
+
+    def make_client_lock(self, name):
+        """Make ``name`` in the pipes directory the clients' lock file (ClientLock)."""
+        self.client_lock = ClientLock(os.path.join(self.path, name), self.log)
+        self.client_lock._renew()
+
+    def check_client_lock(self):
+        """Make the clients' lock file again when it vanished or was replaced."""
+        if self.client_lock is not None:
+            self.client_lock.check(self._dir_ok)
+
+    def _dir_ok(self):
+        try:
+            return self.problem is None and _ident(os.lstat(self.path)) == self.dir_id
+        except OSError:
+            return False
 
     # --- start-up ------------------------------------------------------------------
     def prepare_dir(self):
@@ -130,6 +231,7 @@ class Pipes:
             self._trouble(str(e) or type(e).__name__)
             return renewed
         self.problem = None
+        self.check_client_lock()
         return renewed
 
     def _trouble(self, message):

@@ -7,18 +7,24 @@ when one ends, its outputs and exit record are published through the store
 (only if the task still has the incarnation token the run started with).  A
 monitor thread keeps each spool file within the output cap.
 
-Spool files are opened ``O_APPEND``, so cutting one back really bounds it (a
-writer's next bytes land at the new end, not past a hole).  A run is recorded
-when its process ends; descendants left in its process group (``cmd &``) may
-keep writing to the spool files: then the store publishes copies (at most the
-cap) instead of the spool files themselves, and the spool files, unlinked, are
-held open by the monitor and cut to zero while the group lives (disk use stays
-bounded), then closed.  At shutdown such
-groups get the same grace as running runs, then SIGKILL.  (A descendant that
-leaves the group with ``setsid`` is out of reach.)
+A run's stdout and stderr are pipes the daemon reads (the "pump" thread) and
+copies into its spool files, up to the output cap: the bytes of a run on disk never
+exceed the cap, at any moment (no slack: the daemon writes them itself).  Past the cap,
+what the run writes is read and discarded; the pipe is then widened to 1 MiB and drained
+only every ``DISCARD_INTERVAL`` s, so a writer that never stops (``yes``) costs the
+daemon little: it runs on, slowed to about 1 MiB per ``DISCARD_INTERVAL``, and is never
+killed for it.  The same holds for the runs of a removed task (they run to their end,
+their output bounded like any run's, then dropped) and for descendants left in the run's
+process group (``cmd &``) after the run is recorded: the spool files are sealed when the
+run's process ends (after what the pipes hold is copied), so everything such
+descendants write afterwards is discarded, never stored.  At shutdown such groups get the
+same grace as running runs, then SIGKILL.  (A descendant that leaves the group with
+``setsid`` is out of reach of the kill, but its output is discarded the same way.)
 """
 
+import fcntl
 import os
+import select
 import signal
 import threading
 import time
@@ -26,12 +32,13 @@ import time
 from . import cronrun, errlog, protocol
 
 DEFAULT_OUTPUT_CAP = 64 << 20
-MONITOR_INTERVAL = 0.5
-MONITOR_FAST = 0.02
-YOUNG_RUN = 2.0
-MONITOR_BURST = 0.1     # young runs polled this often when there are many
+DISCARD_INTERVAL = 0.02   # past the cap, a run's pipe is drained this often
+DRAIN_WAIT = 2.0          # a run ended: wait this long at most for its pipes' end of file
+ORPHAN_DRAIN_WAIT = 0.05  # ... when its process group lives on (descendants hold them)
+_CHUNK = 1 << 16
+_WIDE_PIPE = 1 << 20
 
-_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
@@ -51,7 +58,7 @@ def exit_code(status):
 
 class Run:
     __slots__ = ("taskid", "token", "time", "pid", "out", "err", "exitcode", "done", "started",
-                 "hot", "task")
+                 "hot", "streams", "task")
 
     def __init__(self, taskid, token, when, out, err):
         self.taskid = taskid
@@ -63,11 +70,28 @@ class Run:
         self.exitcode = None
         self.done = False
         self.started = time.monotonic()
-        self.hot = False        # caught writing past the output cap
+        self.hot = False        # wrote past the output cap (its output was cut)
+        self.streams = []
         self.task = None        # the task, when its cron attributes matter at the end (MAILTO)
 
     def __repr__(self):
         return f"Run(task={self.taskid}, pid={self.pid}, time={self.time}, exit={self.exitcode})"
+
+
+class Stream:
+    """One output pipe of a run: its reading end, copied into a spool file up to the cap."""
+
+    __slots__ = ("run", "fd", "spool", "size", "discarding", "eof", "made", "lock")
+
+    def __init__(self, run, fd, spool):
+        self.run = run
+        self.fd = fd
+        self.lock = threading.Lock()    # a write to the spool file vs sealing it
+        self.spool = spool        # the spool file's path; None once sealed
+        self.size = 0
+        self.made = False         # the spool file exists (made at the first bytes)
+        self.discarding = False   # drained every DISCARD_INTERVAL s, not polled
+        self.eof = False
 
 
 def group_alive(pgid):
@@ -82,24 +106,27 @@ def group_alive(pgid):
 
 
 class Orphans:
-    """Process groups of recorded runs that still have members, with their spool files
-    (held open, unlinked) so that what they write can be cut back."""
+    """A process group of a recorded run that still has members (killed at shutdown)."""
 
-    __slots__ = ("pgid", "taskid", "fds", "hot")
+    __slots__ = ("pgid", "taskid")
 
-    def __init__(self, pgid, taskid, fds):
+    def __init__(self, pgid, taskid):
         self.pgid = pgid
         self.taskid = taskid
-        self.fds = fds
-        self.hot = True         # watched fast from the start; cools down when quiet
 
-    def close(self):
-        for fd in self.fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.fds = []
+
+def raise_fd_limit():
+    """Two pipes and two spool files per running run: the soft descriptor limit is raised
+    to the hard one (at most 1 << 20)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        want = min(want, 1 << 20)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 class Runner:
@@ -112,16 +139,26 @@ class Runner:
         self.children = {}          # pid -> Run
         self.orphans = []           # Orphans: groups left behind by recorded runs
         self.stopping = False
-        self._monitor_stop = threading.Event()
-        self._monitor_wake = threading.Event()     # a run started, or stop
+        self.streams = {}           # reading fd -> Stream (under cond)
+        self._new_streams = []      # to register with the pump's poller (under cond)
+        self.eof_cond = threading.Condition()   # a stream reached end of file
+        self._pump_stop = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._threads = []
         self.on_finished = None     # (run, exit code, recorded), after each run
+        raise_fd_limit()
 
     def start_threads(self):
-        for target, name in ((self._reap_loop, "reaper"), (self._monitor_loop, "monitor")):
+        for target, name in ((self._reap_loop, "reaper"), (self._pump_loop, "pump")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+
+    def _wake_pump(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
 
     # --- starting -------------------------------------------------------------
     def start(self, task, when):
@@ -135,22 +172,36 @@ class Runner:
             env = cronrun.task_environment(self.env, cron)
             argv = cronrun.task_argv(argv, cron)
             run.task = task
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, out, _SPOOL_FLAGS, 0o600),
-            (os.POSIX_SPAWN_OPEN, 2, err, _SPOOL_FLAGS, 0o600),
-        ]
+        # the daemon holds only the two reading ends per run: every descriptor it holds
+        # is copied at each spawn (the spool files are opened only to write, briefly)
+        opened = []
         with self.cond:
             try:
+                for _ in range(2):
+                    opened += os.pipe2(os.O_CLOEXEC)
+                actions = [
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, opened[1], 1),
+                    (os.POSIX_SPAWN_DUP2, opened[3], 2),
+                ]
                 pid = os.posix_spawnp(argv[0], list(argv), env, file_actions=actions,
                                       setsid=True, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
             except (OSError, ValueError) as e:
                 spawn_error = e
+                for fd in opened:
+                    os.close(fd)
             else:
+                for spool, r, w in ((out, *opened[0:2]), (err, *opened[2:4])):
+                    os.close(w)
+                    os.set_blocking(r, False)
+                    stream = Stream(run, r, spool)
+                    run.streams.append(stream)
+                    self.streams[r] = stream
+                    self._new_streams.append(stream)
                 run.pid = pid
                 self.children[pid] = run
                 self.cond.notify_all()
-                self._monitor_wake.set()
+                self._wake_pump()
                 self.log(f"run: task {task.taskid} started, pid {pid}")
                 return run
         # could not be started: a run with exit 127 and the reason on stderr, as a shell
@@ -169,7 +220,7 @@ class Runner:
         return run
 
     # --- ending ---------------------------------------------------------------
-    def _finish(self, run, code, copy=False):
+    def _finish(self, run, code):
         run.exitcode = code
         if run.task is not None:
             try:
@@ -178,7 +229,7 @@ class Runner:
                 self.log(f"mail: task {run.taskid}: {type(e).__name__}: {e}")
         cut = run.hot or errlog.over_cap(self.output_cap, run.out, run.err)
         recorded = self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
-                                      self.output_cap, copy=copy)
+                                      self.output_cap)
         if recorded and cut:
             errlog.task(run.taskid, errlog.cut_text(run.time, self.output_cap))
         if self.on_finished is not None:      # the failure notice (saturnd/notice.py)
@@ -189,6 +240,28 @@ class Runner:
         with self.cond:
             run.done = True
             self.cond.notify_all()
+
+    def _seal(self, run, wait):
+        """Wait up to ``wait`` s for the end of file of the run's pipes (what they hold is
+        copied meanwhile), then seal its spool files: nothing more is written there."""
+        deadline = time.monotonic() + wait
+        with self.eof_cond:
+            while not all(s.eof for s in run.streams):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.eof_cond.wait(left)
+        for stream in run.streams:
+            with stream.lock:
+                stream.spool = None
+        drained = all(s.eof for s in run.streams)
+        for stream, path in zip(run.streams, (run.out, run.err)):
+            if not stream.made:     # never wrote: an empty output
+                try:
+                    os.close(os.open(path, _SPOOL_FLAGS, 0o600))
+                except OSError as e:
+                    self.log(f"run: cannot write spool files: {e.strerror}")
+        return drained
 
     def _reap_loop(self):
         while True:
@@ -210,106 +283,132 @@ class Runner:
                 continue
             code = exit_code(status)
             self.log(f"run: task {run.taskid} pid {pid} ended, exit code {code}")
-            leftovers = self._open_leftovers(run)
+            lives_on = group_alive(run.pid)
+            drained = self._seal(run, ORPHAN_DRAIN_WAIT if lives_on else DRAIN_WAIT)
             try:
-                self._finish(run, code, copy=leftovers is not None)
+                self._finish(run, code)
             except Exception as e:   # never let the reaper die
                 self.log(f"run: recording pid {pid} failed: {e}")
                 with self.cond:
                     run.done = True
                     self.cond.notify_all()
-            if leftovers is not None:       # only now: the outputs were copied first
-                with self.cond:
-                    self.orphans.append(leftovers)
-                self._monitor_wake.set()
+            if lives_on or not drained:
+                self.log(f"run: task {run.taskid}: process group {run.pid} lives on after "
+                         f"the run; its further output is discarded")
+                if lives_on:
+                    with self.cond:
+                        self.orphans.append(Orphans(run.pid, run.taskid))
 
-    def _open_leftovers(self, run):
-        """The run's process ended; if its group lives on, open its spool files (before
-        they are published and unlinked) to cut them back until the group is gone."""
-        if not group_alive(run.pid):
-            return None
-        fds = []
-        for path in (run.out, run.err):
-            try:
-                fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
-            except OSError:
-                pass
-        self.log(f"run: task {run.taskid}: process group {run.pid} lives on after the run; "
-                 f"its further output is discarded")
-        return Orphans(run.pid, run.taskid, fds)
-
-    def _watch_orphans(self, full):
-        """Cut the orphans' spool files to zero; forget the groups that are gone.
-        Returns True when one was caught writing."""
-        with self.cond:
-            orphans = list(self.orphans)
-        hot = False
-        gone = []
-        for o in orphans:
-            if not (full or o.hot):
-                continue
-            o.hot = False
-            for fd in o.fds:
+    # --- the pump: pipes -> spool files, within the cap ---------------------------------
+    def _take(self, stream, data):
+        """Copy ``data`` (read from ``stream``) into its spool file, within the cap; returns
+        False when the stream is past the cap (or sealed): drained, not polled, from now."""
+        with stream.lock:
+            spool = stream.spool
+            room = self.output_cap - stream.size
+            keep = data[:room] if room > 0 else b""
+            if spool is not None and keep:
                 try:
-                    if os.fstat(fd).st_size > 0:
-                        os.ftruncate(fd, 0)
-                        o.hot = hot = True
-                except OSError:
-                    pass
-            if full and not group_alive(o.pgid):
-                gone.append(o)
-        if gone:
-            with self.cond:
-                self.orphans = [o for o in self.orphans if o not in gone]
-            for o in gone:
-                o.close()
-        return hot
-
-    def _monitor_loop(self):
-        """Cut spool files back to the output cap while runs write.
-
-        Every run is looked at every MONITOR_INTERVAL s; a run younger than
-        YOUNG_RUN s, or one caught writing past its cap (a ``yes`` task), every
-        MONITOR_FAST s.  So the disk a run uses stays within the cap plus what it
-        writes in about MONITOR_FAST s, without polling 1,000 quiet runs fast.
-        """
-        cap = self.output_cap
-        interval = MONITOR_INTERVAL
-        next_full = 0.0
-        while True:
-            self._monitor_wake.wait(interval)
-            self._monitor_wake.clear()
-            if self._monitor_stop.is_set():
-                return
-            now = time.monotonic()
-            with self.cond:
-                runs = list(self.children.values())
-            full = now >= next_full
-            if full:
-                next_full = now + MONITOR_INTERVAL
-            interval = MONITOR_INTERVAL
-            young_runs = 0
-            for run in runs:
-                young = now - run.started < YOUNG_RUN
-                if not (full or young or run.hot):
-                    continue
-                for path in (run.out, run.err):
+                    fd = os.open(spool, _SPOOL_FLAGS, 0o600)
+                    stream.made = True
                     try:
-                        if os.stat(path).st_size > cap:
-                            os.truncate(path, cap)
-                            run.hot = True
-                    except OSError:
+                        view = memoryview(keep)
+                        while view:
+                            view = view[os.write(fd, view):]
+                    finally:
+                        os.close(fd)
+                except OSError as e:
+                    self.log(f"run: task {stream.run.taskid}: cannot write its spool file: "
+                              f"{e.strerror or e}; output cut")
+                    stream.run.hot = True
+                stream.size += len(keep)
+            if len(keep) < len(data):
+                if spool is not None:
+                    stream.run.hot = True
+                return False
+            return spool is not None
+
+    def _close_stream(self, stream):
+        with self.cond:     # forgotten before closed: a new pipe may get the same number
+            self.streams.pop(stream.fd, None)
+            os.close(stream.fd)
+        with self.eof_cond:
+            stream.eof = True
+            self.eof_cond.notify_all()
+
+    def _widen(self, stream):
+        try:
+            fcntl.fcntl(stream.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _WIDE_PIPE)
+        except OSError:
+            pass
+
+    def _pump_loop(self):
+        """Copy what runs write into their spool files (cap-bounded), forever."""
+        # epoll: registering is O(1) and a wait costs what is ready, not what is registered
+        # (poll() rebuilds its array of 2,000 descriptors after every change: 1,000 runs
+        # started in one minute would cost O(n^2))
+        poller = select.epoll() if hasattr(select, "epoll") else select.poll()
+        readable = select.EPOLLIN if hasattr(select, "epoll") else select.POLLIN
+        poller.register(self._wake_r, readable)
+        discarding = []
+        while True:
+            with self.cond:
+                new, self._new_streams = self._new_streams, []
+                if self._pump_stop:
+                    return
+            for stream in new:
+                poller.register(stream.fd, readable)
+            timeout = DISCARD_INTERVAL if discarding else None
+            if not hasattr(select, "epoll"):
+                timeout = -1 if timeout is None else int(timeout * 1000)
+            try:
+                events = poller.poll(timeout)
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                if fd == self._wake_r:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
                         pass
-                if run.hot:
-                    interval = MONITOR_FAST
-                elif young:
-                    young_runs += 1
-            if self.orphans and self._watch_orphans(full):
-                interval = MONITOR_FAST
-            if young_runs:      # a burst of 1,000 new runs: look less often (CPU)
-                interval = min(interval, MONITOR_FAST if young_runs <= 64 else MONITOR_BURST)
-            if interval > next_full - now:
-                interval = max(0.0, next_full - now)
+                    continue
+                stream = self.streams.get(fd)
+                if stream is None:      # not ours (any more): never poll it again
+                    try:
+                        poller.unregister(fd)
+                    except (OSError, KeyError, ValueError):
+                        pass
+                    continue
+                try:
+                    data = os.read(fd, _CHUNK)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    poller.unregister(fd)
+                    self._close_stream(stream)
+                elif not self._take(stream, data):
+                    poller.unregister(fd)     # past the cap: drained slowly from now
+                    self._widen(stream)
+                    stream.discarding = True
+                    discarding.append(stream)
+            if discarding:
+                still = []
+                for stream in discarding:
+                    try:
+                        data = os.read(stream.fd, _WIDE_PIPE)
+                    except BlockingIOError:
+                        still.append(stream)
+                        continue
+                    except OSError:
+                        data = b""
+                    if data:
+                        self._take(stream, data)   # sealed meanwhile? still discarded
+                        still.append(stream)
+                    else:
+                        self._close_stream(stream)
+                discarding = still
 
     # --- waiting ----------------------------------------------------------------
     def wait_runs(self, runs, deadline):
@@ -348,7 +447,6 @@ class Runner:
                     os.killpg(o.pgid, signal.SIGKILL)
                 except OSError:
                     pass
-            o.close()
         stragglers = self.running()
         for run in stragglers:
             self.log(f"run: killing task {run.taskid} pid {run.pid} after the grace period")
@@ -367,7 +465,8 @@ class Runner:
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
-        self._monitor_stop.set()
-        self._monitor_wake.set()
+        with self.cond:
+            self._pump_stop = True
+        self._wake_pump()
         for t in self._threads:
             t.join(timeout=2)

@@ -8,7 +8,8 @@ descriptor is opened before the old one is closed, so bytes of a writer that
 came and went in between are not lost).
 
 A malformed request (protocol error, over 1 MiB, stalled for
-``STALL_TIMEOUT`` s, end of file in the middle) first has the client's
+``STALL_TIMEOUT`` s, not whole within ``REQUEST_DEADLINE`` s of its first byte however
+slowly it drips, end of file in the middle) first has the client's
 remaining bytes discarded (until end of file, or ``DISCARD_SILENCE`` s of
 silence, at most ``DISCARD_MAX`` s), then gets the empty reply (the reply
 pipe opened and closed without a byte).  A handler failing with ``OSError``
@@ -64,11 +65,13 @@ import time
 
 from . import busy as busy_mod
 from . import errlog, protocol
+from . import pipes as pipes_mod
 from .commands import dispatch
 
 from .protocol import REPLY_PIPE, REQUEST_PIPE
 
 STALL_TIMEOUT = 3.0
+REQUEST_DEADLINE = 5.0   # the whole request, from its first byte, however it drips
 DISCARD_SILENCE = 0.2
 DISCARD_MAX = 2.0
 REPLY_OPEN_TIMEOUT = 5.0
@@ -77,6 +80,16 @@ REPLY_STALL_TIMEOUT = 5.0
 READER_CHECK = 0.01   # waiting for a reply's reader: look for a new request this often
 CHUNK = 65536
 EOF_CHECK_MS = 20      # mid-request: look for a vanished writer this often
+OWN_END_WAIT = 0.2     # after an own request: how long a silent writer may keep its end open
+
+# The requests of the reference and the seed project may come back to back on one open
+# (several requests in one write are served in order, as the C daemon did).  Any other
+# request (this project's own, docs/own-requests.md) must be the writer's last bytes:
+# followed by trailing bytes it is malformed (empty reply, nothing done).
+BACK_TO_BACK = frozenset((
+    protocol.LIST, protocol.CREATE, protocol.REMOVE, protocol.TIMES_EXITCODES,
+    protocol.STDOUT, protocol.STDERR, protocol.TERMINATE, protocol.SET_CMD,
+    protocol.DELETE_ALL, protocol.SW_TIME, protocol.EXEC_TASK, protocol.RESET_TASKMAX))
 
 
 class Stopped(Exception):
@@ -89,6 +102,7 @@ class _StreamReader:
     def __init__(self, server):
         self.server = server
         self.consumed = 0
+        self.deadline = time.monotonic() + REQUEST_DEADLINE
 
     def check_limit(self, n):
         if self.consumed + n > protocol.MAX_REQUEST:
@@ -98,10 +112,15 @@ class _StreamReader:
         self.check_limit(n)
         srv = self.server
         while len(srv.buf) < n:
-            if not srv.fill(STALL_TIMEOUT):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise protocol.Truncated(f"request not complete within {REQUEST_DEADLINE:g} s "
+                                         "of its first byte (a writer too slow, or dripping)")
+            if not srv.fill(min(STALL_TIMEOUT, left)):
                 if srv.eof:
                     raise protocol.Truncated("end of file in the middle of a request")
-                raise protocol.Truncated(f"request stalled for {STALL_TIMEOUT:g} s")
+                if left > STALL_TIMEOUT:
+                    raise protocol.Truncated(f"request stalled for {STALL_TIMEOUT:g} s")
         chunk = bytes(srv.buf[:n])
         del srv.buf[:n]
         self.consumed += n
@@ -208,6 +227,15 @@ class Server:
         st = os.fstat(self.fd)
         return wanted is not None and wanted != (st.st_dev, st.st_ino)
 
+    def _client_lock_wait(self):
+        """Look at cassini-lock (pipes.py makes it again); ms until the next look."""
+        self.pipes.check_client_lock()
+        lock = self.pipes.client_lock
+        if lock is None:
+            return int(self.pipes.interval * 1000)
+        seconds = 0.01 if lock.pending else pipes_mod.LOCK_CHECK_INTERVAL
+        return int(min(seconds, self.pipes.interval) * 1000)
+
     # --- the busy signal (saturnd.busy) -------------------------------------------
     def _publish(self, fd):
         """Hold the "publisher" lock (and "busy" when busy) on a new reading end."""
@@ -215,6 +243,8 @@ class Server:
             return
         try:
             busy_mod.hold(fd, busy_mod.PUBLISHER, True)
+            if self.pipes is not None and self.pipes.client_lock is not None:
+                busy_mod.hold(fd, busy_mod.MARKS_LOCK, True)
             if self.busy:
                 busy_mod.hold(fd, busy_mod.BUSY, True)
         except OSError as e:
@@ -222,6 +252,7 @@ class Server:
             self.busy = False
             try:
                 busy_mod.hold(fd, busy_mod.PUBLISHER, False)
+                busy_mod.hold(fd, busy_mod.MARKS_LOCK, False)
             except OSError:
                 pass
             self.log(f"server: cannot publish the busy state ({e.strerror or e}); "
@@ -263,7 +294,7 @@ class Server:
                 if self._request_pipe_renewed():
                     self.eof = True     # the loop reopens the new request FIFO
                     return False
-                wait = -1 if self.pipes is None else int(self.pipes.interval * 1000)
+                wait = -1 if self.pipes is None else self._client_lock_wait()
             else:
                 wait = deadline - time.monotonic()
                 if wait <= 0:
@@ -322,6 +353,12 @@ class Server:
             self.log(f"server: malformed request: {e}; empty reply")
             self.send_reply(None)
             return
+        if request.opcode not in BACK_TO_BACK and not self._writer_ends_here():
+            self._discard()
+            self.log(f"server: malformed request: {request.name} followed by trailing "
+                     "bytes; empty reply, nothing done")
+            self.send_reply(None)
+            return
         try:
             reply = dispatch(self.ctx, request)
         except OSError as e:
@@ -344,6 +381,14 @@ class Server:
                 output.close()
             return
         self.send_reply(protocol.encode_reply(request.opcode, reply))
+
+    def _writer_ends_here(self):
+        """False when bytes follow the request just read (in the buffer, or arriving
+        within ``OWN_END_WAIT`` s); True at the writer's end of file, or after that
+        silence (a writer that keeps its end open)."""
+        if self.buf:
+            return False
+        return not self.fill(OWN_END_WAIT)
 
     def _discard(self):
         """Drop the client's remaining bytes: until EOF, or a short silence (bounded)."""

@@ -177,7 +177,12 @@ class Store:
         try:
             if not self.fs.isdir(path) or self.fs.islink(path):
                 raise ValueError("not a directory")
-            read = self.fs.read_file
+            def read(file):     # a symlink in the data folder is never followed
+                if self.fs.islink(file):
+                    raise ValueError(f"{os.path.basename(file)} is a symlink (not followed)")
+                return self.fs.read_file(file)
+            if self.fs.islink(os.path.join(path, "exit")):
+                raise ValueError("exit is a symlink (not followed)")
             argv = protocol.decode_commandline(read(os.path.join(path, "argv")), forbid_nul=True)
             timing = protocol.decode_timing(read(os.path.join(path, "time_exec")))
             cron, cron_timing = self._load_cron(path)
@@ -331,6 +336,9 @@ class Store:
     def create(self, timing, argv, cron=PLAIN):
         with self.lock:
             taskid = self.next_id
+            if taskid >= ID_DAMAGED - 1:    # taskid_max tampered with: never hand out 2^63
+                raise OSError(errno.EOVERFLOW, f"no task id left below 2^63 (next would be "
+                              f"{taskid}); taskid_max was set that high by hand?")
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(taskid + 1))
             self.next_id = taskid + 1   # the id is spent even if what follows fails
             build = os.path.join(self.tmp_dir, str(taskid))

@@ -246,19 +246,119 @@ def test_lock_wait_is_bounded(pipes):
     assert took < 5
 
 
-def test_carries_on_when_the_lock_cannot_be_opened(pipes):
-    os.symlink("/nonexistent/dir/lock", os.path.join(pipes, "cassini-lock"))
+@pytest.mark.parametrize("kind", ["dangling symlink", "symlink to a file", "fifo",
+                                  "mode 0622", "directory"])
+def test_refuses_a_lock_file_that_is_not_proper(pipes, kind):
+    """A daemon that makes no lock file of its own (this fake, other implementations):
+    cassini refuses a lock file it cannot trust at once -- one line, exit 1, not a byte
+    on the request pipe -- and never blocks on a FIFO there."""
+    lock = os.path.join(pipes, "cassini-lock")
+    if kind == "dangling symlink":
+        os.symlink("/nonexistent/dir/lock", lock)
+    elif kind == "symlink to a file":
+        target = os.path.join(os.path.dirname(pipes), "elsewhere")
+        open(target, "w").close()
+        os.symlink(target, lock)
+    elif kind == "fifo":
+        os.mkfifo(lock, 0o600)
+    elif kind == "directory":
+        os.mkdir(lock, 0o700)
+    else:
+        os.close(os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(lock, 0o622)
+    listener = os.open(os.path.join(pipes, "saturnd-request-pipe"),
+                       os.O_RDONLY | os.O_NONBLOCK)        # cassini could write at once
+    try:
+        code, out, err, took = run(["-p", pipes, "-r", "2"],
+                                   base_env(CASSINI_LOCK_TIMEOUT=10))
+        try:
+            sent = os.read(listener, 100)
+        except BlockingIOError:
+            sent = b""
+    finally:
+        os.close(listener)
+    assert code == 1 and out == b"", err
+    assert_one_clean_line(err)
+    assert b"cassini-lock" in err and b"nothing sent" in err, err
+    assert sent == b""
+    assert took < 5
+
+
+def test_lock_file_replaced_while_waiting_is_taken_afresh(pipes):
+    """The lock file removed while a cassini waits for it: the waiter sees that the file
+    it locked is no longer at the path and locks the one that is (never the old one)."""
+    path = os.path.join(pipes, "cassini-lock")
+    lock = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     d = FakeDaemon(pipes).start(b"OK")
-    code, _, err, _ = run(["-p", pipes, "-r", "2"])
+    p = start(["-p", pipes, "-q"])
+    time.sleep(0.3)
+    os.unlink(path)
+    fresh = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(fresh, fcntl.LOCK_EX)     # the one at the path is held by someone else
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    time.sleep(0.5)
+    assert d.requests == [] and p.poll() is None
+    os.close(fresh)
+    out, err = p.communicate(timeout=10)
     assert d.join()
-    assert code == 0, err
-    assert d.requests == [b"RM" + struct.pack(">Q", 2)]
+    assert p.returncode == 0, err
+    os.close(lock)
+
+
+def test_a_reply_of_another_shape_is_never_printed(pipes):
+    """A CREATE answered with a LIST reply (1 task): its first 8 bytes would read as an
+    id; the bytes after the expected end show the reply is not this request's answer."""
+    from saturnd import busy
+    listing = P.encode_reply(P.LIST, P.Reply(tasks=[
+        (7, P.Timing(P.MINUTES_MASK, 0xFFFFFF, 0x7F), (b"echo", b"x"))]))
+    # the fake passes for our daemon: it publishes (busy.PUBLISHER on the request FIFO)
+    # and marks its lock file (busy.LOCK_MARK), as saturnd does
+    marker = os.open(os.path.join(pipes, "saturnd-request-pipe"), os.O_RDONLY | os.O_NONBLOCK)
+    lock = os.open(os.path.join(pipes, "cassini-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    busy.hold(marker, busy.PUBLISHER, True)
+    busy.hold(lock, busy.LOCK_MARK, True)
+    try:
+        d = FakeDaemon(pipes).start(listing)
+        code, out, err, _ = run(["-p", pipes, "-c", "echo", "mine"])
+        assert d.join()
+    finally:
+        os.close(marker)
+        os.close(lock)
+    assert code == 1 and out == b"", err
+    assert_one_clean_line(err)
+    assert b"shape" in err
+
+
+@pytest.mark.parametrize("value", ["0.2", ".2", "1.", "0"])
+def test_plain_decimal_timeouts_are_accepted(pipes, value):
+    code, out, err, took = run(["-p", pipes, "-l"], base_env(CASSINI_TIMEOUT=value))
+    assert code == 1 and b"not running" in err, err
+    assert took < 5
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_failed_write_of_the_output_says_what_failed(pipes):
+    """`cassini -l > /dev/full`: one line naming the failed write, exit 1; not an
+    "internal error"."""
+    listing = P.encode_reply(P.LIST, P.Reply(tasks=[
+        (7, P.Timing(P.MINUTES_MASK, 0xFFFFFF, 0x7F), (b"echo", b"x"))]))
+    d = FakeDaemon(pipes).start(listing)
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(CASSINI + ["-p", pipes, "-l"], env=base_env(), stdout=full,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=20)
+    assert d.join()
+    assert p.returncode == 1, p.stderr
+    assert_one_clean_line(p.stderr)
+    assert b"internal error" not in p.stderr
+    assert b"cannot write the output" in p.stderr and b"No space left" in p.stderr, p.stderr
 
 
 # --- environment, default dir, signals, output --------------------------------------------------
 @pytest.mark.parametrize("name", ["CASSINI_TIMEOUT", "CASSINI_REPLY_TIMEOUT",
                                   "CASSINI_LOCK_TIMEOUT"])
-@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "", "1e9"])
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf", "", "1e9", "1_0", "-0", "+1",
+                                   " 1", "1e0", "0x1", ".", "1.2.3", "\u0661"])
 def test_bad_timeout_values_are_a_clear_error(pipes, name, value):
     code, out, err, took = run(["-p", pipes, "-l"], base_env(**{name: value}))
     assert code == 1 and out == b""

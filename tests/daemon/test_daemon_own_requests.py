@@ -225,3 +225,33 @@ def test_error_log_unknown_task_and_bad_scope(daemon):
     assert daemon.raw(b"EL\x00" + struct.pack(">Q", 4)) == b"OK\0\0\0\0"   # TASKID ignored
     assert daemon.raw(b"EL\x02" + struct.pack(">Q", 0)) == b""   # malformed: empty reply
     assert daemon.out("-l") == b""              # still serving
+
+
+# --- trailing bytes ----------------------------------------------------------------------
+@pytest.mark.parametrize("extra", [b"\0", b"LS", b"\x52\x48" + bytes(8)])
+def test_own_requests_with_trailing_bytes_change_nothing(make_daemon, extra):
+    """RH, CL, NX, EL followed by trailing bytes (in the same write) are malformed: the
+    empty reply, nothing done (no history reset, no clone), and the daemon serves on."""
+    daemon = make_daemon().start()
+    daemon.cassini("-c", "echo", "hi")
+    daemon.advance(1)
+    history = daemon.out("-x", "0")
+    assert history == runs((T0 + 60, 0))
+    tid = struct.pack(">Q", 0)
+    for request in (b"RH" + tid, b"CL" + tid, b"NX" + tid + struct.pack(">I", 3),
+                    b"EL\x01" + tid, b"EL\x00" + tid):
+        assert daemon.raw(request + extra) == b"", request
+    assert daemon.out("-x", "0") == history           # RH did nothing
+    assert daemon.out("-l") == b"0: * * * echo hi\n"  # CL did nothing
+    assert daemon.raw(b"CL" + tid) == b"OK" + struct.pack(">Q", 1)   # whole: carried out
+    assert "followed by trailing bytes" in daemon.log()
+
+
+def test_a_garbage_daemon_error_log_is_told_and_kept_within_its_cap(make_daemon):
+    daemon = make_daemon().start()
+    daemon.terminate()
+    (daemon.data / "errors").write_bytes(os.urandom(100_000))
+    daemon.start()
+    assert os.path.getsize(daemon.data / "errors") <= 64 << 10
+    log = daemon.out("-D")
+    assert log.count(b"\n") == 1 and b"100000 bytes" in log and b"dropped" in log, log

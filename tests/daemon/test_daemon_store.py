@@ -224,3 +224,38 @@ def test_publish_by_copy_is_capped_and_deaf_to_later_writes(open_store):
         os.close(holder)
     assert s.output(0, "stdout") == b"a" * 10
     assert s.output(0, "stderr") == b""
+
+
+@pytest.mark.parametrize("name", ["argv", "time_exec", "exit"])
+def test_a_symlink_in_a_task_folder_is_never_followed(open_store, tmp_path, logs, name):
+    """``argv`` (or ``time_exec``, ``exit``) replaced by a symlink to a file of the right
+    shape elsewhere: the task is skipped as damaged, the target never read."""
+    s = open_store()
+    s.create(EVERY, (b"good",))
+    s.create(EVERY, (b"victim",))
+    task = tmp_path / "data" / "tasks" / "1"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes({"argv": P.encode_commandline((b"cat", b"/etc/passwd")),
+                           "time_exec": EVERY.encode(), "exit": b""}[name])
+    os.unlink(task / name)
+    os.symlink(elsewhere, task / name)
+    s2 = open_store()
+    assert [t.taskid for t in s2.list_tasks()] == [0]
+    assert any("symlink" in line and "skipping" in line for line in logs), logs
+
+
+def test_no_id_at_or_beyond_2_63_is_handed_out(open_store, tmp_path, logs):
+    """A taskid_max set by hand just below 2^63: the last ids below it are handed out,
+    then CREATE fails (storage error: empty reply) instead of handing out 2^63, and the
+    store opens again without calling anything damaged."""
+    open_store()
+    (tmp_path / "data" / "taskid_max").write_bytes(struct.pack(">Q", (1 << 63) - 2))
+    s = open_store()
+    assert s.create(EVERY, (b"x",)) == (1 << 63) - 2
+    with pytest.raises(OSError):
+        s.create(EVERY, (b"y",))
+    assert [t.taskid for t in s.list_tasks()] == [(1 << 63) - 2]
+    logs.clear()
+    s2 = open_store()
+    assert [t.taskid for t in s2.list_tasks()] == [(1 << 63) - 2]
+    assert not any("damaged" in line for line in logs), logs

@@ -128,3 +128,51 @@ def parse_listing(out, wrong, what):
             continue
         tasks[int(head)] = rest.decode()
     return tasks
+
+
+class LockChurn:
+    """A /tmp cleaner gone wild on ``cassini-lock`` while clients run: every ``period`` s
+    the lock file is removed, or replaced (``rename``) by a plain file of ours, a dangling
+    symlink or a FIFO, in turn. A context manager; ``figures`` counts what it did."""
+
+    KINDS = ("remove", "file", "symlink", "fifo")
+
+    def __init__(self, d, period=0.003, seed=0):
+        import os
+        self.path = os.path.join(str(d.pipes), "cassini-lock")
+        self.period = period
+        self.rng = random.Random(seed)
+        self.figures = {k: 0 for k in self.KINDS}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import os
+        tmp = self.path + ".churn"
+        while not self.done.wait(self.period):
+            kind = self.rng.choice(self.KINDS)
+            try:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                if kind == "remove":
+                    os.unlink(self.path)
+                elif kind == "file":
+                    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600))
+                    os.rename(tmp, self.path)
+                elif kind == "symlink":
+                    os.symlink("/nonexistent/cassini-lock", tmp)
+                    os.rename(tmp, self.path)
+                else:
+                    os.mkfifo(tmp, 0o600)
+                    os.rename(tmp, self.path)
+            except OSError:
+                continue
+            self.figures[kind] += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(10)

@@ -157,3 +157,43 @@ def test_nothing_of_the_daemon_leaks_into_a_task(make_daemon):
     fds = eval(out[0])
     assert fds == [0, 1, 2, 3], out   # 3: the directory listing of /proc/self/fd itself
     assert out[1:] == ["[]", "kept", "True True"], out
+
+
+@pytest.mark.timeout(90)
+def test_a_dripping_writer_does_not_hold_the_request_loop(daemon):
+    """A same-user writer announcing a long request and dripping one byte every 0.5 s
+    (under the 3 s stall timer, which used to restart at every byte): the request must
+    be whole within the daemon's deadline for a whole request, so it is dropped, logged,
+    and other clients are served while the drip goes on."""
+    import struct
+    import threading
+    import time
+    d = daemon
+    fd = os.open(os.path.join(str(d.pipes), "saturnd-request-pipe"), os.O_WRONLY)
+    os.write(fd, b"CR" + struct.pack(">QIB", 1, 1, 1) + struct.pack(">II", 1, 100000))
+    done = threading.Event()
+
+    def drip():
+        while not done.wait(0.5):
+            try:
+                os.write(fd, b"a")
+            except OSError:
+                return
+
+    t = threading.Thread(target=drip, daemon=True)
+    t.start()
+    try:
+        time.sleep(1.0)         # the drip has begun
+        start = time.monotonic()
+        res = d.cassini("-l", check=False, timeout=40)
+        took = time.monotonic() - start
+        assert res.returncode == 0, res.stderr
+        assert took < 15, took
+        assert "not complete within" in d.log()
+        res = d.cassini("-c", "--", "echo", "served", check=False, timeout=40)
+        assert res.returncode == 0 and res.stdout == b"0\n", res.stderr
+    finally:
+        done.set()
+        t.join(5)
+        os.close(fd)
+    assert d.out("-l") == b"0: * * * echo served\n"

@@ -23,6 +23,10 @@ daemon's VmHWM at the end of the phase):
   clients x 12 calls (creates with a unique argument, listings), 25 % SIGKILLed 0-80 ms
   after they start: no wrong answer with exit 0, every acknowledged create holds its own
   command at the end (the suite runs 2 rounds of 30);
+- lock-churn: ``--churn-rounds`` rounds of ``--churn-clients`` parallel cassini clients x
+  ``--churn-calls`` calls (creates with a unique argument, listings) while ``cassini-lock``
+  is removed or replaced (a plain file, a dangling symlink, a FIFO) every 3 ms: no wrong
+  answer with exit 0, no hang, every acknowledged create holds its own command;
 - history: one task with ``--runs`` recorded runs (all but the last 1,000 written in the
   store's format before a restart, the last 1,000 real runs), TIMES_EXITCODES checked.
 
@@ -43,7 +47,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "reliability"))
 
-from killed_clients import stress  # noqa: E402
+from killed_clients import LockChurn, stress  # noqa: E402
 from saturnd import protocol as P  # noqa: E402
 from testkit.daemon import LocalDaemon as Daemon  # noqa: E402
 from testkit.pipes import raw_exchange  # noqa: E402
@@ -227,9 +231,40 @@ def phase_killed_clients(root, args, rng):
             "peak RSS (KiB)": rss, "seconds": round(time.monotonic() - t, 1)}
 
 
+def phase_lock_churn(root, args, rng):
+    d = Daemon(root / "churn").start()
+    t = time.monotonic()
+    assert d.cassini("-c", "--", "echo", "seed").stdout == b"0\n"
+    totals = {}
+    churned = {}
+    for r in range(args.churn_rounds):
+        with LockChurn(d, period=0.003, seed=rng.randrange(1 << 30)) as churn:
+            figures = stress(d, clients=args.churn_clients, calls=args.churn_calls,
+                             kill_ratio=0.0, seed=rng.randrange(1 << 30), deadline_s=600)
+        for k, v in figures.items():
+            totals[k] = totals.get(k, 0) + v
+        for k, v in churn.figures.items():
+            churned[k] = churned.get(k, 0) + v
+        print(f"  lock-churn: round {r + 1}: {figures} {churn.figures}", flush=True)
+    rss = peak_rss_kib(d.pid)
+    log = d.log()
+    d.stop()
+    return {"rounds x clients x calls":
+            f"{args.churn_rounds} x {args.churn_clients} x {args.churn_calls}",
+            "lock file removed / replaced by a file / a symlink / a FIFO":
+            " / ".join(str(churned[k]) for k in LockChurn.KINDS),
+            "lock file made again by the daemon (log lines)": log.count("cassini-lock"),
+            "cassini processes": totals["calls"],
+            "exit 0 (answer checked)": totals["ok"], "exit 1 (one line)": totals["failed"],
+            "acknowledged creates (own command checked)": totals["acknowledged creates"],
+            "listings checked": totals["listings checked"], "wrong answers": 0,
+            "peak RSS (KiB)": rss, "seconds": round(time.monotonic() - t, 1)}
+
+
 PHASES = {"crash": phase_crash, "fuzz": phase_fuzz, "tasks": phase_tasks,
           "same-minute": phase_same_minute, "big-output": phase_big_output,
-          "history": phase_history, "killed-clients": phase_killed_clients}
+          "history": phase_history, "killed-clients": phase_killed_clients,
+          "lock-churn": phase_lock_churn}
 
 
 def main():
@@ -243,6 +278,9 @@ def main():
     p.add_argument("--runs", type=int, default=100000)
     p.add_argument("--killed-rounds", type=int, default=10)
     p.add_argument("--killed-clients", type=int, default=40)
+    p.add_argument("--churn-rounds", type=int, default=4)
+    p.add_argument("--churn-clients", type=int, default=6)
+    p.add_argument("--churn-calls", type=int, default=40)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--write-results", action="store_true", help=f"rewrite {RESULTS}")
@@ -288,7 +326,9 @@ def write_results(results, args, total, failed):
                      (("kills", args.kills), ("fuzz", args.fuzz), ("tasks", args.tasks),
                       ("same_minute", args.same_minute), ("big_output", args.big_output),
                       ("runs", args.runs), ("killed_rounds", args.killed_rounds),
-                      ("killed_clients", args.killed_clients), ("seed", args.seed))),
+                      ("killed_clients", args.killed_clients),
+                      ("churn_rounds", args.churn_rounds), ("churn_clients", args.churn_clients),
+                      ("churn_calls", args.churn_calls), ("seed", args.seed))),
              "```", ""]
     for name, figures in results.items():
         lines += [f"## {name}", "", "| figure | value |", "|---|---|"]

@@ -40,7 +40,10 @@ def test_a_torn_last_entry_is_never_shown_and_is_cut_off_by_the_next_append(tmp_
         f.write(torn)
     assert errlog.read_file(path) == [(1, b"whole")]
     errlog.append(path, 3, b"after", 4096)
-    assert errlog.read_file(path) == [(1, b"whole"), (3, b"after")]
+    # cut off, and told: never dropped silently
+    assert errlog.read_file(path) == [(1, b"whole"),
+                                      (3, errlog.damage_text(len(torn), "dropped")),
+                                      (3, b"after")]
 
 
 def test_a_damaged_entry_hides_what_follows_but_not_what_precedes(tmp_path):
@@ -116,3 +119,46 @@ def test_wire_layout_of_the_error_log_request_and_reply():
     own = {protocol.RESET_HISTORY: b"RH", protocol.CLONE: b"CL", protocol.ERROR_LOG: b"EL"}
     assert len(existing) == 12 and not existing & set(own)
     assert all(op.to_bytes(2, "big") == text for op, text in own.items())
+
+
+def test_a_reader_is_told_of_damaged_bytes(tmp_path):
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    log.add_daemon("one")
+    with open(log.daemon_path, "ab") as f:
+        f.write(b"garbage!" * 3)
+    entries = log.entries()
+    assert entries[0] == (1234, b"one")
+    assert len(entries) == 2 and b"24 byte(s)" in entries[1][1], entries
+
+
+def test_a_garbage_daemon_log_is_brought_within_its_cap_at_start_up(tmp_path):
+    """100,000 garbage bytes in DATA_DIR/errors: at start-up the file is rewritten within
+    its 64 KiB cap and tells what was dropped; the text log says so too."""
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    path = os.path.join(store.root, "errors")
+    with open(path, "wb") as f:
+        f.write(os.urandom(100_000))
+    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    assert os.path.getsize(path) <= errlog.DAEMON_CAP
+    entries = log.entries()
+    assert len(entries) == 1 and b"100000 bytes" in entries[0][1], entries
+    assert any("errlog:" in line and "dropped" in line for line in logged), logged
+
+
+def test_an_over_cap_daemon_log_keeps_its_newest_entries(tmp_path):
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    path = os.path.join(store.root, "errors")
+    with open(path, "wb") as f:
+        f.write(b"".join(errlog.encode_entry(i, b"entry %05d" % i) for i in range(5000)))
+    assert os.path.getsize(path) > errlog.DAEMON_CAP
+    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    assert os.path.getsize(path) <= errlog.DAEMON_CAP
+    entries = log.entries()
+    assert entries[-2] == (4999, b"entry 04999") and b"older" in entries[-1][1]

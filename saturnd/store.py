@@ -382,9 +382,11 @@ class Store:
 
     def set_fields(self, taskid, fields, timing):
         """SET_FIELDS: the fields of ``timing`` that ``fields`` names (protocol.FIELD_*)
-        replace the task's; the others keep their values."""
+        replace the task's; the others keep their values (every value, for a @reboot task,
+        which has none: given a timing, it becomes a timed task)."""
         with self.lock:
-            old = self._get(taskid).timing
+            task = self._get(taskid)
+            old = protocol.EVERY_MINUTE if task.cron.reboot else task.timing
             self.set_timing(taskid, protocol.Timing(
                 timing.minutes if fields & protocol.FIELD_MINUTES else old.minutes,
                 timing.hours if fields & protocol.FIELD_HOURS else old.hours,

@@ -3,7 +3,7 @@ attributes the request names (a key given replaces that attribute; the ``env`` p
 together replace the environment; the attributes not named are kept).  A @reboot task
 given a non-empty TIMING without ``reboot`` named becomes a timed task."""
 
-from ..protocol import ATTR_FIELDS, FIELD_DAYS, FIELD_HOURS, FIELD_MINUTES, NF, Reply, Timing
+from ..protocol import ATTR_FIELDS, EVERY_MINUTE, FIELD_DAYS, FIELD_HOURS, FIELD_MINUTES, NF, Reply, Timing
 from ..store import NotFound
 from ..timing import CronSpec
 
@@ -19,7 +19,8 @@ def handle(ctx, request):
         if cron.reboot and request.timing.as_tuple() != (0, 0, 0) \
                 and all(key != b"reboot" for key, _ in request.attrs):
             cron = cron.replace(reboot=False)   # given a timing: a timed task from now on
-        store.set_cron(request.taskid, _kept_fields(request, task.timing), cron)
+        old = EVERY_MINUTE if task.cron.reboot else task.timing   # @reboot: no fields
+        store.set_cron(request.taskid, _kept_fields(request, old), cron)
     return Reply()
 
 

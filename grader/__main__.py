@@ -82,7 +82,8 @@ def parse(argv):
     ap.add_argument("--client-timeout", type=float, default=10.0,
                     help="seconds a client may take per golden case (default 10)")
     ap.add_argument("-j", "--jobs", type=int, default=min(8, (os.cpu_count() or 2) * 2))
-    ap.add_argument("--isolation", choices=("auto", "full", "light"), default="auto")
+    ap.add_argument("--isolation", choices=("auto", "container", "light", "full"),
+                    default="auto")
     ap.add_argument("--work-dir", help="where sandboxes go (default $GRADER_WORK_DIR or "
                                        "/var/tmp; not under /tmp)")
     ap.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -199,9 +200,11 @@ def configure(opts):
     except RuntimeError as e:
         raise Usage(str(e)) from None
     if options.base == "/tmp" or options.base.startswith("/tmp/"):
+        options.close()
         raise Usage("--work-dir must not be under /tmp (candidates get a private /tmp)")
     os.makedirs(options.base, exist_ok=True)
-    if options.uid is not None and not traversable_by_others(options.base):
+    if options.box is None and options.uid is not None and \
+            not traversable_by_others(options.base):
         raise Usage(f"work directory {options.base}: the sandbox user cannot reach it "
                     f"(every directory on the way needs o+x)")
     scratch = tempfile.mkdtemp(prefix="saturnd-grade-", dir=options.base)
@@ -242,13 +245,15 @@ def find_programs(g):
         g.cassini, g.saturnd = ours["cassini"], ours["saturnd"]
     if opts.cassini:
         g.candidate["cassini"] = os.path.abspath(opts.cassini)
-        g.cassini = candidate_program(opts.cassini, g.bindir, "cassini", uid, g.notes)
+        g.cassini = candidate_program(opts.cassini, g.bindir, "cassini", uid, g.notes,
+                                      box=g.options.box)
     if opts.saturnd:
         g.candidate["saturnd"] = os.path.abspath(opts.saturnd)
-        g.saturnd = candidate_program(opts.saturnd, g.bindir, "saturnd", uid, g.notes)
+        g.saturnd = candidate_program(opts.saturnd, g.bindir, "saturnd", uid, g.notes,
+                                      box=g.options.box)
     if opts.reference_cassini:
         g.reference = candidate_program(opts.reference_cassini, g.bindir, "reference-cassini",
-                                        uid, g.notes)
+                                        uid, g.notes, box=g.options.box)
     submission = opts.build_status is not None
     if submission and opts.build_status:
         why = f"not graded: the build failed (exit status {opts.build_status})"
@@ -435,6 +440,10 @@ def write_reports(g, notes):
 
 def grade(opts):
     g = configure(opts)
+    if g.options.box is None:       # said first, before anything else
+        print(f"saturnd-grade: NOTHING IS ISOLATED ({g.options.why_light or 'light isolation'}"
+              f"): the candidate's programs run on this machine; grade only code you trust",
+              flush=True)
     t_start = time.monotonic()
     build_outcome(g)
     try:

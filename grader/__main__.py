@@ -354,7 +354,9 @@ def daemon_config(g):
                         clock=opts.clock or ("manual" if opts.ours else "faketime"),
                         speed=opts.speed, precreate=opts.precreate_pipes_dir,
                         real_minutes=opts.real_minutes,
-                        libfaketime=scheduling.find_libfaketime(opts.libfaketime))
+                        libfaketime=(opts.libfaketime or g.options.box.libfaketime())
+                        if g.options.box is not None else
+                        scheduling.find_libfaketime(opts.libfaketime))
 
 
 def daemon_conformance(g):

@@ -70,7 +70,7 @@ class Daemon:
         self.clock = clock
         self.start_time = start_time
         self.pipes = None
-        self.log_path = os.path.join(self.sb.root, "daemon.log")
+        self.log_path = os.path.join(self.sb.meta, "daemon.log")
 
     def argv(self):
         values = {"saturnd": self.config.saturnd, "pipes": self.sb.pipes, "data": self.sb.data,

@@ -196,13 +196,15 @@ class Sandbox:
         os.chmod(self.root, 0o755)
         os.chmod(self.tmp, 0o1777)
         self.private_tmp = False        # a container's /tmp is the submission's own
-        self.status_file = os.path.join(self.root, ".status")
+        # the kit's files about the candidate (status lines, logs) are in a folder of the kit
+        # beside the candidate's, which it can neither replace nor link elsewhere
+        self.meta = self.root
         if self.box is not None:
-            # the candidate owns its folders, not the sandbox's root (status, logs)
-            for d in (self.home, self.tmp, self.work, self.data):
-                chown_tree(d, options.uid, options.gid)
-        else:
-            chown_tree(self.root, options.uid, options.gid)
+            self.meta = os.path.join(options.base, f"kit-{safe}-{self.token}")
+            os.makedirs(self.meta, 0o755)
+            os.chmod(self.meta, 0o755)
+        self.status_file = os.path.join(self.meta, ".status")
+        chown_tree(self.root, options.uid, options.gid)
         self.proc = None
         self.launched = None
 
@@ -278,7 +280,7 @@ class Sandbox:
                     box_file(x, self.options.uid, self.options.gid)   # empty, the candidate's
                 paths.append(x)
             elif x is not None:
-                path = os.path.join(self.root, f".{name}-{uuid.uuid4().hex[:8]}")
+                path = os.path.join(self.meta, f".{name}-{uuid.uuid4().hex[:8]}")
                 box_file(path, self.options.uid, self.options.gid)
                 paths.append(path)
                 outputs.append((path, x))
@@ -334,6 +336,8 @@ class Sandbox:
 
     def remove(self):
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.meta != self.root:
+            shutil.rmtree(self.meta, ignore_errors=True)
 
 
 def _init_env():

@@ -411,7 +411,7 @@ class Box:
         try:
             self.api.exec_start(self.api.exec_create(
                 self.id, ["sh", "-c", "kill -KILL -1"], stdout=False, stderr=False,
-                user=f"{self.uid}:{self.gid}")["Id"], detach=True)
+                user=f"{self.uid}:{self.gid}")["Id"])
         except Exception:               # noqa: BLE001
             pass
 

@@ -580,10 +580,10 @@ def check_out_dir(subs, out, cls):
 
 
 def run(opts):
+    subs = check_out_dir(submissions(opts.cls), opts.out, opts.cls)
     said = check_isolation(opts)
     if not opts.quiet or opts.trusted:
         print(f"saturnd-grade batch: {said}", file=sys.stderr, flush=True)
-    subs = check_out_dir(submissions(opts.cls), opts.out, opts.cls)
     if opts.shard:
         subs = shard(subs, *opts.shard)
     try:

@@ -201,7 +201,7 @@ def copy_plain(src, dest, uid, gid, log=None):
             _own(os.path.join(target, name), uid, gid, mode)
     if log is not None:
         for name in skipped:
-            log.write(f"not copied (not a regular file or folder): {name}\n")
+            log.write(f"not copied (not a regular file): {name}\n")
     return skipped
 
 

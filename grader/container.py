@@ -18,7 +18,7 @@ candidate image (default ``saturnd-grader:ci``, :envvar:`GRADER_CANDIDATE_IMAGE`
 - every program runs as the unprivileged candidate uid (:data:`CANDIDATE_UID` when the kit
   is root, else the kit's own uid), named ``candidate`` by the container's own
   ``/etc/passwd``, through one ``exec`` of the kit's tiny init (grader/sandbox_init.py,
-  bind-mounted read-only): own session, subreaper, status lines, its login uid set so that
+  copied into the box where the candidate can read but not change it): own session, subreaper, status lines, its login uid set so that
   ``getlogin()`` answers ``candidate`` as in a login session;
 - the environment is only PATH, HOME, USER, LOGNAME, TZ, LANG (plus libfaketime's two
   variables for a daemon under accelerated time);
@@ -40,8 +40,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-INIT_HOST = os.path.join(HERE, "sandbox_init.py")
-INIT = "/opt/saturnd-grade-init/sandbox_init.py"   # where the container sees it (read-only)
+INIT_HOST = os.path.join(HERE, "sandbox_init.py")   # copied into each box (read-only there)
 IMAGE = os.environ.get("GRADER_CANDIDATE_IMAGE") or os.environ.get("GRADER_IMAGE") \
     or "saturnd-grader:ci"
 CANDIDATE_NAME = "candidate"
@@ -279,6 +278,7 @@ class Box:
         self.tmproot = os.path.join(root, "tmproot")
         self.default_saturnd = os.path.join(self.tmproot, self.user, "saturnd")
         self.host_tmp = os.path.join(root, "kit-tmp")
+        self.init = os.path.join(root, "etc", "sandbox_init.py")
         self.started = time.monotonic()
 
     @classmethod
@@ -293,6 +293,9 @@ class Box:
         os.chmod(root, 0o755)
         uid, gid = _candidate_ids()
         etc = etc_files(os.path.join(root, "etc"), uid, gid)
+        # the init, in the box (the engine sees the box, maybe not the kit's own folder)
+        shutil.copyfile(INIT_HOST, os.path.join(root, "etc", "sandbox_init.py"))
+        os.chmod(os.path.join(root, "etc", "sandbox_init.py"), 0o644)
         saturnd_dir = os.path.join(root, "tmproot", CANDIDATE_NAME, "saturnd")
         os.makedirs(saturnd_dir)
         for d in (os.path.join(root, "tmproot"), os.path.dirname(saturnd_dir)):
@@ -302,7 +305,6 @@ class Box:
         os.chmod(os.path.join(root, "kit-tmp"), 0o755)
         volumes = {
             root: {"bind": root, "mode": "rw"},
-            INIT_HOST: {"bind": INIT, "mode": "ro"},
             etc["passwd"]: {"bind": "/etc/passwd", "mode": "ro"},
             etc["group"]: {"bind": "/etc/group", "mode": "ro"},
             saturnd_dir: {"bind": f"/tmp/{CANDIDATE_NAME}/saturnd", "mode": "rw"},
@@ -361,7 +363,7 @@ class Box:
                "cwd": cwd, "uid": None, "gid": None, "limits": rlimits or {},
                "status": status, "mode": mode, "stdout": stdout, "stderr": stderr,
                "loginuid": True}
-        ex = self.api.exec_create(self.id, ["python3", "-I", "-S", INIT, json.dumps(cfg)],
+        ex = self.api.exec_create(self.id, ["python3", "-I", "-S", self.init, json.dumps(cfg)],
                                   stdout=False, stderr=False, user=f"{self.uid}:{self.gid}",
                                   workdir=cwd, environment={"PATH": PATH})
         self.api.exec_start(ex["Id"], detach=True)

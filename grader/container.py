@@ -46,6 +46,7 @@ IMAGE = os.environ.get("GRADER_CANDIDATE_IMAGE") or os.environ.get("GRADER_IMAGE
 CANDIDATE_NAME = "candidate"
 CANDIDATE_UID = int(os.environ.get("GRADER_CANDIDATE_UID", "1500000000"))
 PATH = "/usr/local/bin:/usr/bin:/bin"
+LIFETIME = int(os.environ.get("GRADER_CONTAINER_LIFETIME", str(4 * 3600)))   # seconds
 HIDDEN = ("/opt/saturnd",)           # the kit inside the grading image: golden cases, grader
 MiB = 1 << 20
 
@@ -314,7 +315,9 @@ class Box:
         t0 = time.monotonic()
         try:
             c = client.containers.run(
-                IMAGE, ["sleep", "infinity"], entrypoint=[], detach=True, init=True,
+                # a kit killed before it removes its container leaves it at most LIFETIME
+                IMAGE, ["sleep", str(LIFETIME)], entrypoint=[], detach=True, init=True,
+                auto_remove=True,
                 name=f"saturnd-grade-{safe}-{os.path.basename(root)[-8:]}",
                 labels={"saturnd-grade": "candidate"},
                 network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],

@@ -14,8 +14,10 @@ failed, 2 on a usage error.
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -442,6 +444,9 @@ def write_reports(g, notes):
 
 def grade(opts):
     g = configure(opts)
+    if g.options.box is not None and threading.current_thread() is threading.main_thread():
+        # SIGTERM (a cancelled job) goes through the finally below: the container is removed
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if g.options.box is None:       # said first, before anything else
         print(f"saturnd-grade: NOTHING IS ISOLATED ({g.options.why_light or 'light isolation'}"
               f"): the candidate's programs run on this machine; grade only code you trust",

@@ -12,6 +12,7 @@ limits GRADER_MEMORY, GRADER_PIDS, GRADER_CPUS, GRADER_TMP_SIZE.
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from types import SimpleNamespace
@@ -51,6 +52,8 @@ def main(argv):
         log("GRADE_BUILD_TIMEOUT: not a number")
         return 2
     box = None
+    # a cancelled CI job (SIGTERM) still removes the container, through the finally below
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         try:
             box = container.Box.create(work, os.path.basename(os.path.abspath(sub)))

@@ -140,3 +140,38 @@ def test_tmp_and_processes_are_limited(options):
     # the fork loop hits the container's limit, and its processes are all killed after
     code, out, _ = run(options, "ls /proc | grep -c '^[0-9]'")
     assert int(out) < 10
+
+
+def test_a_terminated_grade_removes_its_container(tmp_path):
+    """SIGTERM (a cancelled CI job) to a grade: its container goes, with its box."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from testkit import ROOT
+    work = Path(tempfile.mkdtemp(prefix="grader-term-", dir="/var/tmp"))
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), GRADER_WORK_DIR=str(work))
+        env.pop("GRADER_ISOLATION", None)
+        proc = subprocess.Popen([sys.executable, "-m", "grader", "--ours", "--scenarios", "none"],
+                                cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        client = container.engine()
+
+        def mine():
+            return [c for c in client.containers.list(all=True,
+                                                      filters={"label": "saturnd-grade"})
+                    if str(work) in str(c.attrs.get("Mounts"))]
+        deadline = time.monotonic() + 60
+        while not mine():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while mine() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mine() == []
+        assert list(work.iterdir()) == []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -410,9 +410,14 @@ class ClientJail:
         """The command and environment that start the client (light isolation only)."""
         return (self.sandbox.command(argv, env, "client"), _init_env())
 
-    def launch(self, argv, env, stdout=None, stderr=None):
-        """Start the client (Popen-like); its stdin is /dev/null."""
-        self.proc = self.sandbox.launch(argv, env, "client", stdout, stderr)
+    def launch(self, argv, env, stdout=None, stderr=None, cwd=None):
+        """Start the client, non-blocking; returns a Popen-like object: ``poll()``,
+        ``wait(timeout)`` (raises ``subprocess.TimeoutExpired``), ``kill()`` (the client and
+        everything it started), ``returncode`` (128 + N for a signal).  ``stdout``/``stderr``:
+        file objects (filled when the client has ended) or paths; stdin is /dev/null; ``cwd``
+        defaults to the sandbox's ``work/``.  In the submission's container when there is
+        one (:mod:`grader.container`), else on this machine (light isolation)."""
+        self.proc = self.sandbox.launch(argv, env, "client", stdout, stderr, cwd=cwd)
         return self.proc
 
     def note(self, code):

@@ -20,6 +20,7 @@ class table's build/grading counts and the mean scores, and checks the issue's t
 
 import argparse
 import csv
+import json
 import os
 import resource
 import shutil
@@ -42,8 +43,11 @@ def python_for_candidates():
 
 
 def wrapper_rule(prog, path, python, lib, body):
-    """Make recipe lines writing an executable Python wrapper ``path``."""
-    code = f"#!{python}\\nimport sys\\nsys.path.insert(0, \"{lib}\")\\n{body}\\n"
+    """Make recipe lines writing an executable Python wrapper ``path``; ``lib``: the
+    packages' folder relative to the wrapper's own (a script's ``sys.path[0]``): each
+    submission carries its copy, since its container sees nothing else."""
+    code = f"#!{python}\\nimport sys\\nsys.path.insert(0, sys.path[0] + \"/{lib}\")\\n" \
+           f"{body}\\n"
     return [f"\tprintf '{code}' > {path}", f"\tchmod 755 {path}"]
 
 
@@ -63,10 +67,11 @@ def generate(cls, lib, n):
             if prefix:
                 lines.append("\tmkdir -p bin")
             for p in progs:
-                lines += wrapper_rule(p, prefix + p, python, lib,
+                lines += wrapper_rule(p, prefix + p, python, "../lib" if prefix else "lib",
                                       (faulty if kind == 9 else ours)[p])
         d = os.path.join(cls, f"student{i:03d}")
         os.makedirs(d)
+        shutil.copytree(lib, os.path.join(d, "lib"))
         with open(os.path.join(d, "Makefile"), "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -84,6 +89,9 @@ def main():
     ap.add_argument("--dir", help="where the class, builds and results go (default: a new "
                                   "folder in /var/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the folder (class table inside)")
+    ap.add_argument("--trusted", dest="batch_options", action="append_const",
+                    const="--trusted", default=[],
+                    help="no containers: batch --trusted (everything on this machine)")
     opts = ap.parse_args(argv)
     from grader.programs import copy_packages
     base = opts.dir or tempfile.mkdtemp(prefix="grade-class-bench-", dir="/var/tmp")
@@ -97,7 +105,7 @@ def main():
     lib = copy_packages(os.path.join(base, "lib"), extra=[FAULTY])
     generate(cls, lib, opts.n)
     cmd = [sys.executable, "-m", "grader", "batch", cls, "-o", out, "-j", str(opts.jobs),
-           "--repeat", str(opts.repeat), "--work-dir", work, "-q"]
+           "--repeat", str(opts.repeat), "--work-dir", work, "-q"] + opts.batch_options
     cmd += ["--"] + extra
     load0 = os.getloadavg()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -112,6 +120,15 @@ def main():
             rows = list(csv.DictReader(f))
     except OSError:
         rows = []
+    starts = []
+    for r in rows:
+        try:
+            with open(os.path.join(out, r["submission"], "result.json")) as f:
+                s = json.load(f).get("container_start_s")
+            if s is not None:
+                starts.append(s)
+        except (OSError, ValueError):
+            pass
     per = wall / max(1, opts.n)
     proj = per * 100
     builds = {}
@@ -136,6 +153,11 @@ def main():
     floor = cpu / max(1, opts.n) * 100 / (os.cpu_count() or 1)
     print(f"  CPU (user+sys)   {cpu:8.1f} s, {cpu / max(1, opts.n):.2f} s per submission: on "
           f"{os.cpu_count()} idle CPUs, 100 would need at least {floor / 60:.1f} min")
+    if starts:
+        print(f"  container start  {sum(starts) / len(starts):8.2f} s mean per submission "
+              f"(max {max(starts):.2f} s; removal not included)")
+    else:
+        print("  container start      none (--trusted: nothing isolated)")
     print(f"  builds           {dict(sorted(builds.items()))}")
     print(f"  grading          {dict(sorted(grading.items()))}")
     print(f"  class mean       strict {means['strict']}, course {means['course']}")

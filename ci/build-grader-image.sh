@@ -4,7 +4,7 @@
 # runtime image's whitelist):
 #
 #   GRADER_BASE_IMAGE unset: an offline base -- a Debian bookworm rootfs made with
-#     debootstrap --variant=minbase --include=python3,tzdata,gcc,libc6-dev,make,libfaketime
+#     debootstrap --variant=minbase --include=python3,python3-docker,tzdata,gcc,libc6-dev,make,libfaketime
 #     (cached in ci/.cache/), imported as saturnd-grader-base:bookworm; the image is then
 #     built with --network=none;
 #   GRADER_BASE_IMAGE=python:3.12-slim (or any Debian-based image with python3 >= 3.11):
@@ -32,14 +32,14 @@ if [ -n "$base" ]; then
 else
     base=saturnd-grader-base:$suite
     if ! docker image inspect "$base" >/dev/null 2>&1; then
-        tarball=$cache/rootfs-grader-$suite.tar
+        tarball=$cache/rootfs-grader2-$suite.tar     # 2: with python3-docker
         if [ ! -s "$tarball" ]; then
             command -v debootstrap >/dev/null 2>&1 || die "debootstrap missing (apt-get install debootstrap)"
             [ "$(id -u)" = 0 ] || die "debootstrap needs root"
             rootfs=$(mktemp -d "$cache/grader-rootfs.XXXXXX")
             trap 'rm -rf "$rootfs"' EXIT
             log "debootstrap $suite with a C toolchain into $rootfs (a few minutes)"
-            debootstrap --variant=minbase --include=python3,tzdata,gcc,libc6-dev,make,libfaketime \
+            debootstrap --variant=minbase --include=python3,python3-docker,tzdata,gcc,libc6-dev,make,libfaketime \
                 "$suite" "$rootfs" $mirror >"$cache/debootstrap-grader.log" 2>&1 \
                 || { tail -n 20 "$cache/debootstrap-grader.log" >&2; die "debootstrap failed"; }
             rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \

@@ -14,8 +14,10 @@ failed, 2 on a usage error.
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,10 +91,11 @@ def parse(argv):
                     help=f"golden cases played at once, each with its own client (default "
                          f"{jobs}: twice the CPUs, at most 8); daemon scenarios run one "
                          f"after the other")
-    ap.add_argument("--isolation", choices=("auto", "full", "light"), default="auto",
-                    help="how candidates are confined (default auto: full when the kit is "
-                         "root and namespaces work, else light); see grader/README.md, "
-                         "'Sandbox'")
+    ap.add_argument("--isolation", choices=("auto", "container", "light", "full"),
+                    default="auto",
+                    help="how candidates are confined (default auto: a container of their own "
+                         "when a Docker engine answers, else light, said on the first line); "
+                         "see docs/grading-isolation.md")
     ap.add_argument("--work-dir", help="where sandboxes go (default $GRADER_WORK_DIR or "
                                        "/var/tmp; not under /tmp)")
     ap.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -227,9 +230,11 @@ def configure(opts):
     except RuntimeError as e:
         raise Usage(str(e)) from None
     if options.base == "/tmp" or options.base.startswith("/tmp/"):
+        options.close()
         raise Usage("--work-dir must not be under /tmp (candidates get a private /tmp)")
     os.makedirs(options.base, exist_ok=True)
-    if options.uid is not None and not traversable_by_others(options.base):
+    if options.box is None and options.uid is not None and \
+            not traversable_by_others(options.base):
         raise Usage(f"work directory {options.base}: the sandbox user cannot reach it "
                     f"(every directory on the way needs o+x)")
     scratch = tempfile.mkdtemp(prefix="saturnd-grade-", dir=options.base)
@@ -270,13 +275,15 @@ def find_programs(g):
         g.cassini, g.saturnd = ours["cassini"], ours["saturnd"]
     if opts.cassini:
         g.candidate["cassini"] = os.path.abspath(opts.cassini)
-        g.cassini = candidate_program(opts.cassini, g.bindir, "cassini", uid, g.notes)
+        g.cassini = candidate_program(opts.cassini, g.bindir, "cassini", uid, g.notes,
+                                      box=g.options.box)
     if opts.saturnd:
         g.candidate["saturnd"] = os.path.abspath(opts.saturnd)
-        g.saturnd = candidate_program(opts.saturnd, g.bindir, "saturnd", uid, g.notes)
+        g.saturnd = candidate_program(opts.saturnd, g.bindir, "saturnd", uid, g.notes,
+                                      box=g.options.box)
     if opts.reference_cassini:
         g.reference = candidate_program(opts.reference_cassini, g.bindir, "reference-cassini",
-                                        uid, g.notes)
+                                        uid, g.notes, box=g.options.box)
     submission = opts.build_status is not None
     if submission and opts.build_status:
         why = f"not graded: the build failed (exit status {opts.build_status})"
@@ -512,7 +519,9 @@ def daemon_config(g):
                         clock=opts.clock or ("manual" if opts.ours else "faketime"),
                         speed=opts.speed, precreate=opts.precreate_pipes_dir,
                         real_minutes=opts.real_minutes,
-                        libfaketime=scheduling.find_libfaketime(opts.libfaketime))
+                        libfaketime=(opts.libfaketime or g.options.box.libfaketime())
+                        if g.options.box is not None else
+                        scheduling.find_libfaketime(opts.libfaketime))
 
 
 def daemon_conformance(g):
@@ -634,6 +643,13 @@ def _print(text, stream=None):
 
 def grade(opts):
     g = configure(opts)
+    if g.options.box is not None and threading.current_thread() is threading.main_thread():
+        # SIGTERM (a cancelled job) goes through the finally below: the container is removed
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if g.options.box is None:       # said first, before anything else
+        print(f"saturnd-grade: NOTHING IS ISOLATED ({g.options.why_light or 'light isolation'}"
+              f"): the candidate's programs run on this machine; grade only code you trust",
+              flush=True)
     t_start = time.monotonic()
     build_outcome(g)
     try:

@@ -5,9 +5,12 @@
 
 CLASS is a folder with one sub-folder per submission, or a list file (one submission
 folder per line, relative to the file; blank lines and ``#`` comments ignored).  Each
-submission is copied, built with ``make`` in the copy (never in the teacher's folder),
-its ``cassini`` and ``saturnd`` found, and graded by ``saturnd-grade ... --json FILE`` in
-a subprocess (``--repeat`` times); ``-j`` submissions at once.  Outputs, under ``--out``:
+submission gets a throwaway container of its own (grader/container.py): it is copied in as
+plain files, built with ``make`` there (never in the teacher's folder), its ``cassini`` and
+``saturnd`` found, and graded by ``saturnd-grade ... --json FILE`` in a subprocess
+(``--repeat`` times) whose candidates run in that same container; then the container is
+removed.  ``-j`` submissions at once.  Without a container engine, batch refuses unless
+``--trusted`` (then everything runs on this machine).  Outputs, under ``--out``:
 
     NAME/build.log  NAME/runK.json  NAME/runK.log  NAME/result.json   (per submission)
     class.csv  class.md  class.html                                    (the class table)
@@ -24,7 +27,6 @@ import re
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -32,7 +34,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from grader import classtable
+from grader import classtable, container
 from grader.report import visible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -179,19 +181,12 @@ def _build_runner():
     return runner, (pw.pw_uid, pw.pw_gid)
 
 
-def _chown_tree(top, ids):
-    for d, dirs, files in os.walk(top):
-        for name in [d] + [os.path.join(d, x) for x in dirs + files]:
-            try:
-                os.lchown(name, *ids)
-            except OSError:
-                pass
-
-
 def find_program(src, name):
-    """Where make put ``name``: the top level, ``bin/``, else the first one found (depth 4)."""
+    """Where make put ``name``: the top level, ``bin/``, else the first one found (depth 4);
+    only a regular executable file reached through no symlink (a link made by the build
+    could point anywhere on this machine)."""
     for cand in (os.path.join(src, name), os.path.join(src, "bin", name)):
-        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+        if container.regular_in(src, cand):
             return cand
     found = []
     base_depth = src.rstrip("/").count("/")
@@ -200,48 +195,41 @@ def find_program(src, name):
             dirs[:] = []
         dirs.sort()
         p = os.path.join(d, name)
-        if name in files and os.path.isfile(p) and os.access(p, os.X_OK):
+        if name in files and container.regular_in(src, p):
             found.append(p)
     return sorted(found)[0] if found else None
 
 
-def build(sub_path, work, log_path, opts, runner):
-    """Copy and make; returns a dict: build, build_status, src."""
-    src = os.path.join(work, "src")
-    skipped = []
-
-    def special(folder, names):
-        """FIFOs, sockets, devices (a committed saturnd-request-pipe...): never copied."""
-        out = []
-        for n in names:
-            try:
-                mode = os.lstat(os.path.join(folder, n)).st_mode
-            except OSError:
-                continue
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-                out.append(n)
-                skipped.append(os.path.relpath(os.path.join(folder, n), sub_path))
-        return out
+def build(sub_path, work, log_path, opts, runner, box=None):
+    """Copy (plain files only) and make, in the submission's container ``box`` when there
+    is one, else on this machine (``--trusted``); returns a dict: build, build_status, src."""
+    src = os.path.join(box.root if box is not None else work, "src")
+    cmd, ids = runner
+    if box is not None:
+        ids = (box.uid, box.gid)
     try:
-        shutil.copytree(sub_path, src, symlinks=True, ignore=special)
-        if skipped:
-            with open(log_path, "a") as log:
-                for name in sorted(skipped):
-                    log.write(f"not copied (not a regular file): {name}\n")
-    except (OSError, shutil.Error) as e:
+        with open(log_path, "a") as log:
+            container.copy_plain(sub_path, src, *(ids or (None, None)), log=log)
+    except OSError as e:
         with open(log_path, "a") as log:
             log.write(f"cannot copy the submission: {e}\n")
         return {"build": "copy failed", "build_status": None, "src": None}
     os.chmod(work, 0o755)
-    os.chmod(src, 0o755)
-    if not any(os.path.isfile(os.path.join(src, m))
+    if not any(os.path.isfile(os.path.join(src, m)) and not os.path.islink(os.path.join(src, m))
                for m in ("GNUmakefile", "makefile", "Makefile")):
         with open(log_path, "a") as log:
             log.write("no Makefile: nothing built\n")
         return {"build": "no makefile", "build_status": None, "src": src}
-    cmd, ids = runner
-    if ids:
-        _chown_tree(src, ids)
+    if box is not None:
+        status, timed_out = box.run(["make"] + shlex.split(opts.make_args), src,
+                                    opts.build_timeout, log_path, env=box.env(src))
+        if timed_out:
+            box.kill_all()          # whatever make left running
+        else:
+            # nothing make started may outlive it (a detached saboteur)
+            box.kill_all()
+        return {"build": "timeout" if timed_out else "ok" if status == 0 else "failed",
+                "build_status": None if timed_out else status, "src": src}
     env = {"PATH": BUILD_PATH, "HOME": src, "LANG": "C"}
     status, timed_out = run_bounded(cmd + ["make"] + shlex.split(opts.make_args),
                                     opts.build_timeout, log_path, cwd=src, env=env)
@@ -409,8 +397,15 @@ def grade_one(name, sub_path, opts, runner):
     work = tempfile.mkdtemp(prefix=f"batch-{name[:40]}-", dir=opts.work_dir)
     result = {"submission": name, "folder": sub_path, "cassini": None, "saturnd": None,
               "runs": 0, "scores": None, "flaky": []}
+    box = None
     try:
-        b = build(sub_path, work, log_path, opts, runner)
+        if not opts.trusted:
+            try:
+                box = container.Box.create(work, name, opts.limits)
+            except container.NoEngine as e:
+                raise GradeError(str(e)) from None
+            result["container_start_s"] = round(box.startup, 3)
+        b = build(sub_path, work, log_path, opts, runner, box)
         result["build"], result["build_status"] = b["build"], b["build_status"]
         src = b["src"]
         progs = {}
@@ -443,6 +438,12 @@ def grade_one(name, sub_path, opts, runner):
                 env = dict(os.environ)
                 env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"]
                                             if env.get("PYTHONPATH") else "")
+                env.pop("GRADER_BOX", None)
+                if box is not None:     # the grade's candidates run in the same container
+                    env["GRADER_BOX"] = box.handle()
+                    env["GRADER_ISOLATION"] = "container"
+                else:
+                    env["GRADER_ISOLATION"] = "light"
                 status, timed_out = run_bounded(cmd, opts.timeout,
                                                 os.path.join(out, f"run{k}.log"), env=env)
                 if timed_out:
@@ -463,6 +464,11 @@ def grade_one(name, sub_path, opts, runner):
                 result["reasons"] = top_reasons(reports[0])
             result["grading"] = "ok" if error is None else f"error: {error}"
     finally:
+        if box is not None:
+            if opts.keep_builds and os.path.isdir(os.path.join(box.root, "src")):
+                shutil.copytree(os.path.join(box.root, "src"), os.path.join(work, "src"),
+                                symlinks=True, ignore_dangling_symlinks=True)
+            box.remove()            # the container, everything it runs, and its box
         if not opts.keep_builds:
             shutil.rmtree(work, ignore_errors=True)
     result["seconds"] = round(time.monotonic() - t0, 1)
@@ -548,6 +554,18 @@ def parse(argv):
     ap.add_argument("--work-dir", help="where the copies are built (default $GRADER_WORK_DIR "
                                        "or /var/tmp)")
     ap.add_argument("--keep-builds", action="store_true", help="keep the built copies")
+    ap.add_argument("--trusted", action="store_true",
+                    help="grade without a container engine: builds and candidates run on "
+                         "this machine, NOTHING IS ISOLATED (only for code you trust)")
+    ap.add_argument("--memory", metavar="SIZE",
+                    help="memory of each submission's container, no swap beyond it "
+                         "(default 1g; $GRADER_MEMORY)")
+    ap.add_argument("--pids", type=int, metavar="N",
+                    help="processes of each submission's container (default 256; $GRADER_PIDS)")
+    ap.add_argument("--cpus", type=float, metavar="N",
+                    help="CPUs of each submission's container (default 1; $GRADER_CPUS)")
+    ap.add_argument("--tmp-size", metavar="SIZE",
+                    help="size of each container's /tmp (default 64m; $GRADER_TMP_SIZE)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     opts = ap.parse_args(argv)
     opts.grade_args = grade_args
@@ -568,7 +586,28 @@ def parse(argv):
     if not opts.grade_cmd:
         raise Usage("--grade-cmd is empty")
     opts.work_dir = opts.work_dir or os.environ.get("GRADER_WORK_DIR") or "/var/tmp"
+    try:
+        opts.limits = container.limits_from({"memory": opts.memory, "pids": opts.pids,
+                                             "cpus": opts.cpus, "tmp": opts.tmp_size})
+    except ValueError as e:
+        raise Usage(f"container limits: {e}") from None
+    if os.environ.get("GRADER_ISOLATION") == "light":
+        opts.trusted = True             # asked for explicitly
     return opts
+
+
+def check_isolation(opts):
+    """A class is graded in containers, or with ``--trusted`` on this machine."""
+    if opts.trusted:
+        return "NOTHING IS ISOLATED (--trusted): builds and candidates run on this machine"
+    try:
+        container.engine()
+    except container.NoEngine as e:
+        raise Usage(f"{e}: refusing to build and run a class's code without isolation; "
+                    f"give --trusted to grade on this machine anyway (code you trust only)") \
+            from None
+    return f"isolation: a container per submission ({container.IMAGE}), " \
+           f"{container.describe_limits(opts.limits)}"
 
 
 def check_out_dir(subs, out, cls):
@@ -590,6 +629,9 @@ def check_out_dir(subs, out, cls):
 
 def run(opts):
     subs = check_out_dir(submissions(opts.cls), opts.out, opts.cls)
+    said = check_isolation(opts)
+    if not opts.quiet or opts.trusted:
+        print(f"saturnd-grade batch: {said}", file=sys.stderr, flush=True)
     if opts.shard:
         subs = shard(subs, *opts.shard)
     try:
@@ -603,7 +645,7 @@ def run(opts):
             f.write("saturnd-grade batch output folder (not a submission)\n")
     except OSError as e:
         raise Usage(f"{opts.out}: {e.strerror}") from None
-    runner = _build_runner()
+    runner = _build_runner() if opts.trusted else ([], None)
     t0 = time.monotonic()
     done = [0]
     lock = threading.Lock()

@@ -53,8 +53,10 @@ def utc(epoch):
 
 
 def _is_fifo(path):
+    """A FIFO reached through no symlink (a candidate's link could point anywhere)."""
     try:
-        return stat.S_ISFIFO(os.stat(path).st_mode)
+        return stat.S_ISFIFO(os.lstat(path).st_mode) and \
+            os.path.realpath(path) == os.path.abspath(path)
     except OSError:
         return False
 
@@ -68,7 +70,7 @@ class Daemon:
         self.clock = clock
         self.start_time = start_time
         self.pipes = None
-        self.log_path = os.path.join(self.sb.root, "daemon.log")
+        self.log_path = os.path.join(self.sb.meta, "daemon.log")
 
     def argv(self):
         values = {"saturnd": self.config.saturnd, "pipes": self.sb.pipes, "data": self.sb.data,
@@ -84,7 +86,7 @@ class Daemon:
 
     def start(self):
         self.made = []
-        if not self.sb.private_tmp:
+        if self.sb.box is None and not self.sb.private_tmp:
             # the shared /tmp (light isolation): remove afterwards only what did not exist
             d = "/tmp"
             for part in (self.sb.user, "saturnd", "pipes"):
@@ -96,23 +98,24 @@ class Daemon:
             # for daemons that expect their pipes directory to exist already
             for d in (self.sb.pipes, self.sb.host_path(P.default_pipes_dir(self.sb.user))):
                 os.makedirs(d, 0o700, exist_ok=True)
-            self.sb.grant(self.sb.root)
+                self.sb.grant(d)
+            if self.sb.box is None:
+                self.sb.grant(self.sb.root)
         env = self.sb.env()
         if self.clock == "faketime":
             env["LD_PRELOAD"] = self.config.libfaketime
             env["FAKETIME"] = f"@{utc(self.start_time)} x{self.config.speed:g}"
-        log = open(self.log_path, "wb")
-        try:
-            self.sb.start(self.argv(), env, log, log, mode="daemon")
-        finally:
-            log.close()
+        open(self.log_path, "wb").close()
+        self.sb.start(self.argv(), env, self.log_path, self.log_path, mode="daemon")
         self.pipes = self.wait_for_pipes()
 
     def candidates(self):
         sb = self.sb
         dirs = [sb.pipes]
         dirs += glob.glob(os.path.join(sb.tmp, "*", "saturnd", "pipes"))
-        if not sb.private_tmp:
+        if sb.box is not None:          # the container's /tmp/candidate/saturnd/pipes
+            dirs.append(os.path.join(sb.box.default_saturnd, "pipes"))
+        elif not sb.private_tmp:
             dirs.append(P.default_pipes_dir(sb.user))
         for top in (sb.tmp, sb.home, sb.work, sb.data):
             for depth in range(0, 5):
@@ -138,12 +141,8 @@ class Daemon:
             time.sleep(0.02)
 
     def log_tail(self, n=10):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(max(0, os.path.getsize(self.log_path) - 4096))
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            return []
+        from .container import read_box_file
+        text = read_box_file(self.log_path)[-4096:].decode("utf-8", "replace")
         return text.splitlines()[-n:]
 
     def headline(self):
@@ -180,4 +179,6 @@ class Daemon:
         self.sb.kill()
         for d in getattr(self, "made", []):
             shutil.rmtree(d, ignore_errors=True)
+        if self.sb.box is not None:
+            self.sb.box.clean_default_pipes()
         self.sb.remove()

@@ -82,12 +82,24 @@ def _python_for_sandbox():
     return sys.executable
 
 
-def candidate_program(path, bindir, name, uid, notes=None):
+def candidate_program(path, bindir, name, uid, notes=None, box=None):
     """The candidate's executable, copied where the sandbox user can run it if need be.
 
     A directory is accepted when it holds an executable named ``name`` (a submission or
     build folder) or is a Python package folder (``__main__.py``: e.g. ``./cassini`` from
-    this repository's root, run as ``python -m cassini``)."""
+    this repository's root, run as ``python -m cassini``).
+
+    With a container's ``box``, a program built in the box is graded where it is (a regular
+    file reached through no symlink, else it is no program); any other is copied into the
+    box (``bindir`` is in it): the container sees nothing else of this machine."""
+    if box is not None and os.path.abspath(path).startswith(box.root + "/"):
+        from .container import regular_in
+        inner = regular_in(box.root, path)
+        if inner is None and os.path.isdir(path) and not os.path.islink(path):
+            inner = regular_in(box.root, os.path.join(path, name))
+        if inner is None:
+            raise Usage(f"{name}: {path} is not a regular executable file of the submission")
+        return inner
     if not os.path.exists(path):
         raise Usage(f"{name}: no such file: {path}")
     if os.path.isdir(path):
@@ -109,13 +121,13 @@ def candidate_program(path, bindir, name, uid, notes=None):
     path = os.path.abspath(path)
     real = os.path.realpath(path)
     under_tmp = real == "/tmp" or real.startswith("/tmp/") or path.startswith("/tmp/")
-    if not under_tmp and (uid is None or _reachable_by_others(path)):
+    if box is None and not under_tmp and (uid is None or _reachable_by_others(path)):
         return path
     # copied: out of the sandbox user's reach, or under /tmp (hidden by the private /tmp)
     os.makedirs(bindir, exist_ok=True)
     os.chmod(bindir, 0o755)
     dest = os.path.join(bindir, name)
-    shutil.copy2(path, dest)
+    shutil.copyfile(path, dest)        # contents only: no setuid bit, no owner kept
     os.chmod(dest, 0o755)
     return dest
 

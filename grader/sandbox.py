@@ -1,20 +1,22 @@
 """Confinement of candidate programs.
 
-Every candidate process (a client for one golden case, a daemon for one scenario)
-gets its own sandbox directory with ``home/``, ``tmp/``, ``work/`` (its working
-directory) and ``data/``, its own user name (``USER``/``LOGNAME``), ``HOME`` and
-``TMPDIR``, rlimits (address space, processes, CPU time, file size, open files,
-no core dumps) and -- when the grader runs as root -- the uid/gid of ``nobody``.
+Every candidate process (a client for one golden case, a daemon for one scenario, the
+build) gets its own sandbox directory with ``home/``, ``tmp/``, ``work/`` (its working
+directory) and ``data/``, its own user name (``USER``/``LOGNAME``) and ``HOME``, rlimits,
+and is started through the kit's tiny init (grader/sandbox_init.py), which reaps, records
+how every process ended and kills everything the candidate started.
 
-Full isolation (root and a working ``unshare``): new PID, mount and network
-namespaces; the sandbox's ``tmp/`` is bind-mounted on ``/tmp`` (so a daemon that
-hard-codes ``/tmp/$USER/saturnd/pipes`` puts its pipes in the sandbox, where the
-grader finds them); no network (only a down loopback); killing the namespace's
-init kills every process the candidate made, detached or not.
+Two isolations (``--isolation``):
 
-Light isolation (not root, or no namespaces, e.g. an unprivileged container):
-the same directories, names, limits and uid drop where possible; the candidate's
-processes are found and killed by a token in their environment.
+- **container** (the default when a Docker engine answers): the submission's own throwaway
+  container (:mod:`grader.container`): no network, no capabilities, no-new-privileges,
+  read-only image, cgroup limits, an unprivileged uid named ``candidate``, nothing of the
+  host but the box; the kit stays outside and drives the candidates through FIFOs in the
+  box.
+- **light** (no engine, or asked): NOTHING IS ISOLATED -- for a student grading their own
+  code: the candidate runs on the host as the caller (as ``nobody`` when the caller is
+  root), with its own directories, environment and rlimits; its processes are found and
+  killed through a token in their environment.  ``batch`` refuses it unless ``--trusted``.
 """
 
 import json
@@ -24,6 +26,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import uuid
 
@@ -59,20 +63,8 @@ def pdeathsig_available():
 
 
 def namespaces_available():
-    """True when ``unshare`` can make PID, mount and network namespaces here."""
-    if "ns" not in _probe_cache:
-        ok = False
-        if os.geteuid() == 0 and shutil.which("unshare"):
-            try:
-                ok = subprocess.run(
-                    ["unshare", "--pid", "--fork", "--mount", "--net", "--mount-proc",
-                     "--kill-child", "true"],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, timeout=10).returncode == 0
-            except (OSError, subprocess.TimeoutExpired):
-                ok = False
-        _probe_cache["ns"] = ok
-    return _probe_cache["ns"]
+    """The namespace sandbox is gone (containers isolate): always False."""
+    return False
 
 
 def default_ids():
@@ -86,125 +78,7 @@ def default_ids():
         return 65534, 65534
 
 
-# A grading run as root gives its candidates a uid of their own, unused on this machine,
-# so that RLIMIT_NPROC (counted per uid, machine-wide) is theirs alone: grades run in
-# parallel (``batch -j N``, CI shards on one host) or anything else running as ``nobody``
-# cannot exhaust it for them. Inside the mount namespace that uid has a passwd entry
-# (CANDIDATE_NAME): a candidate that asks ``getpwuid()`` for its name gets one.
-UID_BASE = int(os.environ.get("GRADER_UID_BASE", "1500000000"))
-UID_COUNT = 4096
 CANDIDATE_NAME = "candidate"
-_LOCK_DIRS = ("/run/saturnd-grade-uids", "/var/lib/saturnd-grade-uids")
-
-
-def _uid_lock_dir():
-    """A directory only root can write, for the uid locks (None: none usable)."""
-    for path in _LOCK_DIRS:
-        try:
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            st = os.lstat(path)
-        except OSError:
-            continue
-        import stat
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
-            return path
-    return None
-
-
-def _uid_in_use(uid):
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    return True
-            except OSError:
-                pass
-    return False
-
-
-def allocate_uid():
-    """(uid, lock fd): a uid with no passwd entry and no process, held by an ``flock`` on
-    its lock file for as long as the fd stays open (this grading run); None if none."""
-    import fcntl
-    where = _uid_lock_dir()
-    if where is None:
-        return None
-    start = os.getpid() % UID_COUNT         # spread concurrent runs over the range
-    for i in range(UID_COUNT):
-        uid = UID_BASE + (start + i) % UID_COUNT
-        try:
-            pwd.getpwuid(uid)
-            continue                        # someone's real account
-        except KeyError:
-            pass
-        fd = os.open(os.path.join(where, str(uid)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue                        # another grading run has it
-        if _uid_in_use(uid):                # left over by a run that was killed
-            os.close(fd)
-            continue
-        return uid, fd
-    return None
-
-
-def write_passwd(directory, uid, gid):
-    """Copies of /etc/passwd and /etc/group with the candidate's entry, for the sandbox's
-    mount namespace; returns their paths."""
-    out = {}
-    for name, line in (("passwd", f"{CANDIDATE_NAME}:x:{uid}:{gid}:grader candidate:"
-                                  f"/nonexistent:/bin/sh\n"),
-                       ("group", f"{CANDIDATE_NAME}:x:{gid}:\n")):
-        try:
-            with open(f"/etc/{name}", encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-        except OSError:
-            text = ""
-        if text and not text.endswith("\n"):
-            text += "\n"
-        path = os.path.join(directory, name)
-        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(text + line)
-        os.chmod(path, 0o644)
-        out[name] = path
-    return out
-
-
-class UidLease:
-    """A uid held for one grading run (its lock file's fd), with its passwd copies."""
-
-    def __init__(self, uid, fd, etc):
-        self.uid, self.fd, self.etc = uid, fd, etc
-
-    @classmethod
-    def take(cls, base):
-        got = allocate_uid()
-        if got is None:
-            return None
-        uid, fd = got
-        import tempfile
-        try:
-            os.makedirs(base, exist_ok=True)
-            etc = tempfile.mkdtemp(prefix="saturnd-grade-etc-", dir=base)
-            os.chmod(etc, 0o755)
-            return cls(uid, fd, write_passwd(etc, uid, uid))
-        except OSError:
-            os.close(fd)
-            return None
-
-    def release(self):
-        if self.fd is not None:
-            shutil.rmtree(os.path.dirname(self.etc["passwd"]), ignore_errors=True)
-            os.close(self.fd)
-            self.fd = None
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:
-            pass
 
 
 def chown_tree(path, uid, gid):
@@ -229,55 +103,76 @@ def passwd_name(uid):
         return str(uid)
 
 
-class Options:
-    """How candidates are confined (shared by all sandboxes of one grading run)."""
+ISOLATIONS = {"auto": "auto", "container": "container", "light": "light",
+              "full": "container"}       # "full" (the namespace sandbox) is now a container
 
-    def __init__(self, base=None, isolation="auto", uid="auto", limits=None, tz=None):
+
+class Options:
+    """How candidates are confined (shared by all sandboxes of one grading run).
+
+    With ``isolation`` container (``auto`` when an engine answers, unless
+    ``GRADER_ISOLATION`` says otherwise), the run's box is the one named by ``GRADER_BOX``
+    (made by ``batch`` or ``ci/grade.sh``, which built the submission in it) or a fresh one
+    under ``base``, removed by :meth:`close`."""
+
+    def __init__(self, base=None, isolation="auto", uid="auto", limits=None, tz=None,
+                 label="grade"):
+        from . import container
         self.base = base or os.environ.get("GRADER_WORK_DIR") or "/var/tmp"
         self.tz = tz or os.environ.get("TZ") or "UTC"
         if isolation == "auto":
-            isolation = "full" if namespaces_available() else "light"
-        if isolation == "full" and not namespaces_available():
-            raise RuntimeError("full isolation needs root and working PID/mount/network "
-                               "namespaces (unshare)")
+            isolation = os.environ.get("GRADER_ISOLATION") or "auto"
+        if isolation not in ISOLATIONS:
+            raise RuntimeError(f"unknown isolation {isolation!r} (container or light)")
+        isolation = ISOLATIONS[isolation]
+        self.box = None
+        self.why_light = None
+        if isolation in ("auto", "container"):
+            try:
+                if os.environ.get("GRADER_BOX"):
+                    self.box = container.Box.attach(os.environ["GRADER_BOX"])
+                else:
+                    self.box = container.Box.create(self.base, label)
+                isolation = "container"
+            except container.NoEngine as e:
+                if isolation == "container":
+                    raise RuntimeError(f"container isolation: {e}") from None
+                isolation, self.why_light = "light", str(e)
         self.isolation = isolation
-        self.etc = None             # {"passwd": path, "group": path} bound in the sandbox
-        self._lease = None
+        self.lock = threading.Lock()    # the container's /tmp/candidate/saturnd: one user
+        if self.box is not None:
+            self.base = self.box.root
+            self.uid, self.gid = self.box.uid, self.box.gid
+            self.limits = dict(container.DEFAULT_RLIMITS, **(limits or {}))
+            self.user = self.box.user
+            # the kit's own temporary folders (a golden case's pipes) must be in the box
+            tempfile.tempdir = self.box.host_tmp
+            return
         if uid == "auto":
             self.uid, self.gid = default_ids()
-            if self.uid is not None and isolation == "full":
-                self._own_uid()
         elif uid is None:
             self.uid = self.gid = None
         else:
             self.uid, self.gid = uid, uid
         self.limits = dict(DEFAULT_LIMITS, **(limits or {}))
-        self.user = CANDIDATE_NAME if self.etc else passwd_name(self.uid)
-
-    def _own_uid(self):
-        """This run's own uid (see UID_BASE); nobody's when none can be had."""
-        lease = UidLease.take(self.base)
-        if lease is not None:
-            self._lease = lease          # shared by copies (ClientJail); freed once
-            self.etc = lease.etc
-            self.uid = self.gid = lease.uid
+        self.user = passwd_name(self.uid)
 
     def close(self):
-        """Give this run's uid back and remove its passwd copies (also done when the last
-        reference goes)."""
-        if self._lease is not None:
-            self._lease.release()
+        """The run's container removed and its box deleted (when this run made them)."""
+        if self.box is not None:
+            if tempfile.tempdir == self.box.host_tmp:
+                tempfile.tempdir = None
+            self.box.remove()
 
     def describe(self):
-        who = f"uid {self.uid}" if self.uid is not None else f"uid {os.geteuid()} (not root)"
-        if self.isolation == "full":
-            return (f"full: PID/mount/network namespaces, private /tmp, {who}, rlimits "
-                    f"(memory {self.limits['RLIMIT_AS'] // MiB} MiB, "
-                    f"{self.limits['RLIMIT_NPROC']} processes, "
-                    f"{self.limits['RLIMIT_CPU']} s CPU)")
-        return (f"light: own USER/HOME/TMPDIR and working directory, {who}, rlimits; no "
-                f"namespaces (not root, or unshare refused): the grader does not cut the network "
-                f"(run the container with --network none), /tmp shared")
+        if self.box is not None:
+            return self.box.describe()
+        who = f"uid {self.uid}" if self.uid is not None else f"uid {os.geteuid()}"
+        why = f" ({self.why_light})" if self.why_light else ""
+        return (f"light: NOTHING IS ISOLATED{why}: the candidate runs on this machine as "
+                f"{who}, with its own USER/HOME/TMPDIR, working directory and rlimits; it "
+                f"shares the network, /tmp and whatever {who} can read -- grade only code "
+                f"you trust (your own)")
 
 
 class Sandbox:
@@ -285,6 +180,7 @@ class Sandbox:
 
     def __init__(self, options, label, private_tmp=True):
         self.options = options
+        self.box = options.box
         os.makedirs(options.base, exist_ok=True)
         self.token = uuid.uuid4().hex[:12]
         safe = "".join(c if c.isalnum() else "-" for c in label)[:40]
@@ -295,14 +191,19 @@ class Sandbox:
         self.work = os.path.join(self.root, "work")
         self.data = os.path.join(self.root, "data")
         self.pipes = os.path.join(self.root, "pipes")
-        self.shm = os.path.join(self.root, "shm")
-        for d in (self.root, self.home, self.tmp, self.work, self.data, self.shm):
+        for d in (self.root, self.home, self.tmp, self.work, self.data):
             os.makedirs(d, exist_ok=True)
         os.chmod(self.root, 0o755)
         os.chmod(self.tmp, 0o1777)
-        os.chmod(self.shm, 0o1777)
-        self.private_tmp = private_tmp and options.isolation == "full"
-        self.status_file = os.path.join(self.root, ".status")
+        self.private_tmp = False        # a container's /tmp is the submission's own
+        # the kit's files about the candidate (status lines, logs) are in a folder of the kit
+        # beside the candidate's, which it can neither replace nor link elsewhere
+        self.meta = self.root
+        if self.box is not None:
+            self.meta = os.path.join(options.base, f"kit-{safe}-{self.token}")
+            os.makedirs(self.meta, 0o755)
+            os.chmod(self.meta, 0o755)
+        self.status_file = os.path.join(self.meta, ".status")
         chown_tree(self.root, options.uid, options.gid)
         self.proc = None
         self.launched = None
@@ -311,21 +212,26 @@ class Sandbox:
     @property
     def visible_tmp(self):
         """``TMPDIR`` as seen by the candidate."""
-        return "/tmp" if self.private_tmp else self.tmp
+        return "/tmp" if self.box is not None else self.tmp
 
     def host_path(self, path):
         """A path the candidate used, as seen from the grader."""
-        if self.private_tmp and (path == "/tmp" or path.startswith("/tmp/")):
-            return self.tmp + path[4:]
+        if self.box is not None:
+            inside = f"/tmp/{self.box.user}/saturnd"
+            if path == inside or path.startswith(inside + "/"):
+                return self.box.default_saturnd + path[len(inside):]
         return path
 
     def env(self, extra=None):
-        env = {
-            "PATH": os.environ.get("GRADER_CANDIDATE_PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": self.home, "USER": self.user, "LOGNAME": self.user,
-            "TMPDIR": self.visible_tmp, "TZ": self.options.tz, "LANG": "C.UTF-8",
-            "GRADER_SANDBOX": self.token,
-        }
+        if self.box is not None:
+            env = self.box.env(self.home, self.options.tz)
+        else:
+            env = {
+                "PATH": os.environ.get("GRADER_CANDIDATE_PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "HOME": self.home, "USER": self.user, "LOGNAME": self.user,
+                "TMPDIR": self.visible_tmp, "TZ": self.options.tz, "LANG": "C.UTF-8",
+                "GRADER_SANDBOX": self.token,
+            }
         env.update(extra or {})
         return env
 
@@ -334,32 +240,58 @@ class Sandbox:
 
     # -- running -------------------------------------------------------------------
     def command(self, argv, env, mode, private_tmp=None, cwd=None):
-        """The argv that runs ``argv`` confined (through the init)."""
-        private_tmp = self.private_tmp if private_tmp is None else private_tmp
+        """The argv that runs ``argv`` confined through the init (light isolation)."""
+        if self.box is not None:
+            raise RuntimeError("a container's programs start with launch(), not a command")
         cfg = {
             "argv": [os.fsdecode(a) for a in argv],
             "env": {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()},
             "cwd": cwd or self.work, "uid": self.options.uid, "gid": self.options.gid,
             "limits": self.options.limits, "status": self.status_file, "mode": mode,
             "token": self.token,
-            "private_tmp": self.tmp if private_tmp else None,
-            "private_shm": self.shm if private_tmp else None,
-            "etc": self.options.etc if self.options.isolation == "full" else None,
         }
         init = [sys.executable, "-I", "-S", INIT, json.dumps(cfg)]
-        # if the grader itself is killed, its direct child gets SIGKILL too (and with it
-        # the whole PID namespace: unshare --kill-child)
+        # if the grader itself is killed, its direct child gets SIGKILL too
         guard = ["setpriv", "--pdeathsig", "KILL", "--"] if pdeathsig_available() else []
-        if self.options.isolation == "full":
-            return guard + ["unshare", "--pid", "--fork", "--kill-child", "--mount",
-                            "--mount-proc", "--net", "--propagation", "private", "--"] + init
         return guard + init
 
-    def start(self, argv, env, stdout, stderr, mode="daemon"):
+    def launch(self, argv, env, mode, stdout=None, stderr=None, cwd=None):
+        """Start ``argv`` confined; a Popen-like object (``poll``, ``wait``, ``kill``,
+        ``returncode``).  ``stdout``/``stderr``: a path (the output goes there as it comes)
+        or a file object (filled when the program has ended, in a container), or None."""
         self.launched = time.time()
-        self.proc = subprocess.Popen(self.command(argv, env, mode), stdin=subprocess.DEVNULL,
-                                     stdout=stdout, stderr=stderr, env=_init_env(),
-                                     start_new_session=True)
+        if self.box is None:
+            files = [open(x, "ab") if isinstance(x, str) else x for x in (stdout, stderr)]
+            try:
+                return subprocess.Popen(
+                    self.command(argv, env, mode, cwd=cwd), stdin=subprocess.DEVNULL,
+                    stdout=files[0] if files[0] is not None else subprocess.DEVNULL,
+                    stderr=files[1] if files[1] is not None else subprocess.DEVNULL,
+                    env=_init_env(), start_new_session=True)
+            finally:
+                for given, f in zip((stdout, stderr), files):
+                    if isinstance(given, str):
+                        f.close()
+        from .container import box_file
+        paths, outputs = [], []
+        for name, x in (("out", stdout), ("err", stderr)):
+            if isinstance(x, str):
+                if x not in paths:
+                    box_file(x, self.options.uid, self.options.gid)   # empty, the candidate's
+                paths.append(x)
+            elif x is not None:
+                path = os.path.join(self.meta, f".{name}-{uuid.uuid4().hex[:8]}")
+                box_file(path, self.options.uid, self.options.gid)
+                paths.append(path)
+                outputs.append((path, x))
+            else:
+                paths.append(None)
+        return self.box.launch(argv, env, cwd or self.work, self.status_file, mode=mode,
+                               stdout=paths[0], stderr=paths[1], rlimits=self.options.limits,
+                               outputs=outputs)
+
+    def start(self, argv, env, stdout, stderr, mode="daemon"):
+        self.proc = self.launch(argv, env, mode, stdout, stderr)
         return self.proc
 
     def alive(self):
@@ -367,11 +299,9 @@ class Sandbox:
         return self.proc is not None and self.proc.poll() is None
 
     def statuses(self):
-        try:
-            with open(self.status_file, encoding="utf-8", errors="replace") as f:
-                return [line.rstrip("\n") for line in f]
-        except OSError:
-            return []
+        from .container import read_box_file
+        text = read_box_file(self.status_file, 1 << 20).decode("utf-8", "replace")
+        return text.splitlines()
 
     def main_status(self):
         for line in self.statuses():
@@ -381,6 +311,14 @@ class Sandbox:
 
     def kill(self):
         """Kill everything the candidate started (idempotent)."""
+        if self.box is not None:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            return
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)   # init kills the rest first
@@ -398,6 +336,8 @@ class Sandbox:
 
     def remove(self):
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.meta != self.root:
+            shutil.rmtree(self.meta, ignore_errors=True)
 
 
 def _init_env():
@@ -439,14 +379,22 @@ class ClientJail:
         self.user = user
         self.login = self.sandbox.user
         self.use_private_tmp = False
+        self.locked = None
+        self.proc = None
 
     def private_tmp(self, on):
-        """Give the client the sandbox's tmp/ as its /tmp (full isolation only); returns
-        that directory as seen from here, or None (the client shares /tmp)."""
-        if not on or self.sandbox.options.isolation != "full":
+        """For a case with the default pipes directory (``/tmp/$USER/saturnd/pipes``): in
+        a container, where that directory is seen from here (one such case at a time);
+        None in light isolation (the client shares /tmp)."""
+        box = self.sandbox.box
+        if not on or box is None:
             return None
+        if self.locked is None:
+            self.locked = self.sandbox.options.lock
+            self.locked.acquire()
+            box.clean_default_pipes()
         self.use_private_tmp = True
-        return self.sandbox.tmp
+        return box.tmproot
 
     def env(self, env):
         out = {os.fsencode(k): os.fsencode(v) for k, v in self.sandbox.env().items()}
@@ -459,8 +407,18 @@ class ClientJail:
         self.sandbox.grant(path)
 
     def wrap(self, argv, env):
-        return (self.sandbox.command(argv, env, "client", private_tmp=self.use_private_tmp),
-                _init_env())
+        """The command and environment that start the client (light isolation only)."""
+        return (self.sandbox.command(argv, env, "client"), _init_env())
+
+    def launch(self, argv, env, stdout=None, stderr=None, cwd=None):
+        """Start the client, non-blocking; returns a Popen-like object: ``poll()``,
+        ``wait(timeout)`` (raises ``subprocess.TimeoutExpired``), ``kill()`` (the client and
+        everything it started), ``returncode`` (128 + N for a signal).  ``stdout``/``stderr``:
+        file objects (filled when the client has ended) or paths; stdin is /dev/null; ``cwd``
+        defaults to the sandbox's ``work/``.  In the submission's container when there is
+        one (:mod:`grader.container`), else on this machine (light isolation)."""
+        self.proc = self.sandbox.launch(argv, env, "client", stdout, stderr, cwd=cwd)
+        return self.proc
 
     def note(self, code):
         status = self.sandbox.main_status()
@@ -479,5 +437,13 @@ class ClientJail:
         return None
 
     def close(self):
-        kill_token(self.sandbox.token)
+        if self.sandbox.box is not None:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+        else:
+            kill_token(self.sandbox.token)
         self.sandbox.remove()
+        if self.locked is not None:
+            self.sandbox.box.clean_default_pipes()
+            self.locked.release()
+            self.locked = None

@@ -1,27 +1,57 @@
 """The grader's tiny init: starts one candidate command confined, reaps, reports.
 
-Run as a script (``python3 -I -S sandbox_init.py CONFIG_JSON``), normally as PID 1 of fresh
-PID, mount and network namespaces made by ``unshare`` (see :mod:`grader.sandbox`):
+Run as a script (``python3 -I -S sandbox_init.py CONFIG_JSON``): inside the submission's
+container (one ``exec`` per candidate program, as the candidate's uid, see
+:mod:`grader.container`), or on the host when no engine is used (light isolation):
 
-- binds the sandbox's own directories over ``/tmp`` and ``/dev/shm`` when asked, and
-  copies of ``/etc/passwd`` and ``/etc/group`` naming the run's own uid;
+- becomes a *child subreaper*: whatever the candidate starts, detached (``setsid -f``,
+  double fork) or not, stays its descendant, is reaped here and killed with the rest;
 - forks the candidate: new session, rlimits, no supplementary groups, the sandbox
-  uid/gid, the sandbox's working directory, then ``exec``;
-- reaps every process (a detached daemon is re-parented to us) and writes one line
-  per ended process to the status file (``PID exited N`` / ``PID killed by signal
-  N (NAME)``), and ``main ...`` for the candidate's first process;
+  uid/gid (light isolation as root only), the sandbox's working directory, its stdout and
+  stderr into files when asked, stdin on /dev/null, then ``exec``; before that, when
+  asked, its login uid (``/proc/self/loginuid``, which an unset one may set without any
+  privilege) is set to the candidate's uid, so that ``getlogin()`` answers the
+  candidate's name as in a login session;
+- reaps every process and writes one line per ended process to the status file
+  (``PID exited N`` / ``PID killed by signal N (NAME)``), ``main ...`` for the
+  candidate's first process, ``init PID`` first and ``end CODE`` last;
 - ``client`` mode: when the first process ends, kills the rest and exits with its
   status (128 + N for a signal); ``daemon`` mode: lives until no process is left
   (then exits with the first process's status) or until SIGTERM, which kills all.
 
-Outside a PID namespace (no ``unshare``) "the rest" is every process carrying the
-sandbox token in its environment.  Standard library only; imports kept minimal.
+Standard library only; imports kept minimal.
 """
 
 import json
 import os
 import signal
 import sys
+
+
+def _children_map():
+    """{ppid: [pid]} of every process visible here."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out.setdefault(ppid, []).append(int(name))
+    return out
+
+
+def descendants(root):
+    kids = _children_map()
+    found, todo = [], [root]
+    while todo:
+        for pid in kids.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
 
 
 def _token_pids(token):
@@ -40,15 +70,12 @@ def _token_pids(token):
     return found
 
 
-def kill_rest(cfg, pid1):
-    if pid1:
-        try:
-            os.kill(-1, signal.SIGKILL)      # every process of this PID namespace but us
-        except OSError:
-            pass
-        return
-    for _ in range(5):                       # fork loops: repeat until nothing is left
-        pids = _token_pids(cfg["token"])
+def kill_rest(cfg):
+    """Kill every process the candidate started (fork loops: repeat until none is left)."""
+    for _ in range(20):
+        pids = set(descendants(os.getpid()))
+        if cfg.get("token"):
+            pids.update(_token_pids(cfg["token"]))
         if not pids:
             return
         for pid in pids:
@@ -56,6 +83,14 @@ def kill_rest(cfg, pid1):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        # reap what we can, so that the next look does not see zombies
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
 
 
 def describe(status):
@@ -70,13 +105,24 @@ def describe(status):
     return f"exited {code}", code
 
 
-def bind(source, target):
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    ms_bind, ms_rec = 4096, 16384
-    if libc.mount(source.encode(), target.encode(), None, ms_bind | ms_rec, None) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"bind {source} on {target}: {os.strerror(err)}")
+def subreaper():
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0          # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def set_loginuid(uid):
+    """Our login uid, inherited by the candidate: glibc's ``getlogin()`` answers the
+    passwd name of ``/proc/self/loginuid`` (and nothing when it is unset)."""
+    try:
+        with open("/proc/self/loginuid", "w") as f:
+            f.write(str(uid))
+        return True
+    except OSError:
+        return False
 
 
 def child(cfg):
@@ -94,6 +140,13 @@ def child(cfg):
         os.setgroups([])
         os.setgid(cfg["gid"])
         os.setuid(cfg["uid"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, key in ((1, "stdout"), (2, "stderr")):
+        if cfg.get(key):
+            out = os.open(cfg[key], os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+            os.dup2(out, fd)
+            os.close(out)
     os.chdir(cfg["cwd"])
     argv = [os.fsencode(a) for a in cfg["argv"]]
     env = {os.fsencode(k): os.fsencode(v) for k, v in cfg["env"].items()}
@@ -109,33 +162,21 @@ def child(cfg):
 
 def main():
     cfg = json.loads(sys.argv[1])
-    pid1 = os.getpid() == 1
-    status_fd = os.open(cfg["status"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    status_fd = os.open(cfg["status"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                        0o644)
 
     def log(line):
         os.write(status_fd, (line + "\n").encode())
 
-    try:
-        for name, path in (cfg.get("etc") or {}).items():   # the candidate's passwd entry
-            bind(path, f"/etc/{name}")
-    except OSError as e:
-        log(f"setup failed: {e}")
-        return 125
-    if cfg.get("private_tmp"):
-        try:
-            bind(cfg["private_tmp"], "/tmp")
-            # a private /dev/shm too: POSIX shared memory and semaphores (libfaketime
-            # names its own after the PID, which other PID namespaces reuse)
-            if cfg.get("private_shm") and os.path.isdir("/dev/shm"):
-                bind(cfg["private_shm"], "/dev/shm")
-        except OSError as e:
-            log(f"setup failed: {e}")
-            return 125
+    log(f"init {os.getpid()}")
+    subreaper()
+    if cfg.get("loginuid"):
+        set_loginuid(os.getuid())
     stopping = []
 
     def on_term(signum, frame):
         stopping.append(signum)
-        kill_rest(cfg, pid1)
+        kill_rest(cfg)
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -155,10 +196,10 @@ def main():
         try:
             pid, status = os.wait()
         except ChildProcessError:
-            if pid1 or main_code is None:
-                break
-            # outside a namespace, detached processes are not our children: poll them
-            if cfg["mode"] == "client" or stopping or not _token_pids(cfg["token"]):
+            # no child left: detached ones are ours too (subreaper), unless the kernel
+            # refused that; then look for them by token
+            if main_code is None or stopping or cfg["mode"] == "client" or \
+                    not (cfg.get("token") and _token_pids(cfg["token"])):
                 break
             time.sleep(0.1)
             continue
@@ -171,12 +212,13 @@ def main():
             if cfg["mode"] == "client":
                 # how long the candidate itself ran (the course's timeout is judged on it)
                 log(f"ran {time.monotonic() - t0:.3f}")
-                kill_rest(cfg, pid1)
+                kill_rest(cfg)
         else:
             log(f"{pid} {text}")
-    if not pid1:
-        kill_rest(cfg, pid1)
-    return 125 if main_code is None else main_code
+    kill_rest(cfg)
+    code = 125 if main_code is None else main_code
+    log(f"end {code}")
+    return code
 
 
 if __name__ == "__main__":

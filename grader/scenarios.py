@@ -225,9 +225,7 @@ def _run_sandboxed_client(options, argv, env, args):
         env = sb.env({"TZ": "UTC", "CASSINI_SKIP_PIPES_CHECK": "1"})
         out = open(os.path.join(sb.root, "out"), "w+b")
         err = open(os.path.join(sb.root, "err"), "w+b")
-        p = subprocess.Popen(sb.command(argv, env, "client", private_tmp=False),
-                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             start_new_session=True)
+        p = sb.start(argv, env, out, err, mode="client")
         try:
             code = p.wait(timeout=CLIENT_TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -336,10 +336,14 @@ def _grader_has_json():
 
 
 def our_pair_makefile(lib, python):
-    """A submission whose make writes wrappers running this project's cassini/saturnd."""
+    """A submission whose make writes wrappers running this project's cassini/saturnd
+    (``lib``: where the packages are, relative to the submission when not absolute: a
+    container sees nothing but the submission)."""
     lines = ["all:"]
+    # a script's sys.path[0] is its own folder
+    where = f'"{lib}"' if os.path.isabs(lib) else f'sys.path[0] + "/{lib}"'
     for prog in ("cassini", "saturnd"):
-        lines.append(f"\tprintf '#!{python}\\nimport sys\\nsys.path.insert(0, \"{lib}\")\\n"
+        lines.append(f"\tprintf '#!{python}\\nimport sys\\nsys.path.insert(0, {where})\\n"
                      f"from {prog}.__main__ import main\\nsys.exit(main())\\n' > {prog}")
         lines.append(f"\tchmod 755 {prog}")
     return "\n".join(lines) + "\n"
@@ -348,12 +352,11 @@ def our_pair_makefile(lib, python):
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(not _grader_has_json(), reason="saturnd-grade has no --json report yet")
 def test_real_grader_end_to_end(tmp_path, work):
-    from tests.grader.conftest import _python_for_candidates
     from grader.programs import copy_packages
-    lib = copy_packages(os.path.join(work, "lib"))
     cls = tmp_path / "class"
     (cls / "ours").mkdir(parents=True)
-    (cls / "ours" / "Makefile").write_text(our_pair_makefile(lib, _python_for_candidates()))
+    copy_packages(str(cls / "ours" / "lib"))        # inside the submission: all it sees
+    (cls / "ours" / "Makefile").write_text(our_pair_makefile("lib", "/usr/bin/python3"))
     make_submission(cls, "broken", MAKE_FAILS)
     out = tmp_path / "out"
     p = run_batch(str(cls), "-o", str(out), "-j", "2", "--work-dir", work, "--",
@@ -422,6 +425,10 @@ def test_gitlab_class_pipeline_shards_and_merges(klass, tmp_path, work):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{bindir}:{os.environ['PATH']}",
                **variables)
     env["BATCH_OPTIONS"] += f" --grade-cmd {stub} --work-dir {work}"
+    from grader import container
+    env["GRADER_CANDIDATE_IMAGE"] = container.IMAGE     # the job's image, here the local one
+    if not container.available():
+        env["BATCH_OPTIONS"] += " --trusted"
 
     def job(name, **extra):
         assert spec[name]["script"]
@@ -502,10 +509,16 @@ def test_interrupting_the_batch_leaves_no_grader_behind(tmp_path, work, sig):
                              "--work-dir", work, "--keep-builds"],
                             cwd=str(ROOT), env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 40
-    while len(list(Path(work).glob("batch-*/src/hanging"))) < 2:
+    def hanging():
+        """{submission's build folder: its 'hanging' file} (in its container's box while
+        it is graded, in the build folder once kept)"""
+        found = list(Path(work).glob("batch-*/src/hanging")) + \
+            list(Path(work).glob("batch-*/saturnd-box-*/src/hanging"))
+        return {p.relative_to(work).parts[0]: p for p in found}
+    while len(hanging()) < 2:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.1)
-    pids = [int(p.read_text()) for p in Path(work).glob("batch-*/src/hanging")]
+    pids = [int(p.read_text()) for p in hanging().values()]
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=40)
     assert proc.returncode == 128 + getattr(signal, sig) and "interrupted" in err, err
@@ -515,7 +528,7 @@ def test_interrupting_the_batch_leaves_no_grader_behind(tmp_path, work, sig):
         time.sleep(0.1)
     assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
     # the third submission was never started
-    assert len(list(Path(work).glob("batch-*/src/hanging"))) == 2
+    assert len(hanging()) == 2
 
 
 @pytest.mark.timeout(120)

@@ -21,11 +21,13 @@ pytestmark = pytest.mark.timeout(180)
 def config():
     base = tempfile.mkdtemp(prefix="grader-next-", dir="/var/tmp")
     os.chmod(base, 0o755)
-    cfg = DaemonConfig(options=Options(base=base),
-                       saturnd=our_programs(os.path.join(base, "bin"))["saturnd"],
+    options = Options(base=base)        # options.base: in the container's box, if any
+    cfg = DaemonConfig(options=options,
+                       saturnd=our_programs(os.path.join(options.base, "bin"))["saturnd"],
                        clock="manual", speed=20, precreate=False, real_minutes=0,
                        libfaketime=None)
     yield cfg
+    options.close()
     shutil.rmtree(base, ignore_errors=True)
 
 

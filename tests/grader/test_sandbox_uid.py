@@ -1,99 +1,177 @@
-"""Each grading run's candidates get a uid of their own (grader/sandbox.py, allocate_uid):
-RLIMIT_NPROC is counted per uid, machine-wide, so with one shared sandbox user (nobody) a
-fork bomb in one grade -- or any other grade's load, or anything else running as nobody --
-made the programs of the grades beside it fail to start (EAGAIN, exit 127)."""
+"""Who a candidate is, and what it sees, in its submission's container (grader/container.py):
+an unprivileged uid named ``candidate`` that ``getlogin()`` answers as in a login session, no
+capability, setuid bits that do nothing, only PATH HOME USER LOGNAME TZ LANG in its
+environment, no network, a read-only image with the kit hidden, a size-limited /tmp, a
+process limit of its own; and nothing left once the grade is over.
+
+Needs the container engine and the candidate image: skipped without them, failed under CI."""
 
 import os
-import subprocess
-import time
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from grader import sandbox
+from grader import container, sandbox
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not sandbox.namespaces_available(),
-    reason="own uids need root and PID/mount namespaces (full isolation)")
+pytestmark = [pytest.mark.container, pytest.mark.timeout(120)]
+
+GETLOGIN_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+int main(void)
+{
+    char buf[64];
+    const char *name = getlogin();
+    int r = getlogin_r(buf, sizeof buf);
+    printf("getlogin=%s getlogin_r=%s\n", name ? name : "(null)", r == 0 ? buf : "(error)");
+    return name == NULL || r != 0;
+}
+"""
 
 
-def _processes_of(uid):
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                n += os.stat(f"/proc/{name}").st_uid == uid
-            except OSError:
-                pass
-    return n
+@pytest.fixture(scope="module", autouse=True)
+def engine():
+    try:
+        container.engine()
+    except container.NoEngine as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: these tests need the container engine: {e}")
+        pytest.skip(str(e))
 
 
 @pytest.fixture
-def base():
-    """Under /var/tmp, like the grader's (a private /tmp hides what is under /tmp)."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-    path = Path(tempfile.mkdtemp(prefix="grader-uid-", dir="/var/tmp"))
-    path.chmod(0o755)                   # the candidates' uids pass through it
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def options():
+    base = tempfile.mkdtemp(prefix="grader-box-", dir="/var/tmp")
+    os.chmod(base, 0o755)
+    opts = sandbox.Options(base=base, isolation="container", limits=None)
+    yield opts
+    box_id = opts.box.id
+    opts.close()
+    # the container and its box are gone
+    assert not [c for c in container.engine().containers.list(all=True) if c.id == box_id]
+    assert os.listdir(base) == []
+    shutil.rmtree(base, ignore_errors=True)
 
 
-def _run(sb, argv):
-    """Run ``argv`` as a client in ``sb``; (exit status, stdout, stderr)."""
-    p = subprocess.Popen(sb.command(argv, sb.env(), "client"), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=sandbox._init_env(), start_new_session=True)
-    out, err = p.communicate(timeout=30)
-    return p.returncode, out, err
-
-
-@pytest.mark.timeout(60)
-def test_two_grading_runs_get_two_uids_with_a_name(base):
-    a = sandbox.Options(base=str(base), isolation="full")
-    b = sandbox.Options(base=str(base), isolation="full")
+def run(options, script, label="probe", env=None):
+    """(exit status, stdout, stderr) of ``sh -c script`` as a candidate."""
+    sb = sandbox.Sandbox(options, label)
+    out = open(os.path.join(sb.meta, "o"), "w+b")
+    err = open(os.path.join(sb.meta, "e"), "w+b")
     try:
-        assert a.uid is not None and b.uid is not None
-        assert len({a.uid, b.uid, 65534}) == 3
-        sb = sandbox.Sandbox(a, "who")
-        code, out, err = _run(sb, ["sh", "-c", 'id -u; id -un; echo "$USER"'])
-        assert (code, err) == (0, b"")
-        assert out == b"%d\ncandidate\ncandidate\n" % a.uid
+        proc = sb.launch(["sh", "-c", script], sb.env(env), "client", out, err)
+        code = proc.wait(60)
+        out.seek(0)
+        err.seek(0)
+        return code, out.read().decode(), err.read().decode()
+    finally:
+        out.close()
+        err.close()
+        sb.kill()
         sb.remove()
-    finally:
-        a.close()
-        b.close()
-    # given back: a third run may take it again, and the passwd copies are gone
-    c = sandbox.Options(base=str(base), isolation="full")
-    try:
-        assert c.etc and os.path.exists(c.etc["passwd"])
-    finally:
-        c.close()
-    assert sorted(os.listdir(base)) == []
 
 
-@pytest.mark.timeout(90)
-def test_a_fork_bomb_in_one_grade_does_not_starve_another(base):
-    a = sandbox.Options(base=str(base), isolation="full")
-    b = sandbox.Options(base=str(base), isolation="full")
-    hog = sandbox.Sandbox(a, "hog")
-    limit = a.limits["RLIMIT_NPROC"]
+def test_the_candidate_is_an_unprivileged_user_named_candidate(options):
+    code, out, _ = run(options, "id -u; id -un; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")
+    assert code == 0
+    uid, name, capeff, nnp = out.split("\n")[:4]
+    assert int(uid) != 0 and int(uid) == options.uid
+    assert name == "candidate"
+    assert capeff.split()[1] == "0000000000000000"
+    assert nnp.split()[1] == "1"
+
+
+def test_getlogin_answers_the_candidates_name(options):
+    src = Path(options.base) / "login"
+    src.mkdir()
+    (src / "getlogin.c").write_text(GETLOGIN_C)
+    sandbox.chown_tree(str(src), options.uid, options.gid)
+    log = Path(options.base) / "build.log"
+    status, timed_out = options.box.run(["cc", "-o", "getlogin", "getlogin.c"], str(src), 60,
+                                        str(log))
+    assert (status, timed_out) == (0, False), log.read_text()
+    code, out, _ = run(options, f"{src}/getlogin")
+    assert out == "getlogin=candidate getlogin_r=candidate\n"
+    assert code == 0
+
+
+def test_the_environment_is_reduced(options):
+    os.environ["SATURND_TEST_SECRET"] = "s3cret"
     try:
-        proc = hog.start(["sh", "-c", f"i=0; while [ $i -lt {limit + 50} ]; do "
-                                      "sleep 60 & i=$((i+1)); done 2>/dev/null; wait"],
-                         hog.env(), subprocess.DEVNULL, subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while _processes_of(a.uid) < limit - 5:
-            assert time.monotonic() < deadline, f"{_processes_of(a.uid)} processes of the hog"
-            assert proc.poll() is None
+        code, out, _ = run(options, "env | sort")
+    finally:
+        del os.environ["SATURND_TEST_SECRET"]
+    names = sorted(line.split("=", 1)[0] for line in out.splitlines() if line)
+    assert names == ["HOME", "LANG", "LOGNAME", "PATH", "PWD", "TZ", "USER"]   # PWD: sh's own
+    assert "s3cret" not in out
+
+
+def test_a_setuid_bit_does_nothing(options):
+    code, out, _ = run(options, "cp /bin/id ./id && chmod 4755 ./id && ./id -u && "
+                                "test -u ./id && echo setuid-kept")
+    assert out.splitlines()[0] == str(options.uid)
+
+
+def test_nothing_of_the_host_and_no_network(options):
+    code, out, _ = run(options, "ls -A /opt/saturnd | wc -l; "
+                                "touch /etc/x 2>/dev/null && echo wrote-etc; "
+                                "touch /usr/x 2>/dev/null && echo wrote-usr; "
+                                "ls /sys/class/net; "
+                                "test -e /work && echo sees-work; "
+                                "cat /proc/1/cmdline | tr '\\0' ' '")
+    lines = out.splitlines()
+    assert lines[0] == "0"                          # the kit in the image is hidden
+    assert "wrote-etc" not in out and "wrote-usr" not in out
+    assert "eth0" not in out and "lo" in lines
+    assert "sees-work" not in out
+    assert "grader" not in lines[-1] and "saturnd" not in lines[-1]
+
+
+def test_tmp_and_processes_are_limited(options):
+    mib = options.box.limits["tmp"] >> 20
+    code, out, _ = run(options, f"dd if=/dev/zero of=/tmp/big bs=1M count={mib + 16} "
+                                f"2>/dev/null; du -m /tmp/big | cut -f1; rm -f /tmp/big")
+    assert int(out.split()[0]) <= mib
+    pids = options.box.limits["pids"]
+    code, out, _ = run(options, f"i=0; while [ $i -lt {pids + 20} ]; do sleep 5 & "
+                                f"i=$((i+1)); done 2>/dev/null; echo started")
+    # the fork loop hits the container's limit, and its processes are all killed after
+    code, out, _ = run(options, "ls /proc | grep -c '^[0-9]'")
+    assert int(out) < 10
+
+
+def test_a_terminated_grade_removes_its_container(tmp_path):
+    """SIGTERM (a cancelled CI job) to a grade: its container goes, with its box."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from testkit import ROOT
+    work = Path(tempfile.mkdtemp(prefix="grader-term-", dir="/var/tmp"))
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), GRADER_WORK_DIR=str(work))
+        env.pop("GRADER_ISOLATION", None)
+        proc = subprocess.Popen([sys.executable, "-m", "grader", "--ours", "--scenarios", "none"],
+                                cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        client = container.engine()
+
+        def mine():
+            return [c for c in client.containers.list(all=True,
+                                                      filters={"label": "saturnd-grade"})
+                    if str(work) in str(c.attrs.get("Mounts"))]
+        deadline = time.monotonic() + 60
+        while not mine():
+            assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
-        # the grade beside it still starts programs, forks included
-        other = sandbox.Sandbox(b, "beside")
-        code, out, err = _run(other, ["sh", "-c", "sleep 0 & wait; echo started"])
-        assert (code, out) == (0, b"started\n"), err
-        other.remove()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while mine() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mine() == []
+        assert list(work.iterdir()) == []
     finally:
-        hog.kill()
-        hog.remove()
-        a.close()
-        b.close()
+        shutil.rmtree(work, ignore_errors=True)

@@ -642,24 +642,24 @@ def _print(text, stream=None):
 
 
 def grade(opts):
-    g = configure(opts)
-    if g.options.box is not None and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
         # SIGTERM (a cancelled job) goes through the finally below: the container is removed
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    g = configure(opts)
     if g.options.box is None:       # said first, before anything else
         print(f"saturnd-grade: NOTHING IS ISOLATED ({g.options.why_light or 'light isolation'}"
               f"): the candidate's programs run on this machine; grade only code you trust",
               flush=True)
     t_start = time.monotonic()
-    build_outcome(g)
     try:
+        build_outcome(g)
         find_programs(g)
         client_conformance(g)
         daemon_conformance(g)
         differential(g)
     finally:
         shutil.rmtree(g.scratch, ignore_errors=True)
-        g.options.close()           # this run's own uid goes back
+        g.options.close()           # this run's container removed (when it made one)
     g.elapsed = time.monotonic() - t_start
     notes = g.notes + [f"graded in {g.elapsed:.1f} s"] + g.figures
     return write_reports(g, notes)

@@ -314,12 +314,13 @@ class Box:
         tmpfs = {"/tmp": f"size={limits['tmp']},mode=1777",
                  **{h: "size=4k,mode=0555" for h in HIDDEN}}
         t0 = time.monotonic()
+        name = f"saturnd-grade-{safe}-{os.path.basename(root)[-8:]}"
         try:
             c = client.containers.run(
                 # a kit killed before it removes its container leaves it at most LIFETIME
                 IMAGE, ["sleep", str(LIFETIME)], entrypoint=[], detach=True, init=True,
                 auto_remove=True,
-                name=f"saturnd-grade-{safe}-{os.path.basename(root)[-8:]}",
+                name=name,
                 labels={"saturnd-grade": "candidate"},
                 network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
                 read_only=True, tmpfs=tmpfs, volumes=volumes, working_dir=root,
@@ -329,8 +330,14 @@ class Box:
                 # cannot end the container
                 shm_size=min(limits["tmp"], 64 * MiB), user="65534:65534",
                 environment={"PATH": PATH, "LANG": "C.UTF-8"}, ipc_mode="private")
-        except Exception as e:          # noqa: BLE001
+        except BaseException as e:      # noqa: BLE001 -- SIGTERM between create and start too
+            try:
+                client.api.remove_container(name, force=True)
+            except Exception:           # noqa: BLE001 -- never made
+                pass
             shutil.rmtree(root, ignore_errors=True)
+            if not isinstance(e, Exception):
+                raise
             raise NoEngine(f"cannot start a container from {IMAGE}: {e}") from None
         box = cls(client, c.id, root, uid, gid, limits, owned=True)
         box.startup = time.monotonic() - t0

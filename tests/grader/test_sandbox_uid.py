@@ -159,9 +159,9 @@ def test_a_terminated_grade_removes_its_container(tmp_path):
         client = container.engine()
 
         def mine():
-            return [c for c in client.containers.list(all=True,
-                                                      filters={"label": "saturnd-grade"})
-                    if str(work) in str(c.attrs.get("Mounts"))]
+            return [c["Id"] for c in client.api.containers(all=True,
+                                                           filters={"label": "saturnd-grade"})
+                    if str(work) in str(c.get("Mounts"))]
         deadline = time.monotonic() + 60
         while not mine():
             assert time.monotonic() < deadline and proc.poll() is None
@@ -174,4 +174,7 @@ def test_a_terminated_grade_removes_its_container(tmp_path):
         assert mine() == []
         assert list(work.iterdir()) == []
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         shutil.rmtree(work, ignore_errors=True)

@@ -284,6 +284,21 @@ def test_refuses_a_lock_file_that_is_not_proper(pipes, kind):
     assert took < 5
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_skip_check_does_not_look_at_the_lock_file_owner(pipes):
+    """``CASSINI_SKIP_PIPES_CHECK=1`` (a grader talking to a daemon of another uid): the
+    lock file's owner and mode are not checked, like the pipes'; otherwise refused."""
+    lock = os.path.join(pipes, "cassini-lock")
+    os.close(os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chown(lock, 65534, 65534)
+    code, out, err, _ = run(["-p", pipes, "-l"], base_env(CASSINI_TIMEOUT=1))
+    assert code == 1 and b"belongs to uid 65534" in err, err
+    d = FakeDaemon(pipes).start(b"OK" + struct.pack(">I", 0))
+    code, out, err, _ = run(["-p", pipes, "-l"], base_env(CASSINI_SKIP_PIPES_CHECK=1))
+    assert d.join()
+    assert (code, out) == (0, b""), err
+
+
 def test_lock_file_replaced_while_waiting_is_taken_afresh(pipes):
     """The lock file removed while a cassini waits for it: the waiter sees that the file
     it locked is no longer at the path and locks the one that is (never the old one)."""

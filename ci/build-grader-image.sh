@@ -5,7 +5,7 @@
 #
 #   GRADER_BASE_IMAGE unset: an offline base -- a Debian bookworm rootfs made with
 #     debootstrap --variant=minbase --include=python3,python3-docker,tzdata,gcc,libc6-dev,make,libfaketime
-#     (cached in ci/.cache/), imported as saturnd-grader-base:bookworm; the image is then
+#     (cached in ci/.cache/), imported as saturnd-grader-base:bookworm-sdk; the image is then
 #     built with --network=none;
 #   GRADER_BASE_IMAGE=python:3.12-slim (or any Debian-based image with python3 >= 3.11):
 #     the Dockerfile installs gcc, make and libfaketime with apt-get (needs network).
@@ -30,7 +30,7 @@ if [ -n "$base" ]; then
     network=()            # apt-get inside the build may be needed
     log "public base $base (apt-get installs what it lacks)"
 else
-    base=saturnd-grader-base:$suite
+    base=saturnd-grader-base:$suite-sdk     # -sdk: with python3-docker
     if ! docker image inspect "$base" >/dev/null 2>&1; then
         tarball=$cache/rootfs-grader2-$suite.tar     # 2: with python3-docker
         if [ ! -s "$tarball" ]; then

@@ -1,11 +1,10 @@
 """Starting runs, capturing their output, recording them (the C ``saturnd_child``).
 
 A run is spawned directly (``posix_spawnp``, no shell) in a new session, with
-stdin on ``/dev/null`` and stdout/stderr on spool files in ``DATA_DIR/runs``
-(the daemon holds no pipe per run).  A reaper thread waits for every child;
+stdin on ``/dev/null`` and stdout/stderr on pipes (below) whose bytes end in spool
+files in ``DATA_DIR/runs``.  A reaper thread waits for every child;
 when one ends, its outputs and exit record are published through the store
-(only if the task still has the incarnation token the run started with).  A
-monitor thread keeps each spool file within the output cap.
+(only if the task still has the incarnation token the run started with).
 
 A run's stdout and stderr are pipes the daemon reads (the "pump" thread) and
 copies into its spool files, up to the output cap: the bytes of a run on disk never

@@ -484,7 +484,7 @@ def test_output_cap_applies_while_running(make_daemon):
     assert out.startswith("pending")
     spool = lambda: [d.data / "runs" / n for n in os.listdir(d.data / "runs") if n.endswith(".out")]
     wait_for(lambda: spool(), what="the spool file")
-    # the writer's offset passes 30 MB, but the monitor keeps the file at the cap: the
+    # the writer writes 30 MB, but the daemon copies only the cap into the spool file: the
     # size seen is either 1000 or a sparse file with (almost) no blocks beyond the cap
     wait_for(lambda: os.stat(spool()[0]).st_size == 1000, timeout=15,
              what="the running spool file to be truncated to the cap")

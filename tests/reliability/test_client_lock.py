@@ -11,7 +11,6 @@ churn (parallel clients, the lock file removed or replaced every 3 ms).
 import fcntl
 import os
 import stat
-import subprocess
 import time
 
 import pytest

@@ -103,9 +103,9 @@ def test_yes_in_background_keeps_the_disk_and_the_output_bounded(make_daemon):
         out = d.call(P.Request(P.STDOUT, taskid=0)).output
         assert out == recorded, len(out)        # never changes after it was recorded
         assert (d.data / "tasks" / "0" / "stdout").read_bytes() == recorded
-        # cut back every 20 ms, like a running run's spool (test_limits): a `yes` writing
-        # ~1 GiB/s leaves a few tens of MiB at a time; the margin is for a loaded machine
-        assert peak <= 160 << 20, peak
+        # what it writes now goes through a pipe the daemon drains and discards: nothing
+        # reaches the disk (test_spool_on_disk.py checks it strictly)
+        assert peak <= 2 << 20, peak
         assert pid_alive(yes_pid)          # the daemon does not touch it while it runs
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)

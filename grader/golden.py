@@ -459,15 +459,15 @@ class _Play:
         self.out = tempfile.TemporaryFile(dir=self.tmp)
         self.err = tempfile.TemporaryFile(dir=self.tmp)
         argv = [os.fsencode(c) for c in cassini] + self.args
+        launched = time.monotonic()
         if confined is not None and hasattr(confined, "launch"):
             # in the submission's container when there is one (grader.sandbox)
             self.proc = confined.launch(argv, env, stdout=self.out, stderr=self.err)
-            return
-        if confined is not None:
-            argv, env = confined.wrap(argv, env)
-        launched = time.monotonic()
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.out, stderr=self.err)
+        else:
+            if confined is not None:
+                argv, env = confined.wrap(argv, env)
+            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=self.out, stderr=self.err)
         # the client first, its daemon's reader after (as in the course's script)
         if not self.case.no_daemon:
             try:

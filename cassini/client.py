@@ -279,13 +279,24 @@ def _open_request_pipe(pipes_dir, path, timeout):
     return fd
 
 
+DEAD_CONFIRM = 0.2      # s; a dead daemon is told within this (plus one look)
+
+
 def _raise_if_dead(pipes_dir):
     """Nobody reads the request pipe: when saturnd is known to be dead, say so now rather
     than wait for a reader (saturnd/alive.py)."""
+    import time
     from saturnd import alive
-    why = alive.dead_daemon(pipes_dir)
-    if why:
-        raise _not_running(pipes_dir, why)
+    # a saturnd starting on pipes its dead predecessor left claims the lock file within
+    # moments: "dead" must hold for DEAD_CONFIRM s before it is said
+    deadline = time.monotonic() + DEAD_CONFIRM
+    while True:
+        why = alive.dead_daemon(pipes_dir)
+        if not why:
+            return
+        if time.monotonic() >= deadline:
+            raise _not_running(pipes_dir, why)
+        time.sleep(0.05)
 
 
 def _check_fifo(fd, path):

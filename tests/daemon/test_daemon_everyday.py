@@ -244,3 +244,18 @@ def test_paused_reboot_task_does_not_run_at_start_up(make_daemon):
     daemon.start()
     wait_for(lambda: nruns(daemon, 1) == 1, what="the @reboot run of the task not paused")
     assert nruns(daemon, 0) == 0
+
+
+def test_a_daemon_starting_on_its_dead_predecessors_pipes_is_not_called_dead(monkeypatch):
+    """The lock file still names the dead daemon for the moments a new one takes to claim
+    it: "dead" is said only when it holds for cassini.client.DEAD_CONFIRM s."""
+    from cassini import client
+    from saturnd import alive
+    looks = iter(["saturnd (pid 1) is dead", "saturnd (pid 1) is dead", None])
+    monkeypatch.setattr(alive, "dead_daemon", lambda pipes_dir: next(looks))
+    client._raise_if_dead("/nonexistent")           # the new daemon claimed it: no error
+    monkeypatch.setattr(alive, "dead_daemon", lambda pipes_dir: "saturnd (pid 1) is dead")
+    t0 = time.monotonic()
+    with pytest.raises(client.ClientError, match="is dead"):
+        client._raise_if_dead("/nonexistent")
+    assert client.DEAD_CONFIRM <= time.monotonic() - t0 < client.DEAD_CONFIRM + 0.3

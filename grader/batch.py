@@ -394,7 +394,10 @@ def grade_one(name, sub_path, opts, runner):
     os.makedirs(out)
     log_path = os.path.join(out, "build.log")
     open(log_path, "w").close()
-    work = tempfile.mkdtemp(prefix=f"batch-{name[:40]}-", dir=opts.work_dir)
+    # the folder's name in plain ASCII: a submission's name may hold any byte, and paths go
+    # to the container engine as JSON text (a byte that is not UTF-8 would not mount)
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in name)
+    work = tempfile.mkdtemp(prefix=f"batch-{safe[:40]}-", dir=opts.work_dir)
     result = {"submission": name, "folder": sub_path, "cassini": None, "saturnd": None,
               "runs": 0, "scores": None, "flaky": []}
     box = None

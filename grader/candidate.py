@@ -94,6 +94,9 @@ class Daemon:
                 if not os.path.lexists(d):
                     self.made.append(d)
                     break
+            # a daemon whose user name came out longer (a getlogin_r buffer read past its
+            # end): /tmp/<USER><bytes>/saturnd/pipes, looked for among the folders it makes
+            self.tmp_before = set(self._user_like_tmp())
         if getattr(self.config, "precreate", False):
             # for daemons that expect their pipes directory to exist already
             for d in (self.sb.pipes, self.sb.host_path(P.default_pipes_dir(self.sb.user))):
@@ -117,11 +120,18 @@ class Daemon:
             dirs.append(os.path.join(sb.box.default_saturnd, "pipes"))
         elif not sb.private_tmp:
             dirs.append(P.default_pipes_dir(sb.user))
+            for top in set(self._user_like_tmp()) - getattr(self, "tmp_before", set()):
+                dirs.append(os.path.join(top, "saturnd", "pipes"))
+                if top not in self.made:
+                    self.made.append(top)       # the daemon's: removed afterwards
         for top in (sb.tmp, sb.home, sb.work, sb.data):
             for depth in range(0, 5):
                 pattern = os.path.join(top, *(["*"] * depth), P.REQUEST_PIPE)
                 dirs += [os.path.dirname(p) for p in glob.glob(pattern)]
         return dirs
+
+    def _user_like_tmp(self):
+        return glob.glob(os.path.join("/tmp", glob.escape(self.sb.user) + "?*"))
 
     def wait_for_pipes(self):
         deadline = time.monotonic() + START_TIMEOUT

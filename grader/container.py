@@ -290,7 +290,8 @@ class Box:
         client = engine()
         limits = limits_from(limits)
         os.makedirs(base, exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:40]
+        safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-"
+                       for c in label)[:40]
         root = tempfile.mkdtemp(prefix=f"saturnd-box-{safe}-", dir=os.path.abspath(base))
         os.chmod(root, 0o755)
         uid, gid = _candidate_ids()

@@ -584,7 +584,7 @@ def test_hostile_submission_names_and_paths_stay_inert(tmp_path, work):
     p = subprocess.run([sys.executable, "-m", "grader", "batch", str(cls), "-o", str(out),
                         "--grade-cmd", STUB_CMD, "--work-dir", work], capture_output=True,
                        timeout=100, env=env, cwd=str(ROOT))
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
     assert b"\x1b" not in p.stderr and b"Traceback" not in p.stderr
     assert b"\\x1b[2J\\xff" in p.stderr
     with open(out / "class.csv", newline="", encoding="utf-8") as f:

@@ -467,4 +467,4 @@ def test_option_help_texts():
     assert "-s -t -z -i -w)" not in text.split("--extensions", 1)[1][:60]
     assert "this project's own requests" in text
     assert "-j JOBS, --jobs JOBS golden cases played at once" in text
-    assert "--isolation {auto,full,light} how candidates are confined" in text
+    assert "--isolation {auto,container,light,full} how candidates are confined" in text

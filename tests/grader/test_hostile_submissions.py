@@ -38,13 +38,8 @@ CLIENT_ONLY = ["--cases", CASES, "--scenarios", "none"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def engine():
-    try:
-        container.engine()
-    except container.NoEngine as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: the hostile-submission tests need the container engine: {e}")
-        pytest.skip(str(e))
+def engine(container_engine):
+    """The container engine and the candidate image, or skip (fail under CI)."""
 
 
 @pytest.fixture

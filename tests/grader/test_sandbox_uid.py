@@ -32,13 +32,8 @@ int main(void)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def engine():
-    try:
-        container.engine()
-    except container.NoEngine as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: these tests need the container engine: {e}")
-        pytest.skip(str(e))
+def engine(container_engine):
+    """The container engine and the candidate image, or skip (fail under CI)."""
 
 
 @pytest.fixture

@@ -74,6 +74,17 @@ class NeverRan(LookupError):
     """The task has never finished a run."""
 
 
+def kept_fields(task, fields, timing):
+    """The timing ``task`` gets when only the fields of ``timing`` that ``fields`` names
+    (protocol.FIELD_*) change: the others keep their values (every value, for a @reboot
+    task, which has none: given a timing, it becomes a timed task)."""
+    old = protocol.EVERY_MINUTE if task.cron.reboot else task.timing
+    return protocol.Timing(
+        timing.minutes if fields & protocol.FIELD_MINUTES else old.minutes,
+        timing.hours if fields & protocol.FIELD_HOURS else old.hours,
+        timing.days if fields & protocol.FIELD_DAYS else old.days)
+
+
 class Task:
     """One task in memory.  Every change gives it a new ``token``, unique in the store."""
 
@@ -385,12 +396,7 @@ class Store:
         replace the task's; the others keep their values (every value, for a @reboot task,
         which has none: given a timing, it becomes a timed task)."""
         with self.lock:
-            task = self._get(taskid)
-            old = protocol.EVERY_MINUTE if task.cron.reboot else task.timing
-            self.set_timing(taskid, protocol.Timing(
-                timing.minutes if fields & protocol.FIELD_MINUTES else old.minutes,
-                timing.hours if fields & protocol.FIELD_HOURS else old.hours,
-                timing.days if fields & protocol.FIELD_DAYS else old.days))
+            self.set_timing(taskid, kept_fields(self._get(taskid), fields, timing))
 
     def set_paused(self, taskid, paused):
         """PAUSE / RESUME: the ``paused`` file of the task (durable) says so.  A run in

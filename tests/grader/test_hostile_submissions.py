@@ -6,6 +6,7 @@ ci/build-grader-image.sh): without them they are skipped with the reason, and FA
 ``CI`` is set.  See docs/grading-isolation.md for the threat model.
 """
 
+import csv
 import json
 import os
 import re
@@ -322,6 +323,54 @@ def test_memory_is_limited_per_submission(place, token):
     assert proc.returncode == 0, proc.stderr
     codes = exit_statuses(out, "memory")
     assert codes and 42 not in codes, codes
+
+
+# -- 12. escape sequences for the teacher's terminal -----------------------------------------
+
+def test_escape_sequences_never_reach_the_teachers_terminal(place, token):
+    """A client writing clear-screen, window-title and OSC 52 (clipboard) sequences: the
+    batch's own output and every text report show them as visible text, never raw."""
+    mark = token.encode().hex()
+    cls = place / "class"
+    cls.mkdir()
+    submission(cls, "terminal", HOSTILE / "terminal", mark=mark)
+    proc, out = batch(place, cls, *CLIENT_ONLY)
+    assert proc.returncode == 0, proc.stderr
+    assert result(out, "terminal")["grading"] == "ok"
+    printed = (proc.stdout + proc.stderr).encode("utf-8", "surrogateescape")
+    written = everything_written(out)
+    for raw in (b"\x1b", b"\x07", b"\x9b"):
+        assert raw not in printed, printed[:2000]
+        assert raw not in written
+    # the bytes did reach the reports, made visible
+    assert f"\\x1b]52;c;{mark}".encode() in written
+
+
+# -- 13. formulas and HTML for the teacher's spreadsheet and browser ---------------------------
+
+FORMULA_NAME = '=HYPERLINK("http:%evil","open")'
+HTML_NAME = "<img src=x onerror=alert(1)>"
+
+
+def test_class_tables_stay_inert(place, token):
+    """Submissions named like formulas and HTML, whose client prints formulas and HTML: no
+    class.csv cell starts a formula, class.md and class.html carry no raw HTML."""
+    cls = place / "class"
+    cls.mkdir()
+    for name in (FORMULA_NAME, HTML_NAME, "@SUM(1+1)", "-2+3"):
+        submission(cls, name, HOSTILE / "spreadsheet", mark=token)
+    proc, out = batch(place, cls, *CLIENT_ONLY)
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "class.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    cells = [c for r in rows for c in r]
+    assert "'" + FORMULA_NAME in cells and "'@SUM(1+1)" in cells and "'-2+3" in cells, cells
+    for c in cells:
+        assert not c.startswith(("=", "+", "-", "@", "\t", "\r")), c
+    for page in ("class.md", "class.html"):
+        text = (out / page).read_text(encoding="utf-8")
+        assert "<img" not in text, page
+        assert "&lt;img src=x onerror=alert(1)&gt;" in text, page
 
 
 # -- all of them at once --------------------------------------------------------------------------

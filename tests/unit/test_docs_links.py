@@ -4,6 +4,7 @@ the README stays a front door (at most 12 KB); its Architecture map names every 
 saturnd/, saturnd/commands/ and cassini/ and every top-level folder."""
 
 import re
+import sys
 import subprocess
 from pathlib import Path
 
@@ -181,3 +182,33 @@ def test_the_architecture_map_names_every_top_level_folder():
     missing = [name for name in folders
                if not re.search(rf"(?<![\w.]){re.escape(name)}/", section)]
     assert missing == [], f"README.md's Architecture section does not name {missing}"
+
+
+def _help(module):
+    r = subprocess.run([sys.executable, "-m", module, "-h"], capture_output=True, timeout=30,
+                       cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode()
+
+
+def _readme_table_options(heading):
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {heading}\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    found = set()
+    for line in section.splitlines():
+        if line.startswith("|"):
+            first_cell = re.split(r"(?<!\\)\|", line)[1]     # a `\|` stays in its cell
+            found |= set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", first_cell))
+    return found
+
+
+def test_the_readme_saturnd_table_has_the_options_of_saturnd_h():
+    helped = set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", _help("saturnd")))
+    assert _readme_table_options("saturnd") == helped
+
+
+def test_the_readme_cassini_table_has_every_option_of_cassini_h():
+    helped = set(re.findall(r"(?<![\w-])(-[a-zA-Z])\b", _help("cassini")))
+    missing = helped - _readme_table_options("cassini")
+    assert not missing, f"README.md's cassini table lacks {sorted(missing)}"

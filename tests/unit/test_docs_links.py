@@ -212,3 +212,10 @@ def test_the_readme_cassini_table_has_every_option_of_cassini_h():
     helped = set(re.findall(r"(?<![\w-])(-[a-zA-Z])\b", _help("cassini")))
     missing = helped - _readme_table_options("cassini")
     assert not missing, f"README.md's cassini table lacks {sorted(missing)}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {(ROOT / target.partition("#")[0]).resolve()
+              for _, target in links(README) if _relative(target) and not target.startswith("#")}
+    orphans = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.resolve() not in linked]
+    assert orphans == [], f"docs pages the README does not link: {orphans}"

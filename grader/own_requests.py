@@ -1,8 +1,7 @@
 """Daemon conformance for this project's own requests (graded only with ``--extensions``).
 
 RESET_HISTORY ``RH`` 0x5248, CLONE ``CL`` 0x434c and ERROR_LOG ``EL`` 0x454c exist in no
-reference and in no seed project: they are this project's (README, "This project's own
-requests").  Each scenario drives a fresh candidate daemon with our cassini (``-R``,
+reference and in no seed project: they are this project's (``docs/own-requests.md``).  Each scenario drives a fresh candidate daemon with our cassini (``-R``,
 ``-C``, ``-E``, ``-D``) and with raw requests; the wording of error log messages is the
 daemon's own, so only their line format and subject are checked.
 """

@@ -158,8 +158,8 @@ class Client:
 
         The daemon reads a request only once it has closed its end of the previous
         reply; opening the reply pipe before that would attach this reader to the previous
-        reply's writer (which then closes: end of file, the reply is lost). See the README
-        of the benchmark."""
+        reply's writer (which then closes: end of file, the reply is lost). See
+        ``bench/README.md``, finding 6."""
         buf = array.array("i", [0])
         deadline = time.monotonic() + self.timeout
         spins = 0

@@ -160,7 +160,7 @@ def test_compose_up_alone_gives_a_ready_daemon(newcomer):
     assert stat.S_ISFIFO(fifo.st_mode) and fifo.st_uid == expected_uid
 
     # root's own cassini refuses pipes that are not root's (one line, exit 1, nothing sent);
-    # root talks to the daemon as the daemon's user, as the README says
+    # root talks to the daemon as the daemon's user, as docs/install.md says
     as_uid = None
     if user.uid == 0:
         r = user.host_cassini("-p", "./pipes", "-l")

@@ -1,4 +1,4 @@
-"""The README's example of giving tasks their tools: an image built FROM the project image
+"""The example of giving tasks their tools (docs/containers.md): an image built FROM the project image
 adding packages (examples/container/Dockerfile), a volume of scripts and the network
 (examples/container/compose.tools.yml, an override of docker-compose.yml)."""
 

@@ -1,5 +1,5 @@
 """The systemd user unit (contrib/systemd/saturnd.service) and cassini's bash completion
-(contrib/bash-completion/cassini) that the README tells users to install."""
+(contrib/bash-completion/cassini) that docs/install.md tells users to install."""
 
 import os
 import shutil
@@ -93,7 +93,7 @@ def test_completion_of_task_ids_asks_the_daemon(daemon):
 
 @pytest.mark.timeout(300)
 def test_man_pages_found_after_pip_install_in_a_venv(tmp_path):
-    """README: in a venv (Debian's Python refuses a system-wide pip install), with the venv's
+    """docs/install.md: in a venv (Debian's Python refuses a system-wide pip install), with the venv's
     bin on PATH (activated), ``man cassini`` and ``man 8 saturnd`` work, no MANPATH."""
     man = _need("man")
     venv = tmp_path / "venv"

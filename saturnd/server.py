@@ -64,7 +64,7 @@ import threading
 import time
 
 from . import busy as busy_mod
-from . import errlog, protocol
+from . import protocol
 from . import pipes as pipes_mod
 from .commands import dispatch
 
@@ -363,7 +363,7 @@ class Server:
             reply = dispatch(self.ctx, request)
         except OSError as e:
             self.log(f"server: {request.name} failed: {e.strerror or e}; empty reply")
-            errlog.daemon(f"{request.name} request not honoured (storage): {e.strerror or e}")
+            self.ctx.errors.add_daemon(f"{request.name} request not honoured (storage): {e.strerror or e}")
             self.send_reply(None)
             return
         except Exception as e:   # never die on a request

@@ -59,7 +59,6 @@ import errno
 import os
 import select
 import stat
-import struct
 import threading
 import time
 
@@ -373,7 +372,7 @@ class Server:
         output = reply.output
         if hasattr(output, "chunks"):     # a large stored output (store.OutputFile): streamed
             try:
-                head = struct.pack(">HI", protocol.OK, len(output))
+                head = protocol.encode_output_head(len(output))
                 self.send_reply(head, more=output.chunks())
             except OSError as e:
                 self.log(f"server: {request.name} failed while streaming: {e.strerror or e}")

@@ -88,11 +88,11 @@ def test_an_error_log_that_cannot_be_written_never_raises(tmp_path):
 
 
 def test_wire_layout_of_the_error_log_request_and_reply():
-    req = protocol.Request(protocol.ERROR_LOG, taskid=5, timing=protocol.ERROR_LOG_TASK)
+    req = protocol.Request(protocol.ERROR_LOG, taskid=5, scope=protocol.ERROR_LOG_TASK)
     assert protocol.encode_request(req) == b"EL\x01" + (5).to_bytes(8, "big")
     assert protocol.decode_request(b"EL\x01" + (5).to_bytes(8, "big")) == req
     daemon_req = protocol.decode_request(b"EL\x00" + (9).to_bytes(8, "big"))
-    assert daemon_req.taskid is None and daemon_req.timing == protocol.ERROR_LOG_DAEMON
+    assert daemon_req.taskid is None and daemon_req.scope == protocol.ERROR_LOG_DAEMON
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_request(b"EL\x02" + bytes(8))
     reply = protocol.Reply(entries=[(-1, b"a"), (2, b"")])

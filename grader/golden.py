@@ -29,7 +29,7 @@ CASES_DIR = _shipped_cases()
 SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
 COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
-from saturnd import fifo  # noqa: E402
+from saturnd import fifo
 from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated, decode_request  # noqa: E402
 
 TAGS = ("reference", "strict", "extension", "deviation")

@@ -70,7 +70,8 @@ def sc_own_next_runs(ctx):
     ctx.check(r.code == 0 and r.out.count(b"\n") == 5,
               f"cassini -n {every}: COUNT defaults to 5", f"got {r.out[:200]!r}")
     ctx.expect(["-n", str(gone)], b"", 1, why=f"no task {gone}")
-    ctx.expect_error(P.encode_request(P.Request(P.NEXT_RUNS, taskid=gone, count=5)), P.NEXT_RUNS, P.NF,
+    ctx.expect_error(P.encode_request(P.Request(P.NEXT_RUNS, taskid=gone, count=5)),
+                     P.NEXT_RUNS, P.NF,
                      f"NEXT_RUNS of unknown task {gone}")
     reply = ctx.raw(P.encode_request(P.Request(P.NEXT_RUNS, taskid=every, count=3)), P.NEXT_RUNS,
                     f"NEXT_RUNS of task {every}")

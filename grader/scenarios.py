@@ -246,11 +246,11 @@ def taskid_request(opcode, taskid):
 
 
 # Deliberately malformed requests, kept raw (no encoder builds them): an unknown opcode,
-# and CREATE cut in the middle of its TIMING (a truncated request).  A daemon must answer each with the empty reply (or
-# none) and serve the next valid request.
+# and CREATE cut in the middle of its TIMING (a truncated request).  A daemon must answer
+# each with the empty reply (or none) and serve the next valid request.
 MALFORMED_REQUESTS = (
-    b"\x00\x00",      # opcode 0x0000: no such request
-    b"CR\x00",         # CREATE cut after one byte of its TIMING
+    b"\x00\x00",     # opcode 0x0000: no such request
+    b"CR\x00",        # CREATE cut after one byte of its TIMING
 )
 
 

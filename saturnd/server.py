@@ -361,7 +361,8 @@ class Server:
             reply = dispatch(self.ctx, request)
         except OSError as e:
             self.log(f"server: {request.name} failed: {e.strerror or e}; empty reply")
-            self.ctx.errors.add_daemon(f"{request.name} request not honoured (storage): {e.strerror or e}")
+            self.ctx.errors.add_daemon(f"{request.name} request not honoured (storage): "
+                                       f"{e.strerror or e}")
             self.send_reply(None)
             return
         except Exception as e:   # never die on a request

@@ -48,7 +48,7 @@ import os
 import select
 import stat
 
-from saturnd import busy
+from saturnd import busy, fifo
 from saturnd import protocol as _names
 from saturnd.protocol import ProtocolError, Truncated, read_reply
 
@@ -254,28 +254,26 @@ def take_client_lock(pipes_dir, lock_timeout, daemon_marks, check_owner=True):
 
 
 def _open_request_pipe(pipes_dir, path, timeout):
-    flags = os.O_WRONLY | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK)
+        fd = fifo.try_open_writer(path)
     except OSError as e:
-        if e.errno == errno.ENXIO:    # a FIFO nobody reads yet: wait for a reader
-            _raise_if_dead(pipes_dir)
-            if timeout <= 0:
-                raise _not_running(pipes_dir, "nobody reads the request pipe") from None
-            try:
-                fd = _blocking_with_deadline(
-                    lambda: os.open(path, flags), timeout,
-                    lambda: _nonblocking(lambda: os.open(path, flags | os.O_NONBLOCK), errno.ENXIO))
-            except _Alarm:
-                raise _not_running(
-                    pipes_dir, f"nobody opened the request pipe within {timeout:g} s") from None
-            except OSError as e2:
-                raise _not_running(pipes_dir, f"{e2.strerror}: {_show(path)}") from None
-            os.set_blocking(fd, False)
-        elif e.errno == errno.ENOENT:  # raced with the stat
+        if e.errno == errno.ENOENT:  # raced with the stat
             raise _not_running(pipes_dir, f"no request pipe {_show(path)}") from None
-        else:
-            raise ClientError(f"cannot open {_show(path)}: {e.strerror}") from None
+        raise ClientError(f"cannot open {_show(path)}: {e.strerror}") from None
+    if fd is None:                   # a FIFO nobody reads yet: wait for a reader
+        _raise_if_dead(pipes_dir)
+        if timeout <= 0:
+            raise _not_running(pipes_dir, "nobody reads the request pipe")
+        try:
+            fd = _blocking_with_deadline(
+                lambda: os.open(path, os.O_WRONLY | os.O_CLOEXEC), timeout,
+                lambda: fifo.try_open_writer(path))
+        except _Alarm:
+            raise _not_running(
+                pipes_dir, f"nobody opened the request pipe within {timeout:g} s") from None
+        except OSError as e2:
+            raise _not_running(pipes_dir, f"{e2.strerror}: {_show(path)}") from None
+        os.set_blocking(fd, False)
     return fd
 
 
@@ -307,32 +305,18 @@ def _check_fifo(fd, path):
 
 def _wait(fd, events, seconds):
     """poll ``fd``; False when ``seconds`` pass without an event."""
-    poller = select.poll()
-    poller.register(fd, events)
-    ms = int(seconds * 1000) if seconds > 0 else 0
-    while True:
-        chunk = min(ms, 1 << 30)
-        if poller.poll(chunk):
-            return True
-        ms -= chunk
-        if ms <= 0:
-            return False
+    return bool(fifo.wait(fd, events, seconds))
 
 
 def _write_all(fd, data, reply_timeout):
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            if not _wait(fd, select.POLLOUT, reply_timeout):
-                raise ClientError(f"saturnd stopped reading the request for "
-                                  f"{reply_timeout:g} s") from None
-            continue
-        except BrokenPipeError:
-            raise ClientError("saturnd closed the request pipe before reading the request") \
-                from None
-        view = view[n:]
+    try:
+        fifo.write_all(fd, data, reply_timeout)
+    except fifo.Stalled:
+        raise ClientError(f"saturnd stopped reading the request for "
+                          f"{reply_timeout:g} s") from None
+    except BrokenPipeError:
+        raise ClientError("saturnd closed the request pipe before reading the request") \
+            from None
 
 
 class PipeReader:
@@ -419,16 +403,18 @@ def open_reply_pipe(path, grace):
     with no writer around sees end of file only after a writer that opens
     from now on (Linux FIFO semantics) -- that is, the daemon answering us.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd = fifo.open_reader(path)
     except OSError as e:
         raise ClientError(f"cannot open the reply pipe {_show(path)}: {e.strerror}") from None
     _check_fifo(fd, path)
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        probe = fifo.try_open_writer(path)
     except OSError:
         return fd
+    if probe is None:
+        return fd
+    os.close(probe)
     deadline = None
     while True:
         try:
@@ -437,7 +423,7 @@ def open_reply_pipe(path, grace):
             chunk = None                  # a writer is still there
         if chunk == b"":                  # no writer left: start afresh
             try:
-                fresh = os.open(path, flags)
+                fresh = fifo.open_reader(path)
             except OSError:
                 return fd
             os.close(fd)
@@ -503,7 +489,7 @@ def publishing_probe(req_path):
     (ours: it also makes and marks ``cassini-lock``), or None (other implementations, or
     no FIFO to open: the open for writing reports that)."""
     try:
-        probe = os.open(req_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        probe = fifo.open_reader(req_path)
     except OSError:
         return None
     if busy.held(probe, busy.PUBLISHER):
@@ -565,7 +551,7 @@ def wait_until_idle(req_path, reader, rep_path, seconds, probe=None):
 
 def _reopen_reader(reader, path):
     try:
-        fresh = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fresh = fifo.open_reader(path)
     except OSError as e:
         raise ClientError(f"cannot open the reply pipe {_show(path)}: {e.strerror}") from None
     os.close(reader[0])

@@ -29,6 +29,7 @@ CASES_DIR = _shipped_cases()
 SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
 COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
+from saturnd import fifo
 from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated, decode_request  # noqa: E402
 
 TAGS = ("reference", "strict", "extension", "deviation")
@@ -229,9 +230,7 @@ def describe_mismatch(what, expected, got):
 
 # --- one exchange ----------------------------------------------------------------
 def _poll(fd, events, ms):
-    p = select.poll()
-    p.register(fd, events)
-    return p.poll(ms)
+    return fifo.wait(fd, events, ms / 1000)
 
 
 def _read_request(fd, proc, deadline):
@@ -277,29 +276,26 @@ def _read_request(fd, proc, deadline):
 
 
 def _open_reply(path, proc, deadline):
-    while True:
-        try:
-            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as e:
-            if e.errno != errno.ENXIO:
-                raise
-        if proc.poll() is not None or time.monotonic() > deadline:
-            return None
-        time.sleep(0.002)
+    """The reply pipe's writing end once cassini opened it; None when cassini exited or the
+    deadline passed first."""
+    try:
+        return fifo.open_writer(path, deadline, give_up=lambda: proc.poll() is not None,
+                                retry=0.002)
+    except OSError as e:
+        if e.errno != errno.ENXIO:
+            raise
+        return None
 
 
 def _write_reply(fd, data, proc, deadline):
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-            view = view[n:]
-        except BlockingIOError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                return f"could only write {len(data) - len(view)} of {len(data)} reply bytes"
-            _poll(fd, select.POLLOUT, 50)
-        except BrokenPipeError:
-            return f"cassini closed the reply pipe after {len(data) - len(view)} bytes"
+    """Write the reply; what went wrong (None: nothing)."""
+    try:
+        fifo.write_all(fd, data, max(0.0, deadline - time.monotonic()),
+                       give_up=lambda: proc.poll() is not None, step=0.05)
+    except fifo.Stalled as e:
+        return f"could only write {e.written} of {len(data)} reply bytes"
+    except BrokenPipeError as e:
+        return f"cassini closed the reply pipe after {e.written} bytes"
     return None
 
 
@@ -476,7 +472,7 @@ class _Play:
                     self.ended_before_reader = True
             except subprocess.TimeoutExpired:
                 self.held = time.monotonic() - launched
-            self.req_fd = os.open(self.req_path, os.O_RDONLY | os.O_NONBLOCK)
+            self.req_fd = fifo.open_reader(self.req_path)
             self.reader_opened = time.monotonic()
 
     def serve(self):

@@ -7,13 +7,12 @@ daemon's own, so only their line format and subject are checked.
 """
 
 import re
-import struct
 import time
 
 from saturnd import protocol as P
 
 from .candidate import Failed
-from .scenarios import NEVER, NEVER_TEXT, list_line, parse_id, unknown_id
+from .scenarios import NEVER, NEVER_TEXT, list_line, parse_id, taskid_request, unknown_id
 
 WAIT = 10.0                 # seconds for a run started by -i to be recorded
 _LINE = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^\n]+\n")
@@ -53,7 +52,7 @@ def sc_own_reset_history(ctx):
                      why="the task itself stays")
     gone = str(unknown_id(t))
     ctx.expect(["-R", gone], b"", 1, why=f"no task {gone}")
-    ctx.expect_error(struct.pack(">HQ", P.RESET_HISTORY, int(gone)), P.RESET_HISTORY, P.NF,
+    ctx.expect_error(taskid_request(P.RESET_HISTORY, int(gone)), P.RESET_HISTORY, P.NF,
                      "RESET_HISTORY of a missing task")
 
 
@@ -72,7 +71,7 @@ def sc_own_clone(ctx):
               f"already used (source {t}, clone {clone}): the clone's id must be spent")
     gone = str(unknown_id(t, clone, other))
     ctx.expect(["-C", gone], b"", 1, why=f"no task {gone}")
-    ctx.expect_error(struct.pack(">HQ", P.CLONE, int(gone)), P.CLONE, P.NF,
+    ctx.expect_error(taskid_request(P.CLONE, int(gone)), P.CLONE, P.NF,
                      "CLONE of a missing task")
 
 
@@ -90,7 +89,8 @@ def sc_own_error_log(ctx):
     _log_lines(ctx, ["-D"], "the daemon-wide log")
     gone = str(unknown_id(t))
     ctx.expect(["-E", gone], b"", 1, why=f"no task {gone}")
-    ctx.expect_error(b"EL\x01" + struct.pack(">Q", int(gone)), P.ERROR_LOG, P.NF,
+    ctx.expect_error(P.encode_request(P.Request(P.ERROR_LOG, taskid=int(gone),
+                                                 scope=P.ERROR_LOG_TASK)), P.ERROR_LOG, P.NF,
                      "ERROR_LOG of a missing task")
     ctx.cassini("-r", str(t))
     ctx.expect(["-E", str(t)], b"", 1, why="a removed task's log goes with it")

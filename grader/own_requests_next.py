@@ -12,14 +12,13 @@ pass.  Two entry points, built like the scenarios of :mod:`grader.scenarios`:
   libfaketime, the manual clock, or real minutes within the budget).
 """
 
-import struct
 import time
 
 from saturnd import protocol as P
 
 from .candidate import Daemon, Failed, utc
 from .report import Outcome
-from .scenarios import NEVER, Ctx, unknown_id
+from .scenarios import NEVER, Ctx, taskid_request, unknown_id
 from .scheduling import FAKE_START, Clock
 
 def _parse(out):
@@ -71,9 +70,10 @@ def sc_own_next_runs(ctx):
     ctx.check(r.code == 0 and r.out.count(b"\n") == 5,
               f"cassini -n {every}: COUNT defaults to 5", f"got {r.out[:200]!r}")
     ctx.expect(["-n", str(gone)], b"", 1, why=f"no task {gone}")
-    ctx.expect_error(struct.pack(">HQI", P.NEXT_RUNS, gone, 5), P.NEXT_RUNS, P.NF,
+    ctx.expect_error(P.encode_request(P.Request(P.NEXT_RUNS, taskid=gone, count=5)),
+                     P.NEXT_RUNS, P.NF,
                      f"NEXT_RUNS of unknown task {gone}")
-    reply = ctx.raw(struct.pack(">HQI", P.NEXT_RUNS, every, 3), P.NEXT_RUNS,
+    reply = ctx.raw(P.encode_request(P.Request(P.NEXT_RUNS, taskid=every, count=3)), P.NEXT_RUNS,
                     f"NEXT_RUNS of task {every}")
     times = reply.times if reply.errcode is None else None
     ctx.check(times is not None and len(times) == 3 and times[0] >= minutely[0]
@@ -121,7 +121,7 @@ def next_runs_scheduling(config):
         while True:
             problems = []
             for taskid, times in want.items():
-                reply = ctx.raw(struct.pack(">HQ", P.TIMES_EXITCODES, taskid),
+                reply = ctx.raw(taskid_request(P.TIMES_EXITCODES, taskid),
                                 P.TIMES_EXITCODES, f"TIMES_EXITCODES of task {taskid}")
                 if reply.errcode is not None:
                     raise Failed(f"TIMES_EXITCODES of task {taskid}: error reply")

@@ -241,7 +241,17 @@ def _run_sandboxed_client(options, argv, env, args):
 
 # --- requests as bytes ----------------------------------------------------------------
 def taskid_request(opcode, taskid):
-    return struct.pack(">HQ", opcode, taskid)
+    """The bytes of a request whose only argument is a TASKID (protocol.encode_request)."""
+    return P.encode_request(P.Request(opcode, taskid=taskid))
+
+
+# Deliberately malformed requests, kept raw (no encoder builds them): an unknown opcode,
+# and CREATE cut in the middle of its TIMING (a truncated request).  A daemon must answer
+# each with the empty reply (or none) and serve the next valid request.
+MALFORMED_REQUESTS = (
+    b"\x00\x00",     # opcode 0x0000: no such request
+    b"CR\x00",        # CREATE cut after one byte of its TIMING
+)
 
 
 
@@ -333,7 +343,7 @@ def sc_never_ran(ctx):
 def sc_malformed_then_valid(ctx):
     a = ctx.create(*NEVER, "true")
     from cassini.client import ClientError, exchange
-    for junk in (b"\x00\x00", b"CR\x00"):
+    for junk in MALFORMED_REQUESTS:
         try:
             # a daemon may need a stall timeout to give up on a truncated request
             exchange(os.fsencode(ctx.daemon.pipes), junk, P.LIST, timeout=5, reply_timeout=8,

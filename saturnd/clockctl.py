@@ -6,12 +6,11 @@ exit 0 on ``ok``, 1 otherwise.
 """
 
 import errno
-import fcntl
 import os
-import select
 import sys
 import time
 
+from . import fifo
 from .protocol import CLOCK_LOCK as LOCK_FILE
 from .protocol import CLOCK_REPLY_PIPE as REPLY_PIPE
 from .protocol import CLOCK_REQUEST_PIPE as REQUEST_PIPE
@@ -40,43 +39,30 @@ def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):
         raise ClockError(f"no pipes directory {pipes_dir} (is saturnd running?)")
     lock_fd = os.open(os.path.join(pipes_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        while True:
-            try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ClockError("timed out waiting for the clock lock") from None
-                time.sleep(0.01)
+        if not fifo.flock(lock_fd, deadline, retry=0.01):
+            raise ClockError("timed out waiting for the clock lock")
         missing_deadline = min(deadline, time.monotonic() + MISSING_WAIT)
-        while True:
-            try:
-                fd = os.open(os.path.join(pipes_dir, REQUEST_PIPE), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                break
-            except OSError as e:
-                if e.errno not in (errno.ENXIO, errno.ENOENT):
-                    raise ClockError(f"cannot open the clock request pipe: {e.strerror}") from None
-                limit = missing_deadline if e.errno == errno.ENOENT else deadline
-                if time.monotonic() >= limit:
-                    raise ClockError(f"no saturnd with a manual clock on {pipes_dir}") from None
-                time.sleep(0.01)
+        try:
+            fd = fifo.open_writer(os.path.join(pipes_dir, REQUEST_PIPE), deadline,
+                                  missing_deadline, retry=0.01)
+        except OSError as e:
+            if e.errno not in (errno.ENXIO, errno.ENOENT):
+                raise ClockError(f"cannot open the clock request pipe: {e.strerror}") from None
+            raise ClockError(f"no saturnd with a manual clock on {pipes_dir}") from None
         try:
             os.set_blocking(fd, True)
             os.write(fd, line.encode("ascii") + b"\n")
         finally:
             os.close(fd)
-        fd = os.open(os.path.join(pipes_dir, REPLY_PIPE), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = fifo.open_reader(os.path.join(pipes_dir, REPLY_PIPE))
         try:
             buf = b""
             while b"\n" not in buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ClockError("timed out waiting for the clock reply")
-                if not select.select([fd], [], [], left)[0]:
-                    continue
-                try:
-                    data = os.read(fd, 4096)
-                except BlockingIOError:
+                data = fifo.read_some(fd, left, 4096)
+                if data is None:
                     continue
                 if not data:
                     if buf:

@@ -16,13 +16,12 @@ pipe.
 - anything else -> ``error MESSAGE``
 """
 
-import errno
 import os
-import select
 import stat
 import threading
 import time
 
+from . import fifo
 from .clock import floor_minute
 from .protocol import CLOCK_LOCK as LOCK_FILE, CLOCK_REPLY_PIPE as REPLY_PIPE, CLOCK_REQUEST_PIPE as REQUEST_PIPE  # noqa: E501
 
@@ -112,7 +111,7 @@ class Control:
             self.thread.join(timeout=2)
 
     def _open(self, old):
-        fd = os.open(self.request_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = fifo.open_reader(self.request_path)
         if old is not None:
             os.close(old)
         return fd
@@ -135,12 +134,9 @@ class Control:
             fd = self._open(None)
             buf = b""
             while not self.stopped.is_set():
-                if not select.select([fd], [], [], 0.2)[0]:
+                data = fifo.read_some(fd, 0.2, 4096)
+                if data is None:
                     fd = self._follow(fd)
-                    continue
-                try:
-                    data = os.read(fd, 4096)
-                except BlockingIOError:
                     continue
                 if not data:
                     fd = self._open(fd)   # writer gone: reopen (else poll spins on HUP)
@@ -176,16 +172,11 @@ class Control:
         self._reply(reply.replace("\n", " ") + "\n")
 
     def _reply(self, text):
-        deadline = time.monotonic() + REPLY_OPEN_TIMEOUT
-        while True:
-            try:
-                fd = os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-                break
-            except OSError as e:
-                if e.errno != errno.ENXIO or time.monotonic() >= deadline:
-                    self.log("control: no client read the reply; dropped")
-                    return
-                time.sleep(0.005)
+        try:
+            fd = fifo.open_writer(self.reply_path, time.monotonic() + REPLY_OPEN_TIMEOUT)
+        except OSError:
+            self.log("control: no client read the reply; dropped")
+            return
         try:
             os.set_blocking(fd, True)
             os.write(fd, text.encode("ascii"))

@@ -62,8 +62,9 @@ def _head(path):
         return b""
 
 
-def mail_output(task, when, exitcode, out_path, err_path, log):
-    """Mail a finished run's output to the task's MAILTO (read now, sent by a thread)."""
+def mail_output(task, when, exitcode, out_path, err_path, log, errors=errlog.NONE):
+    """Mail a finished run's output to the task's MAILTO (read now, sent by a thread);
+    a failure is recorded in the task's error log ``errors``."""
     to = task.cron.environ().get(b"MAILTO")
     if not to:
         return
@@ -72,8 +73,8 @@ def mail_output(task, when, exitcode, out_path, err_path, log):
         return
     sendmail = sendmail_path()
     if sendmail is None:
-        errlog.task(task.taskid, "MAILTO is set but this machine has no sendmail: the output "
-                    "was not mailed")
+        errors.add_task(task.taskid, "MAILTO is set but this machine has no sendmail: the "
+                        "output was not mailed")
         return
     user = os.environb.get(b"USER") or str(os.geteuid()).encode()
     command = b" ".join(task.argv)[:200]
@@ -82,11 +83,11 @@ def mail_output(task, when, exitcode, out_path, err_path, log):
                b"X-Saturnd-Exit-Code: %d\nContent-Type: text/plain; charset=UTF-8\n\n"
                % (task.taskid, exitcode) + output)
     addresses = [a for a in to.replace(b",", b" ").split() if a]
-    threading.Thread(target=_send, args=(sendmail, addresses, message, task.taskid, log),
+    threading.Thread(target=_send, args=(sendmail, addresses, message, task.taskid, log, errors),
                      name="mail", daemon=True).start()
 
 
-def _send(sendmail, addresses, message, taskid, log):
+def _send(sendmail, addresses, message, taskid, log, errors):
     import subprocess
     try:
         res = subprocess.run([sendmail, "-i", "--", *addresses], input=message,
@@ -98,4 +99,4 @@ def _send(sendmail, addresses, message, taskid, log):
         log(f"mail: task {taskid}: output mailed")
     except (OSError, subprocess.SubprocessError) as e:
         log(f"mail: task {taskid}: {e}")
-        errlog.task(taskid, f"mailing the output failed: {e}")
+        errors.add_task(taskid, f"mailing the output failed: {e}")

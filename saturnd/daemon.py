@@ -98,12 +98,11 @@ class Daemon:
     def _open_store(self):
         try:
             self.store = Store(self.args.data_dir, self.log)
-            self.errors = errlog.ErrorLog(self.store.root, self.clock, self.store, self.log)
-            errlog.install(self.errors)     # before open(): damaged entries are logged
+            self.errors = errlog.ErrorLog(self.store, self.clock, self.log)
             self.history = history.History(self.store, self.args.history,
                                            self.args.history_cap)
             self.store.on_published = self.history.published
-            self.store.open()
+            self.store.open(self.errors)     # damaged entries are recorded
         except OSError as e:
             where = f" ({e.filename})" if e.filename else ""
             raise StartupError(f"{e.strerror or e}{where}") from None
@@ -118,12 +117,13 @@ class Daemon:
 
     def _start_workers(self):
         """The runner; the scheduler, driven by its own thread or by the clock channel."""
-        self.runner = Runner(self.store, self.log, self.args.output_cap)
+        self.runner = Runner(self.store, self.log, self.args.output_cap, errors=self.errors)
         self.runner.on_finished = notice.Notice(self.store, self.history, self.log,
                                                 self.args.on_failure,
-                                                self.stop.is_set).finished
+                                                self.stop.is_set, self.errors).finished
         self.runner.start_threads()
-        self.scheduler = Scheduler(self.store, self.runner, self.clock, self.log)
+        self.scheduler = Scheduler(self.store, self.runner, self.clock, self.log,
+                                   self.errors)
         self.scheduler.start_up(self.store.last_minute())    # @reboot, catch-up
         if self.args.clock == "manual":
             self.control = control.Control(self.args.pipes_dir, self.clock, self.scheduler,

@@ -24,10 +24,13 @@ rename); at start-up the daemon-wide file is brought back within its cap the
 same way when it is over it or damaged (e.g. filled with garbage).  A message
 is cut to ``protocol.MAX_ERROR_MESSAGE`` bytes.
 
-Hooks elsewhere are one-line calls to the module functions :func:`task`,
-:func:`daemon` and :func:`clock_change`; they do nothing until the daemon has
-called :func:`install`, and they never raise (a log that cannot be written is
-reported in the daemon's text log only).
+The files are the store's (``Store.errors_path``, ``Store.task_errors_path``) and are
+written through the store's :class:`~saturnd.fsio.FileOps` (``store.fs``), so a fault
+injected there reaches the error log too.  The daemon makes one :class:`ErrorLog` and
+hands it to its users (the store, the runner, the scheduler, the failure notice, the
+mailer, the request handlers through ``ctx.errors``); a part made without one gets
+:data:`NONE`, which keeps nothing.  Recording never raises (a log that cannot be written
+is reported in the daemon's text log only).
 """
 
 import binascii
@@ -38,7 +41,7 @@ import time
 
 from . import protocol
 from .clock import MAX_JUMP
-from .fsio import write_atomic
+from .fsio import DEFAULT as _DEFAULT_FS
 
 TASK_CAP = 16 << 10         # bytes per task log (about 150 typical entries)
 DAEMON_CAP = 64 << 10       # bytes of the daemon-wide log
@@ -46,48 +49,6 @@ FILE_NAME = "errors"
 
 _HEAD = struct.Struct(">IIq")     # LENGTH, CRC32, TIME
 _TIME = struct.Struct(">q")
-
-_installed = None
-
-
-def install(log):
-    """Make ``log`` (an :class:`ErrorLog`, or None) the one the hooks write to."""
-    global _installed
-    _installed = log
-
-
-def task(taskid, message):
-    """Record ``message`` in task ``taskid``'s log (dropped if the task does not exist)."""
-    if _installed is not None:
-        _installed.add_task(taskid, message)
-
-
-def daemon(message):
-    """Record ``message`` in the daemon-wide log."""
-    if _installed is not None:
-        _installed.add_daemon(message)
-
-
-def clock_change(moved, considered, minute):
-    """The scheduler saw the wall clock move by ``moved`` minutes at boundary ``minute``
-    and considers ``considered`` wall minutes (see scheduler.minutes_to_run)."""
-    if _installed is None or moved == 1:
-        return
-    at = time.strftime("%H:%M", time.localtime(minute))
-    if moved > 1 and considered:
-        text = (f"clock moved forward by {moved} min at {at}: the tasks due in the "
-                f"{moved - 1} minute(s) skipped over ran late, at {at}")
-    elif moved > 1:
-        text = (f"clock moved forward by {moved} min at {at}: the {moved - 1} minute(s) "
-                f"skipped over were not run (jump over 3 hours)")
-    elif moved < -MAX_JUMP:
-        text = (f"clock moved back by {-moved} min at {at}: taken as the new time; "
-                f"minutes already run may run again")
-    else:
-        text = (f"clock moved back by {-moved} min at {at}: no task runs until the "
-                f"clock passes the last minute already run")
-    _installed.add_daemon(text)
-
 
 # --- the file format -----------------------------------------------------------------
 def encode_entry(when, message):
@@ -128,49 +89,48 @@ def _newest_within(entries, room):
     return kept
 
 
-def read_file(path):
+def read_file(path, fs=_DEFAULT_FS):
     """The entries of the log file ``path``, oldest first ([] when missing)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = fs.read_file(path)
     except FileNotFoundError:
         return []
     return parse(data)[0]
 
 
-def append(path, when, message, cap):
-    """Append one entry to ``path``, keeping the file within ``cap`` bytes."""
+def append(path, when, message, cap, fs=_DEFAULT_FS):
+    """Append one entry to ``path``, keeping the file within ``cap`` bytes (every file
+    operation through ``fs``, a :class:`saturnd.fsio.FileOps`)."""
     record = encode_entry(when, message)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    fd = fs.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     try:
         data = b""
-        size = os.fstat(fd).st_size
+        size = fs.fstat(fd).st_size
         if size:
-            data = os.pread(fd, size, 0)
+            data = fs.pread(fd, size, 0)
         entries, valid = parse(data)
         if valid < len(data):               # a torn entry goes first, but is told
             record = encode_entry(when, damage_text(len(data) - valid, "dropped")) + record
         if valid + len(record) <= cap:
             if valid < len(data):
-                os.ftruncate(fd, valid)
-            os.write(fd, record)
-            os.fsync(fd)
+                fs.ftruncate(fd, valid)
+            fs.write(fd, record)
+            fs.fsync(fd)
             return
     finally:
-        os.close(fd)
+        fs.close(fd)
     # full: keep the newest entries that fit in half the cap, then the new one
     kept = _newest_within(entries, cap // 2 - len(record))
     kept.append(record)
-    write_atomic(path, b"".join(kept))
+    fs.write_atomic(path, b"".join(kept))
 
 
-def bring_within(path, when, cap):
+def bring_within(path, when, cap, fs=_DEFAULT_FS):
     """At start-up: a file over ``cap`` or with bytes that are not whole entries is
     rewritten with its newest whole entries (half the cap) and an entry telling what was
     dropped.  Returns that text, or None when the file was fine."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = fs.read_file(path)
     except FileNotFoundError:
         return None
     entries, valid = parse(data)
@@ -180,30 +140,50 @@ def bring_within(path, when, cap):
     text = (f"error log over its cap or damaged at start-up ({len(data)} bytes): "
             f"{len(data) - valid} damaged byte(s) and {len(entries) - len(kept)} older "
             f"entries dropped").encode()
-    write_atomic(path, b"".join(kept) + encode_entry(when, text))
+    fs.write_atomic(path, b"".join(kept) + encode_entry(when, text))
     return text.decode()
 
 
-class ErrorLog:
-    """The daemon's error log over ``data_dir`` (task logs need the store's lock, so
-    that a log never lands in a task directory being removed or cloned)."""
+class NoErrorLog:
+    """An error log that keeps nothing: what a part made without the daemon's gets."""
 
-    def __init__(self, data_dir, clock, store, log):
-        self.daemon_path = os.path.join(data_dir, FILE_NAME)
-        self.tasks_dir = os.path.join(data_dir, "tasks")
+    def add_daemon(self, message):
+        pass
+
+    def add_task(self, taskid, message):
+        pass
+
+    def clock_change(self, moved, considered, minute):
+        pass
+
+    def entries(self, taskid=None):
+        return []
+
+
+NONE = NoErrorLog()
+
+
+class ErrorLog:
+    """The daemon's error log in ``store``'s data directory, written through ``store.fs``
+    (task logs need the store's lock, so that a log never lands in a task directory being
+    removed or cloned)."""
+
+    def __init__(self, store, clock, log):
+        self.daemon_path = store.errors_path
         self.clock = clock
         self.store = store
+        self.fs = store.fs
         self.log = log
         self.lock = threading.Lock()
         try:
-            text = bring_within(self.daemon_path, int(clock.now()), DAEMON_CAP)
+            text = bring_within(self.daemon_path, int(clock.now()), DAEMON_CAP, self.fs)
         except OSError as e:
             text = f"cannot check it: {e.strerror or e}"
         if text:
             log(f"errlog: {self.daemon_path}: {text}")
 
     def task_path(self, taskid):
-        return os.path.join(self.tasks_dir, str(taskid), FILE_NAME)
+        return self.store.task_errors_path(taskid)
 
     def _message(self, message):
         if isinstance(message, str):
@@ -211,19 +191,28 @@ class ErrorLog:
         return message[:protocol.MAX_ERROR_MESSAGE]
 
     def add_daemon(self, message):
+        """Record ``message`` in the daemon-wide log."""
         self._add(self.daemon_path, message, DAEMON_CAP)
 
     def add_task(self, taskid, message):
+        """Record ``message`` in task ``taskid``'s log (dropped if the task does not exist)."""
         with self.store.lock:
             if taskid not in self.store.tasks:
                 return
             self._add(self.task_path(taskid), message, TASK_CAP)
 
+    def clock_change(self, moved, considered, minute):
+        """The scheduler saw the wall clock move by ``moved`` minutes at boundary ``minute``
+        and considers ``considered`` wall minutes (see scheduler.minutes_to_run)."""
+        text = clock_change_text(moved, considered, minute)
+        if text is not None:
+            self.add_daemon(text)
+
     def _add(self, path, message, cap):
         try:
             when = int(self.clock.now())
             with self.lock:
-                append(path, when, self._message(message), cap)
+                append(path, when, self._message(message), cap, self.fs)
         except Exception as e:     # never fail the caller because of the error log
             self.log(f"errlog: cannot record in {path!r}: "
                      f"{getattr(e, 'strerror', None) or e}")
@@ -233,15 +222,45 @@ class ErrorLog:
         path = self.daemon_path if taskid is None else self.task_path(taskid)
         with self.lock:
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
-                    mtime = os.fstat(f.fileno()).st_mtime
+                fd = self.fs.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 return []
+            try:
+                mtime = self.fs.fstat(fd).st_mtime
+                data = _read_fd(self.fs, fd)
+            finally:
+                self.fs.close(fd)
         entries, valid = parse(data)
         if valid < len(data):       # told, not dropped silently (cut at the next append)
             entries.append((int(mtime), damage_text(len(data) - valid, "at the end")))
         return entries
+
+
+def _read_fd(fs, fd):
+    chunks = []
+    while True:
+        data = fs.read(fd, 1 << 16)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def clock_change_text(moved, considered, minute):
+    """The entry for a clock move of ``moved`` minutes (None: a plain minute step)."""
+    if moved == 1:
+        return None
+    at = time.strftime("%H:%M", time.localtime(minute))
+    if moved > 1 and considered:
+        return (f"clock moved forward by {moved} min at {at}: the tasks due in the "
+                f"{moved - 1} minute(s) skipped over ran late, at {at}")
+    if moved > 1:
+        return (f"clock moved forward by {moved} min at {at}: the {moved - 1} minute(s) "
+                f"skipped over were not run (jump over 3 hours)")
+    if moved < -MAX_JUMP:
+        return (f"clock moved back by {-moved} min at {at}: taken as the new time; "
+                f"minutes already run may run again")
+    return (f"clock moved back by {-moved} min at {at}: no task runs until the "
+            f"clock passes the last minute already run")
 
 
 # --- message texts (kept here so that the hooks stay one line) ---------------------------

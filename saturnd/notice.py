@@ -22,8 +22,10 @@ from . import errlog, protocol
 
 
 class Notice:
-    def __init__(self, store, history, log, command=None, stopping=lambda: False):
+    def __init__(self, store, history, log, command=None, stopping=lambda: False,
+                 errors=None):
         self.store = store
+        self.errors = errlog.NONE if errors is None else errors   # saturnd/errlog.py
         self.history = history
         self.log = log
         self.command = command
@@ -38,7 +40,7 @@ class Notice:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.time))
             what = "killed by a signal" if code == protocol.EXIT_SIGNALED else \
                 f"exit status {code}"
-            errlog.task(run.taskid, f"run of {when} failed: {what}")
+            self.errors.add_task(run.taskid, f"run of {when} failed: {what}")
         if self.command and not shutdown_kill:
             self._spawn(run, code)
 

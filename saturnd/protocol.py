@@ -287,17 +287,20 @@ def decode_commandline(data, forbid_nul=False):
 
 # --- requests --------------------------------------------------------------
 class Request:
-    """One request.  ``taskid``, ``timing``, ``argv`` and ``count`` are None when unused."""
+    """One request.  ``taskid``, ``timing``, ``argv``, ``count``, ``attrs`` and ``scope``
+    are None when unused."""
 
-    __slots__ = ("opcode", "taskid", "timing", "argv", "count", "attrs")
+    __slots__ = ("opcode", "taskid", "timing", "argv", "count", "attrs", "scope")
 
-    def __init__(self, opcode, taskid=None, timing=None, argv=None, count=None, attrs=None):
+    def __init__(self, opcode, taskid=None, timing=None, argv=None, count=None, attrs=None,
+                 scope=None):
         self.opcode = opcode
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
         self.count = count     # NEXT_RUNS
         self.attrs = attrs     # CREATE_CRON, SET_CRON: a list of (KEY, VALUE) byte strings
+        self.scope = scope     # ERROR_LOG: ERROR_LOG_DAEMON or ERROR_LOG_TASK
 
     def __eq__(self, other):
         return isinstance(other, Request) and self._key() == other._key()
@@ -305,11 +308,12 @@ class Request:
     def __repr__(self):
         name = OPCODE_NAMES.get(self.opcode, hex(self.opcode))
         return (f"Request({name}, taskid={self.taskid}, timing={self.timing}, argv={self.argv}"
-                + (f", count={self.count})" if self.count is not None else ")"))
+                + (f", count={self.count}" if self.count is not None else "")
+                + (f", scope={self.scope}" if self.scope is not None else "") + ")")
 
     def _key(self):
         return (self.opcode, self.taskid, self.timing, self.argv, self.count,
-                None if self.attrs is None else tuple(self.attrs))
+                None if self.attrs is None else tuple(self.attrs), self.scope)
 
     @property
     def name(self):
@@ -581,9 +585,9 @@ ARG_TIMING = Field("TIMING", "timing", Timing.encode, read_timing)
 ARG_COMMANDLINE = Field("COMMANDLINE", "argv", encode_commandline, _read_request_commandline)
 ARG_COUNT = Field("COUNT", "count", _U32.pack, read_u32)
 # ERROR_LOG (this project's own): ``EL SCOPE(uint8) TASKID(uint64)``; the SCOPE is kept in
-# ``Request.timing`` (ERROR_LOG_DAEMON or ERROR_LOG_TASK), the TASKID in ``taskid``
+# ``Request.scope`` (ERROR_LOG_DAEMON or ERROR_LOG_TASK), the TASKID in ``taskid``
 # (None for the daemon-wide scope, sent as 0)
-ARG_SCOPE = Field("SCOPE", "timing", _encode_scope, _read_scope)
+ARG_SCOPE = Field("SCOPE", "scope", _encode_scope, _read_scope)
 ARG_SCOPED_TASKID = Field("TASKID", "taskid", _encode_scoped_taskid, read_u64)
 
 
@@ -648,8 +652,15 @@ def _read_runs(reader):
     return list(_RUN.iter_unpack(reader.read_exact(n * RUN_RECORD_SIZE)))
 
 
+def encode_output_head(length):
+    """The head of an OK reply carrying a string of ``length`` bytes (STDOUT, STDERR,
+    STATUS): ``OK`` then the uint32 length; the bytes follow (the server streams a large
+    stored output after it)."""
+    return _OK_U32.pack(OK, length)
+
+
 def _encode_output(output):
-    return _OK_U32.pack(OK, len(output)) + output
+    return encode_output_head(len(output)) + output
 
 
 def _encode_times(times):
@@ -710,10 +721,10 @@ def _check_cron_attrs(req):
 
 def _check_error_log(req):
     """ERROR_LOG: a known SCOPE; no TASKID for the daemon-wide log."""
-    if req.timing == ERROR_LOG_DAEMON:
+    if req.scope == ERROR_LOG_DAEMON:
         req.taskid = None
-    elif req.timing != ERROR_LOG_TASK:
-        raise ProtocolError(f"unknown error log scope {req.timing}")
+    elif req.scope != ERROR_LOG_TASK:
+        raise ProtocolError(f"unknown error log scope {req.scope}")
 
 
 class Operation:
@@ -832,7 +843,7 @@ FIELDS_ALL = FIELD_MINUTES | FIELD_HOURS | FIELD_DAYS
 # as SET_FIELDS's FIELDS, in decimal; absent: all three
 ATTR_FIELDS = b"fields"
 
-# (RUN of HISTORY is kept in ``Request.argv``, as SCOPE in ``timing``; FIELDS in ``count``)
+# (RUN of HISTORY is kept in ``Request.argv``; FIELDS in ``count``)
 _U8 = struct.Struct(">B")
 _HI_HEAD = struct.Struct(">QqH")      # RUN, TIME, EXITCODE
 

@@ -129,8 +129,9 @@ def raise_fd_limit():
 
 
 class Runner:
-    def __init__(self, store, log, output_cap=DEFAULT_OUTPUT_CAP, env=None):
+    def __init__(self, store, log, output_cap=DEFAULT_OUTPUT_CAP, env=None, errors=None):
         self.store = store
+        self.errors = errlog.NONE if errors is None else errors   # saturnd/errlog.py
         self.log = log
         self.output_cap = output_cap
         self.env = run_environment() if env is None else env
@@ -207,7 +208,7 @@ class Runner:
         reason = os.strerror(spawn_error.errno) if isinstance(spawn_error, OSError) and \
             spawn_error.errno else str(spawn_error)
         self.log(f"run: task {task.taskid}: cannot start {os.fsdecode(argv[0])!r}: {reason}")
-        errlog.task(task.taskid, f"cannot start {os.fsdecode(argv[0])!r}: {reason}")
+        self.errors.add_task(task.taskid, f"cannot start {os.fsdecode(argv[0])!r}: {reason}")
         try:
             with open(out, "wb"):
                 pass
@@ -223,14 +224,15 @@ class Runner:
         run.exitcode = code
         if run.task is not None:
             try:
-                cronrun.mail_output(run.task, run.time, code, run.out, run.err, self.log)
+                cronrun.mail_output(run.task, run.time, code, run.out, run.err, self.log,
+                                    self.errors)
             except Exception as e:       # mail never stops a run from being recorded
                 self.log(f"mail: task {run.taskid}: {type(e).__name__}: {e}")
         cut = run.hot or errlog.over_cap(self.output_cap, run.out, run.err)
         recorded = self.store.publish(run.taskid, run.token, run.time, code, run.out, run.err,
                                       self.output_cap)
         if recorded and cut:
-            errlog.task(run.taskid, errlog.cut_text(run.time, self.output_cap))
+            self.errors.add_task(run.taskid, errlog.cut_text(run.time, self.output_cap))
         if self.on_finished is not None:      # the failure notice (saturnd/notice.py)
             try:
                 self.on_finished(run, code, recorded)
@@ -449,7 +451,7 @@ class Runner:
         stragglers = self.running()
         for run in stragglers:
             self.log(f"run: killing task {run.taskid} pid {run.pid} after the grace period")
-            errlog.task(run.taskid, errlog.killed_text(run.time, grace))
+            self.errors.add_task(run.taskid, errlog.killed_text(run.time, grace))
             try:
                 os.killpg(run.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -59,12 +59,11 @@ import errno
 import os
 import select
 import stat
-import struct
 import threading
 import time
 
 from . import busy as busy_mod
-from . import errlog, protocol
+from . import fifo, protocol
 from . import pipes as pipes_mod
 from .commands import dispatch
 
@@ -194,8 +193,7 @@ class Server:
     def _reopen(self):
         while True:
             try:
-                new = os.open(self.request_path,
-                              os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+                new = fifo.open_reader(self.request_path, nofollow=True)
                 break
             except OSError as e:       # removed (a /tmp cleaner): made again by pipes.py
                 if self.pipes is None or e.errno not in (errno.ENOENT, errno.ELOOP):
@@ -363,7 +361,8 @@ class Server:
             reply = dispatch(self.ctx, request)
         except OSError as e:
             self.log(f"server: {request.name} failed: {e.strerror or e}; empty reply")
-            errlog.daemon(f"{request.name} request not honoured (storage): {e.strerror or e}")
+            self.ctx.errors.add_daemon(f"{request.name} request not honoured (storage): "
+                                       f"{e.strerror or e}")
             self.send_reply(None)
             return
         except Exception as e:   # never die on a request
@@ -373,7 +372,7 @@ class Server:
         output = reply.output
         if hasattr(output, "chunks"):     # a large stored output (store.OutputFile): streamed
             try:
-                head = struct.pack(">HI", protocol.OK, len(output))
+                head = protocol.encode_output_head(len(output))
                 self.send_reply(head, more=output.chunks())
             except OSError as e:
                 self.log(f"server: {request.name} failed while streaming: {e.strerror or e}")
@@ -427,12 +426,13 @@ class Server:
         """The reply pipe's writing end once a client has opened it for reading, within
         ``wait`` s (None: no reply to give, the reason logged)."""
         try:
-            return os.open(self.reply_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = fifo.try_open_writer(self.reply_path)
         except OSError as e:
-            if e.errno == errno.ENXIO:                  # no reader yet: wait for it
-                return self._wait_for_reader(wait)
             self._reply_open_failed(e)
             return None
+        if fd is None:                                  # no reader yet: wait for it
+            return self._wait_for_reader(wait)
+        return fd
 
     def _reply_open_failed(self, e):
         if e.errno == errno.ENOENT:
@@ -502,7 +502,7 @@ class Server:
         """End the thread's blocking open(2) with a reader of our own, and close whatever it
         opened (also if it opens later)."""
         try:
-            rel = os.open(via, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            rel = fifo.open_reader(via)
         except OSError as e:
             self.log(f"server: cannot release the reply-open thread: {e.strerror}")
             rel = None
@@ -537,21 +537,12 @@ class Server:
         return True
 
     def _write_all(self, fd, data):
-        view = memoryview(data)
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        while view:
-            try:
-                n = os.write(fd, view)
-            except BlockingIOError:
-                n = 0
-            except BrokenPipeError:
-                self.log("server: the client closed the reply pipe early")
-                return False
-            if n:
-                view = view[n:]
-                continue
-            if not poller.poll(int(REPLY_STALL_TIMEOUT * 1000)):
-                self.log("server: the client stopped reading the reply; dropped")
-                return False
+        try:
+            fifo.write_all(fd, data, REPLY_STALL_TIMEOUT)
+        except BrokenPipeError:
+            self.log("server: the client closed the reply pipe early")
+            return False
+        except fifo.Stalled:
+            self.log("server: the client stopped reading the reply; dropped")
+            return False
         return True

@@ -12,6 +12,8 @@
                                     absent for a task that never had any): ATTRS wire
                                     encoding, plus a "timing" key: the TIMING they go with
     DATA_DIR/last_minute            last minute the scheduler processed (int64; catch-up)
+    DATA_DIR/errors                 the daemon-wide error log (saturnd/errlog.py)
+    DATA_DIR/tasks/<ID>/errors      one task's error log (kept by reset_history)
     DATA_DIR/tmp/    tasks being built      (cleared at start-up)
     DATA_DIR/trash/  tasks being removed    (cleared at start-up)
     DATA_DIR/runs/   spool files of runs    (cleared at start-up)
@@ -124,10 +126,15 @@ class Store:
         self._tokens = itertools.count(1)
         self._spool = itertools.count(1)
         self.on_published = None     # (taskid, run number, task dir), after a run is recorded
+        self.errors_path = os.path.join(self.root, errlog.FILE_NAME)
+        self.errors = errlog.NONE    # the error log (Store.open), told of damage found
 
     # --- start-up ---------------------------------------------------------
-    def open(self):
-        """Create the layout if missing, clean leftovers, load every task."""
+    def open(self, errors=None):
+        """Create the layout if missing, clean leftovers, load every task; damage found is
+        recorded in ``errors`` (a :class:`saturnd.errlog.ErrorLog`, kept as ``self.errors``)."""
+        if errors is not None:
+            self.errors = errors
         with self.lock:
             self.fs.makedirs(self.root, mode=0o700, exist_ok=True)
             for d in (self.tasks_dir, self.tmp_dir, self.trash_dir, self.runs_dir):
@@ -210,12 +217,12 @@ class Store:
                 size = 0
             if size % RECORD:
                 size = self._repair_records(taskid, exit_path)
-                errlog.daemon(f"task {taskid}: a torn run record was dropped at start-up")
+                self.errors.add_daemon(f"task {taskid}: a torn run record was dropped at start-up")
             self._finish_publish(taskid, path, size)
         except (OSError, ValueError) as e:   # ProtocolError is a ValueError
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.log(f"store: skipping damaged task {path!r}: {reason}")
-            errlog.daemon(f"damaged task {taskid} skipped at start-up: {reason}")
+            self.errors.add_daemon(f"damaged task {taskid} skipped at start-up: {reason}")
             return None
         return Task(taskid, timing, argv, next(self._tokens), cron,
                     paused=self.fs.exists(os.path.join(path, PAUSED)))
@@ -343,6 +350,10 @@ class Store:
     def _path(self, taskid, name):
         return os.path.join(self.tasks_dir, str(taskid), name)
 
+    def task_errors_path(self, taskid):
+        """Where task ``taskid``'s error log lives (saturnd/errlog.py)."""
+        return self._path(taskid, errlog.FILE_NAME)
+
     # --- changes ------------------------------------------------------------
     def create(self, timing, argv, cron=PLAIN):
         with self.lock:
@@ -370,6 +381,33 @@ class Store:
             self.fs.fsync_dir(self.tasks_dir)
             self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens), cron)
             return taskid
+
+    def reset_history(self, taskid, forget=None):
+        """Forget the runs of task ``taskid`` and its last outputs (RESET_HISTORY).
+
+        An empty ``exit`` replaces the old one (atomic, durable: the commit point; an
+        ``OSError`` there changes nothing), the task gets a new token (a run in flight is
+        not recorded), ``forget(task_dir)`` drops what else is kept of its runs (the
+        history), then ``stdout``/``stderr`` go; a failure after the commit point is
+        logged (those outputs are unreachable: their run is no longer recorded).  The
+        error log is kept.  Raises :class:`NotFound`.
+        """
+        with self.lock:
+            task = self._get(taskid)
+            task_dir = os.path.join(self.tasks_dir, str(taskid))
+            self.fs.write_atomic(os.path.join(task_dir, "exit"), b"")
+            task.token = next(self._tokens)
+            if forget is not None:
+                forget(task_dir)
+            try:
+                for name in ("stdout", "stderr"):
+                    try:
+                        self.fs.unlink(os.path.join(task_dir, name))
+                    except FileNotFoundError:
+                        pass
+                self.fs.fsync_dir(task_dir)
+            except OSError as e:
+                self.log(f"reset history: task {taskid}: {e.strerror or e}")
 
     def set_argv(self, taskid, argv):
         with self.lock:

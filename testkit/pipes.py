@@ -15,6 +15,7 @@ import termios
 import time
 
 from cassini.client import REPLY_PIPE, REQUEST_PIPE, exchange, open_reply_pipe
+from saturnd import fifo
 from saturnd import protocol as P
 
 REQUEST = os.fsdecode(REQUEST_PIPE)
@@ -29,53 +30,39 @@ def call(pipes, req, timeout=10.0):
 
 
 def _take_lock(pipes, deadline):
-    fd = os.open(os.path.join(pipes, LOCK), os.O_WRONLY | os.O_CREAT, 0o600)
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise AssertionError("client lock held too long") from None
-            time.sleep(0.002)
+    fd = os.open(os.path.join(pipes, LOCK), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    if not fifo.flock(fd, deadline):
+        os.close(fd)
+        raise AssertionError("client lock held too long")
+    return fd
 
 
 def _open_request(pipes, deadline):
-    while True:
-        try:
-            return os.open(os.path.join(pipes, REQUEST), os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError("nobody reads the request pipe") from None
-            time.sleep(0.005)
-
-
-def _write_request(fd, data):
-    view = memoryview(data)
     try:
-        while view:
-            try:
-                view = view[os.write(fd, view):]
-            except BlockingIOError:
-                select.select([], [fd], [], 1.0)
+        return fifo.open_writer(os.path.join(pipes, REQUEST), deadline, missing_deadline=deadline)
+    except OSError as e:
+        raise AssertionError(f"nobody reads the request pipe ({e.strerror})") from None
+
+
+def _write_request(fd, data, deadline):
+    try:
+        fifo.write_all(fd, data, max(0.0, deadline - time.monotonic()))
     except BrokenPipeError:
         pass
+    except fifo.Stalled:
+        raise AssertionError("the daemon stopped reading the request") from None
     finally:
         os.close(fd)
 
 
 def _read_to_eof(rfd, deadline):
     chunks = []
-    poller = select.poll()
-    poller.register(rfd, select.POLLIN | select.POLLHUP)
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or not poller.poll(int(left * 1000) + 1):
+        if left <= 0:
             return None
-        try:
-            chunk = os.read(rfd, 65536)
-        except BlockingIOError:
+        chunk = fifo.read_some(rfd, left + 0.001)
+        if chunk is None:
             continue
         if not chunk:
             return b"".join(chunks)
@@ -98,9 +85,9 @@ def raw_exchange(pipes, data, timeout=10.0, lock=True, reply_first=False):
         if reply_first:
             rfd = open_reply_pipe(os.path.join(pipes, REPLY), 0.5)
         try:
-            _write_request(_open_request(pipes, deadline), data)
+            _write_request(_open_request(pipes, deadline), data, deadline + timeout)
             if rfd is None:
-                rfd = os.open(os.path.join(pipes, REPLY), os.O_RDONLY | os.O_NONBLOCK)
+                rfd = fifo.open_reader(os.path.join(pipes, REPLY))
             return _read_to_eof(rfd, deadline + timeout)
         finally:
             if rfd is not None:
@@ -183,7 +170,7 @@ class Client:
                 self._wait_consumed(wfd)
         finally:
             os.close(wfd)
-        rfd = os.open(self.reply_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        rfd = fifo.open_reader(self.reply_path)
         try:
             return P.read_reply(_FdReader(rfd, self.timeout, self.error), opcode)
         finally:

@@ -6,7 +6,7 @@ A handler never touches a FIFO.  A handler raising ``OSError`` (storage
 failure) makes the server send the empty reply.
 """
 
-from .. import protocol
+from .. import errlog, protocol
 from . import (create, delete_all, exec_task, list as list_cmd, remove, reset_taskmax,
                set_cmd, std, switch_time, terminate, times_exitcodes)
 
@@ -44,7 +44,7 @@ class Context:
         self.runner = runner
         self.clock = clock
         self.scheduler = scheduler
-        self.errors = errors
+        self.errors = errlog.NONE if errors is None else errors
         self.request_stop = request_stop
         self.history = None     # saturnd.history.History (HISTORY, RESET_HISTORY)
         self.status = None      # () -> the STATUS text (saturnd/daemon.py)

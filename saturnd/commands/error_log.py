@@ -7,7 +7,7 @@ from ..protocol import ERROR_LOG_DAEMON, NF, Reply
 
 
 def handle(ctx, request):
-    if request.timing == ERROR_LOG_DAEMON:
+    if request.scope == ERROR_LOG_DAEMON:
         return Reply(entries=ctx.errors.entries())
     with ctx.store.lock:        # a task being removed takes its log with it
         if request.taskid not in ctx.store.tasks:

@@ -121,3 +121,45 @@ def test_outputs_always_belong_to_the_last_recorded_run(store, tmp_path, monkeyp
         assert runs == [(60, 0), (120, 0)]
         assert reopened.output(tid, "stdout") == b"second"
         assert reopened.output(tid, "stderr") == b"err second"
+
+
+def _published(store, tmp_path, tid, when, text):
+    o, e = tmp_path / f"o{when}", tmp_path / f"e{when}"
+    o.write_bytes(text)
+    e.write_bytes(b"")
+    assert store.publish(tid, store.get(tid).token, when, 0, str(o), str(e))
+
+
+def test_reset_history_is_a_store_operation(store, tmp_path):
+    """Runs and outputs go, the token changes (a run in flight is not recorded), what the
+    caller forgets is handed the task directory; the task's error log stays."""
+    tid = store.create(P.Timing(1, 1, 1), (b"echo", b"x"))
+    _published(store, tmp_path, tid, 60, b"out")
+    task_dir = os.path.join(store.tasks_dir, str(tid))
+    with open(store.task_errors_path(tid), "wb") as f:
+        f.write(b"kept")
+    token = store.get(tid).token
+    forgotten = []
+    store.reset_history(tid, forgotten.append)
+    assert forgotten == [task_dir]
+    assert store.runs(tid) == b"" and store.get(tid).token != token
+    assert sorted(os.listdir(task_dir)) == ["argv", "errors", "exit", "time_exec"]
+    with pytest.raises(LookupError):
+        store.reset_history(tid + 1)
+    reopened = Store(tmp_path / "data", lambda m: None)
+    reopened.open()
+    assert reopened.runs(tid) == b""
+
+
+def test_reset_history_whose_commit_fails_changes_nothing(store, tmp_path, monkeypatch):
+    tid = store.create(P.Timing(1, 1, 1), (b"echo", b"x"))
+    _published(store, tmp_path, tid, 60, b"out")
+    token = store.get(tid).token
+
+    def failing(path, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(store.fs, "write_atomic", failing)
+    with pytest.raises(OSError):
+        store.reset_history(tid)
+    assert store.get(tid).token == token and len(store.runs(tid)) == P.RUN_RECORD_SIZE
+    assert store.output(tid, "stdout") == b"out"

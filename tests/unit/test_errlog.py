@@ -65,7 +65,7 @@ def test_task_entries_need_the_task_and_messages_are_bounded(tmp_path):
     logged = []
     store = Store(tmp_path / "data", logged.append)
     store.open()
-    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
     tid = store.create(protocol.EVERY_MINUTE, (b"true",))
     log.add_task(tid, "x" * 5000)
     log.add_task(tid + 1, "no such task")           # dropped, no file created
@@ -77,29 +77,22 @@ def test_task_entries_need_the_task_and_messages_are_bounded(tmp_path):
     assert log.entries(tid) == []
 
 
-def test_hooks_do_nothing_until_installed_and_never_raise(tmp_path):
-    errlog.install(None)
-    errlog.daemon("nowhere")
-    errlog.task(0, "nowhere")
+def test_an_error_log_that_cannot_be_written_never_raises(tmp_path):
     logged = []
     store = Store(tmp_path / "data", logged.append)
     store.open()
-    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
     os.mkdir(log.daemon_path)              # the log file cannot be opened
-    errlog.install(log)
-    try:
-        errlog.daemon("cannot be written")
-    finally:
-        errlog.install(None)
+    log.add_daemon("cannot be written")
     assert any("errlog: cannot record" in m for m in logged)
 
 
 def test_wire_layout_of_the_error_log_request_and_reply():
-    req = protocol.Request(protocol.ERROR_LOG, taskid=5, timing=protocol.ERROR_LOG_TASK)
+    req = protocol.Request(protocol.ERROR_LOG, taskid=5, scope=protocol.ERROR_LOG_TASK)
     assert protocol.encode_request(req) == b"EL\x01" + (5).to_bytes(8, "big")
     assert protocol.decode_request(b"EL\x01" + (5).to_bytes(8, "big")) == req
     daemon_req = protocol.decode_request(b"EL\x00" + (9).to_bytes(8, "big"))
-    assert daemon_req.taskid is None and daemon_req.timing == protocol.ERROR_LOG_DAEMON
+    assert daemon_req.taskid is None and daemon_req.scope == protocol.ERROR_LOG_DAEMON
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_request(b"EL\x02" + bytes(8))
     reply = protocol.Reply(entries=[(-1, b"a"), (2, b"")])
@@ -125,7 +118,7 @@ def test_a_reader_is_told_of_damaged_bytes(tmp_path):
     logged = []
     store = Store(tmp_path / "data", logged.append)
     store.open()
-    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
     log.add_daemon("one")
     with open(log.daemon_path, "ab") as f:
         f.write(b"garbage!" * 3)
@@ -143,7 +136,7 @@ def test_a_garbage_daemon_log_is_brought_within_its_cap_at_start_up(tmp_path):
     path = os.path.join(store.root, "errors")
     with open(path, "wb") as f:
         f.write(os.urandom(100_000))
-    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
     assert os.path.getsize(path) <= errlog.DAEMON_CAP
     entries = log.entries()
     assert len(entries) == 1 and b"100000 bytes" in entries[0][1], entries
@@ -158,7 +151,48 @@ def test_an_over_cap_daemon_log_keeps_its_newest_entries(tmp_path):
     with open(path, "wb") as f:
         f.write(b"".join(errlog.encode_entry(i, b"entry %05d" % i) for i in range(5000)))
     assert os.path.getsize(path) > errlog.DAEMON_CAP
-    log = errlog.ErrorLog(store.root, _Clock(), store, logged.append)
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
     assert os.path.getsize(path) <= errlog.DAEMON_CAP
     entries = log.entries()
     assert entries[-2] == (4999, b"entry 04999") and b"older" in entries[-1][1]
+
+
+def test_a_fault_injected_through_store_fs_reaches_the_error_log(tmp_path):
+    """The error log writes through the store's FileOps (store.fs) at the store's paths:
+    a fault injected there is what the error log meets (logged, never raised)."""
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
+    assert log.daemon_path == store.errors_path
+    tid = store.create(protocol.EVERY_MINUTE, (b"true",))
+    assert log.task_path(tid) == store.task_errors_path(tid)
+    calls = []
+
+    def failing_fsync(fd):
+        calls.append(fd)
+        raise OSError(5, "Input/output error (injected)")
+    store.fs.fsync = failing_fsync
+    log.add_daemon("daemon-wide")
+    log.add_task(tid, "one task")
+    assert len(calls) == 2
+    assert sum("errlog: cannot record" in m and "injected" in m for m in logged) == 2, logged
+
+
+def test_the_store_hands_its_error_log_the_damage_it_finds_at_start_up(tmp_path):
+    logged = []
+    store = Store(tmp_path / "data", logged.append)
+    store.open()
+    os.mkdir(os.path.join(store.tasks_dir, "7"))            # a task without its files
+    store = Store(tmp_path / "data", logged.append)
+    log = errlog.ErrorLog(store, _Clock(), logged.append)
+    store.open(errors=log)
+    assert [m for _, m in log.entries()] == [b"damaged task 7 skipped at start-up: "
+                                             b"No such file or directory"]
+
+
+def test_the_null_error_log_takes_everything_and_keeps_nothing():
+    errlog.NONE.add_daemon("nowhere")
+    errlog.NONE.add_task(0, "nowhere")
+    errlog.NONE.clock_change(5, 4, 0)
+    assert errlog.NONE.entries() == [] and errlog.NONE.entries(3) == []

@@ -137,7 +137,7 @@ def test_unknown_opcode_everywhere():
 
 def test_error_log_scope_rules():
     # the daemon-wide scope: TASKID sent as 0 and ignored on reading
-    req = P.Request(P.ERROR_LOG, timing=P.ERROR_LOG_DAEMON)
+    req = P.Request(P.ERROR_LOG, scope=P.ERROR_LOG_DAEMON)
     assert P.encode_request(req) == b"EL\x00" + bytes(8)
     assert P.decode_request(b"EL\x00" + struct.pack(">Q", 9)) == req
     with pytest.raises(P.ProtocolError, match="unknown error log scope 2"):

@@ -267,7 +267,7 @@ def load_report(path):
     else:
         try:
             for p in PROFILES:
-                for cat, s in scores[p].items():
+                for s in scores[p].values():
                     if not (isinstance(s["passed"], int) and isinstance(s["total"], int)):
                         raise TypeError
         except (KeyError, TypeError, AttributeError):

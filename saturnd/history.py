@@ -53,7 +53,7 @@ class History:
                     fs.write_file(dst, b"")
                     continue
                 if size <= self.cap:
-                    os.link(src, dst)
+                    fs.link(src, dst)
                 else:
                     from .store import copy_capped
                     fd, _ = copy_capped(src, dst, self.cap, fs)

@@ -356,10 +356,10 @@ class Reply:
 
     __slots__ = ("errcode", "value", "tasks", "runs", "output", "entries", "times")
 
-    def __init__(self, errcode: int | None = None, value: int | None = None,
-                 tasks: "Any" = None, runs: "Any" = None, output: bytes | None = None,
-                 entries: "list[tuple[int, bytes]] | None" = None,
-                 times: "list[int] | None" = None) -> None:
+    # the payload's attribute is the one its shape names (OPERATIONS), set on an OK reply
+    def __init__(self, errcode: int | None = None, value: "Any" = None, tasks: "Any" = None,
+                 runs: "Any" = None, output: "Any" = None, entries: "Any" = None,
+                 times: "Any" = None) -> None:
         self.errcode = errcode
         self.value = value
         self.tasks = tasks

@@ -303,10 +303,11 @@ class Request:
 
     __slots__ = ("opcode", "taskid", "timing", "argv", "count", "attrs")
 
-    # which fields are set depends on the opcode (the table, OPERATIONS, says), and
+    # which fields are set (a task id: an int) depends on the opcode (the table,
+    # OPERATIONS, says), and
     # ``timing``, ``argv``, ``count`` also carry ERROR_LOG's SCOPE, HISTORY's RUN,
     # SET_FIELDS's FIELDS (ints): their types are left to the table
-    def __init__(self, opcode: int, taskid: int | None = None, timing: "Any" = None,
+    def __init__(self, opcode: int, taskid: "Any" = None, timing: "Any" = None,
                  argv: "Any" = None, count: "Any" = None, attrs: "Any" = None) -> None:
         self.opcode = opcode
         self.taskid = taskid

@@ -21,7 +21,7 @@ from . import errlog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # names for the hints only
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping
 
     from .store import Task
     from .timing import CronSpec
@@ -48,7 +48,7 @@ def task_environment(base: "Mapping[bytes, bytes] | Mapping[str, str]",
     return env
 
 
-def task_argv(argv: "Sequence[bytes]", cron: "CronSpec") -> "Sequence[bytes]":
+def task_argv(argv: tuple[bytes, ...], cron: "CronSpec") -> tuple[bytes, ...]:
     """The argv to spawn: the task's, started in ``HOME`` when its settings give one."""
     if b"HOME" not in cron.environ():
         return argv

@@ -200,7 +200,7 @@ class Runner:
                 for fd in opened:
                     os.close(fd)
             else:
-                for spool, r, w in ((out, *opened[0:2]), (err, *opened[2:4])):
+                for spool, r, w in ((out, opened[0], opened[1]), (err, opened[2], opened[3])):
                     os.close(w)
                     os.set_blocking(r, False)
                     stream = Stream(run, r, spool)

@@ -54,7 +54,7 @@ class GradeError(Exception):
 
 # -- processes: each in its own session, killed as a group on timeout or interrupt -----------
 
-_active = set()
+_active: set[subprocess.Popen] = set()
 _active_lock = threading.Lock()
 _stopping = threading.Event()
 

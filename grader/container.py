@@ -99,7 +99,7 @@ def describe_limits(limits):
             f"{limits['cpus']:g} CPU, /tmp {limits['tmp'] // MiB} MiB")
 
 
-_engine = {}
+_engine: dict[str, object] = {}
 
 
 def engine():

@@ -50,25 +50,25 @@ _TIME = struct.Struct(">q")
 _installed = None
 
 
-def install(log):
+def install(log: "ErrorLog | None") -> None:
     """Make ``log`` (an :class:`ErrorLog`, or None) the one the hooks write to."""
     global _installed
     _installed = log
 
 
-def task(taskid, message):
+def task(taskid: int, message: str | bytes) -> None:
     """Record ``message`` in task ``taskid``'s log (dropped if the task does not exist)."""
     if _installed is not None:
         _installed.add_task(taskid, message)
 
 
-def daemon(message):
+def daemon(message: str | bytes) -> None:
     """Record ``message`` in the daemon-wide log."""
     if _installed is not None:
         _installed.add_daemon(message)
 
 
-def clock_change(moved, considered, minute):
+def clock_change(moved: int, considered: int, minute: int) -> None:
     """The scheduler saw the wall clock move by ``moved`` minutes at boundary ``minute``
     and considers ``considered`` wall minutes (see scheduler.minutes_to_run)."""
     if _installed is None or moved == 1:
@@ -90,12 +90,12 @@ def clock_change(moved, considered, minute):
 
 
 # --- the file format -----------------------------------------------------------------
-def encode_entry(when, message):
+def encode_entry(when: float, message: bytes) -> bytes:
     body = _TIME.pack(int(when)) + message
     return struct.pack(">II", len(body), binascii.crc32(body)) + body
 
 
-def parse(data):
+def parse(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     """``(entries, valid_length)``: the whole entries of ``data``, and where they end."""
     entries = []
     pos = 0
@@ -112,12 +112,12 @@ def parse(data):
     return entries, pos
 
 
-def damage_text(nbytes, where):
+def damage_text(nbytes: int, where: str) -> bytes:
     return (f"error log damaged: {nbytes} byte(s) {where} are not whole entries "
             "(torn by a crash, or overwritten)").encode()
 
 
-def _newest_within(entries, room):
+def _newest_within(entries: list[tuple[int, bytes]], room: int) -> list[bytes]:
     kept = []
     for when_, msg in reversed(entries):
         room -= 16 + len(msg)
@@ -128,7 +128,7 @@ def _newest_within(entries, room):
     return kept
 
 
-def read_file(path):
+def read_file(path: str) -> list[tuple[int, bytes]]:
     """The entries of the log file ``path``, oldest first ([] when missing)."""
     try:
         with open(path, "rb") as f:
@@ -138,7 +138,7 @@ def read_file(path):
     return parse(data)[0]
 
 
-def append(path, when, message, cap):
+def append(path: str, when: int, message: bytes, cap: int) -> None:
     """Append one entry to ``path``, keeping the file within ``cap`` bytes."""
     record = encode_entry(when, message)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -164,7 +164,7 @@ def append(path, when, message, cap):
     write_atomic(path, b"".join(kept))
 
 
-def bring_within(path, when, cap):
+def bring_within(path: str, when: int, cap: int) -> str | None:
     """At start-up: a file over ``cap`` or with bytes that are not whole entries is
     rewritten with its newest whole entries (half the cap) and an entry telling what was
     dropped.  Returns that text, or None when the file was fine."""
@@ -202,24 +202,24 @@ class ErrorLog:
         if text:
             log(f"errlog: {self.daemon_path}: {text}")
 
-    def task_path(self, taskid):
+    def task_path(self, taskid: int) -> str:
         return os.path.join(self.tasks_dir, str(taskid), FILE_NAME)
 
-    def _message(self, message):
+    def _message(self, message: str | bytes) -> bytes:
         if isinstance(message, str):
             message = message.encode("utf-8", "backslashreplace")
         return message[:protocol.MAX_ERROR_MESSAGE]
 
-    def add_daemon(self, message):
+    def add_daemon(self, message: str | bytes) -> None:
         self._add(self.daemon_path, message, DAEMON_CAP)
 
-    def add_task(self, taskid, message):
+    def add_task(self, taskid: int, message: str | bytes) -> None:
         with self.store.lock:
             if taskid not in self.store.tasks:
                 return
             self._add(self.task_path(taskid), message, TASK_CAP)
 
-    def _add(self, path, message, cap):
+    def _add(self, path: str, message: str | bytes, cap: int) -> None:
         try:
             when = int(self.clock.now())
             with self.lock:
@@ -228,7 +228,7 @@ class ErrorLog:
             self.log(f"errlog: cannot record in {path!r}: "
                      f"{getattr(e, 'strerror', None) or e}")
 
-    def entries(self, taskid=None):
+    def entries(self, taskid: int | None = None) -> list[tuple[int, bytes]]:
         """The entries of the daemon log (``taskid`` None) or of one task's log."""
         path = self.daemon_path if taskid is None else self.task_path(taskid)
         with self.lock:
@@ -245,11 +245,11 @@ class ErrorLog:
 
 
 # --- message texts (kept here so that the hooks stay one line) ---------------------------
-def _hhmm(epoch):
+def _hhmm(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
-def over_cap(cap, *paths):
+def over_cap(cap: int, *paths: str) -> bool:
     """True when one of the spool files ``paths`` holds more than ``cap`` bytes."""
     for path in paths:
         try:
@@ -260,9 +260,9 @@ def over_cap(cap, *paths):
     return False
 
 
-def cut_text(when, cap):
+def cut_text(when: float, cap: int) -> str:
     return f"run of {_hhmm(when)}: output cut to the first {cap} bytes (output cap)"
 
 
-def killed_text(when, grace):
+def killed_text(when: float, grace: float) -> str:
     return f"run of {_hhmm(when)} killed at shutdown (still running after {grace:g} s)"

@@ -1,5 +1,5 @@
-"""Golden-vector runner core (moved from tests/golden/runner.py so that the grader
-reuses it); see tests/golden/runner.py for the case format."""
+"""Golden-vector runner core, shared by the test suite (tests/golden/runner.py) and the
+grader; tests/golden/runner.py describes the case format."""
 
 import errno
 import os

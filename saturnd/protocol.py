@@ -88,8 +88,7 @@ RESET_TASKMAX = 0x5254    # 'RT'
 NEXT_RUNS = 0x4E58        # 'NX': TASKID uint64, COUNT uint32 -> OK NBTIMES uint32, N x TIME int64
 
 # --- this project's own requests: reset history, clone, error log -----------
-# (issue 14; not in the seed project nor the reference; layouts in README.md,
-# "This project's own requests")
+# (not in the seed project nor the reference; layouts in docs/own-requests.md)
 RESET_HISTORY = 0x5248    # 'RH': TASKID uint64 -> OK | ER NF
 CLONE = 0x434C            # 'CL': TASKID uint64 -> OK TASKID uint64 | ER NF
 ERROR_LOG = 0x454C        # 'EL': SCOPE uint8, TASKID uint64 -> OK NBENTRIES (TIME, MESSAGE)* | ER NF

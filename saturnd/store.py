@@ -1,4 +1,4 @@
-"""The on-disk task store (the C project's layout, see spec/saturnd.md).
+"""The on-disk task store (the C project's layout; docs/saturnd.md, "Storage").
 
 ::
 

@@ -36,7 +36,7 @@ HANDLERS = {
     protocol.RESET_TASKMAX: reset_taskmax.handle,
 }
 
-# this project's own requests (issue 14: reset history, clone, error log)
+# this project's own requests: reset history, clone, error log (docs/own-requests.md)
 from . import clone, error_log, reset_history  # noqa: E402
 HANDLERS.update({protocol.RESET_HISTORY: reset_history.handle, protocol.CLONE: clone.handle,
                  protocol.ERROR_LOG: error_log.handle})

@@ -34,7 +34,7 @@ SECTIONS = ("startup", "service", "throughput", "scheduling", "memory")
 
 
 class Config:
-    """Sizes and targets (the issue's figures); ``tiny`` shrinks sizes only."""
+    """Sizes and targets (the goals each row is checked against); ``tiny`` shrinks sizes only."""
 
     def __init__(self, tiny=False):
         # targets

@@ -158,7 +158,7 @@ def _hyperfine_version(hf):
         return "?"
 
 
-# --- the on-disk store, written directly (layout of spec/saturnd.md) -------------
+# --- the on-disk store, written directly (its layout: saturnd/store.py) -------------
 def populate(data_dir, n, argv=(b"true",), timing=protocol.EVERY_MINUTE, first_id=0):
     """Write ``n`` tasks straight into ``DATA_DIR/tasks`` (no fsync: set-up only).
 

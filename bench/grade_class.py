@@ -14,7 +14,7 @@ The class (under --dir, default a fresh folder in /var/tmp, removed afterwards u
     9    a faulty pair: a client that drops the last newline, a daemon crashing on REMOVE
 
 Prints the wall time, the time per submission, the projection to 100 submissions, the
-class table's build/grading counts and the mean scores, and checks the issue's target
+class table's build/grading counts and the mean scores, and checks the target
 (100 submissions in <= 15 minutes).  Exit status 0 when the batch ran, 1 otherwise.
 """
 

@@ -154,7 +154,8 @@ def _read_rows(cfg, base, argv, log):
         data = _req(op, taskid=taskid)
         reply = serve(ctx, data)
         assert reply[:2] == b"OK", reply[:4]
-        fn = (lambda data=data: serve(ctx, data))
+        def fn(data=data):
+            return serve(ctx, data)
         s = _ms(summary(time_calls(fn, iters)))
         if nruns:
             txers[nruns] = fn

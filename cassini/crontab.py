@@ -36,6 +36,15 @@ from saturnd.timing import (ALL_MDAYS, ALL_MONTHS, DAYS_RANGE, HOURS_RANGE, MINU
                             field_to_string, mdays_from_string, mdays_to_string,
                             months_from_string, months_to_string)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only: nothing more to import at start-up
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
+
+    Talk = Callable[[bytes, int], P.Reply]      # sends a request, returns the reply
+    Write = Callable[[bytes], object]
+    Say = Callable[[str], object]
+
 SHELL = b"/bin/sh"
 SPECIALS = {
     b"@hourly": (b"0", b"*", b"*", b"*", b"*"),
@@ -69,7 +78,7 @@ class NotExpressible(ValueError):
 
 
 # --- cron's % handling --------------------------------------------------------------
-def cron_unescape(command):
+def cron_unescape(command: bytes) -> bytes:
     """The shell text cron runs for COMMAND: ``\\%`` becomes ``%``; every other backslash
     is kept with the character after it; an unescaped ``%`` is refused."""
     out = bytearray()
@@ -91,7 +100,7 @@ def cron_unescape(command):
     return bytes(out)
 
 
-def cron_escape(text):
+def cron_escape(text: bytes) -> bytes:
     """A COMMAND for which :func:`cron_unescape` gives ``text`` back: every ``%`` written
     ``\\%``.  Impossible when an odd run of backslashes comes right before a ``%``."""
     for match in re.finditer(rb"(\\*)%", text):
@@ -101,21 +110,21 @@ def cron_escape(text):
 
 
 # --- import ---------------------------------------------------------------------------
-def _field(text, what, lo_hi, days=False):
+def _field(text: bytes, what: str, lo_hi: tuple[int, int], days: bool = False) -> int:
     try:
         return field_from_string(text.decode("latin-1"), *lo_hi, days=days)
     except TimingError as e:
         raise Refused(f"bad {what} field {text.decode('latin-1')!r}: {e}") from None
 
 
-def _parse_with(parse, text, what):
+def _parse_with(parse: "Callable[[str], int]", text: bytes, what: str) -> int:
     try:
         return parse(text.decode("latin-1"))
     except TimingError as e:
         raise Refused(f"bad {what} field {text.decode('latin-1')!r}: {e}") from None
 
 
-def _unquote(text):
+def _unquote(text: bytes) -> bytes:
     """cron's rule for a NAME or a VALUE: blanks around it go, then one pair of matching
     quotes (single or double) around the whole of it."""
     text = text.strip(_BLANK)
@@ -124,7 +133,7 @@ def _unquote(text):
     return text
 
 
-def _is_user(word):
+def _is_user(word: bytes) -> bool:
     """Is ``word`` a user name of this machine (a system crontab's sixth field)?"""
     import pwd
     try:
@@ -134,7 +143,7 @@ def _is_user(word):
         return False
 
 
-def sendmail_path():
+def sendmail_path() -> str | None:
     """The machine's sendmail (what the daemon mails MAILTO output with), or None."""
     from saturnd.cronrun import sendmail_path as path
     return path()
@@ -147,13 +156,13 @@ class Reader:
     is a system crontab (``/etc/crontab``, ``/etc/cron.d/*``), whose lines have a user
     field: refused with a hint."""
 
-    def __init__(self, system=False):
-        self.env = {}           # NAME -> value, in the order first set
-        self.tz = None
+    def __init__(self, system: bool = False) -> None:
+        self.env: dict[bytes, bytes] = {}   # NAME -> value, in the order first set
+        self.tz: str | None = None
         self.catchup = False
         self.system = system
 
-    def environment(self, name, value):
+    def environment(self, name: bytes, value: bytes) -> None:
         if name == TZ_VAR:
             if value:
                 try:
@@ -171,7 +180,7 @@ class Reader:
         else:
             self.env[name] = value
 
-    def line(self, line):
+    def line(self, line: bytes) -> "tuple[P.Timing, tuple[bytes, ...], CronSpec] | None":
         if line.endswith(b"\r"):               # CRLF line ends
             line = line.rstrip(b"\r")
         body = line.lstrip(_BLANK)
@@ -189,8 +198,10 @@ class Reader:
             self.environment(name, _unquote(env.group(2)))
             return None
         reboot = False
+        fields: tuple[bytes, ...] | None
         if body.startswith(b"@"):
             match = _SPECIAL.match(line)
+            assert match is not None        # the line starts with blanks and "@"
             word, command = match.group(1), match.group(2)
             if word.lower() == REBOOT:
                 reboot = True
@@ -223,6 +234,7 @@ class Reader:
             timing = P.Timing(0, 0, 0)
             mdays, months = ALL_MDAYS, ALL_MONTHS
         else:
+            assert fields is not None
             minute, hour, dom, month, dow = fields
             timing = P.Timing(_field(minute, "minute", MINUTES_RANGE),
                               _field(hour, "hour", HOURS_RANGE),
@@ -237,7 +249,7 @@ class Reader:
                         env=tuple(self.env.items()), tz=self.tz)
         return timing, (shell, b"-c", text), cron
 
-    def _check_four_fields(self, fields, command):
+    def _check_four_fields(self, fields: "Sequence[bytes]", command: bytes) -> None:
         """``* * * * cmd args``: four time fields and a command whose first word landed in
         DAY-OF-WEEK: say so rather than "bad day-of-week field"."""
         if re.fullmatch(rb"[0-9*,/-]+", fields[4]):
@@ -256,7 +268,7 @@ class Reader:
                           f"{fields[4].decode('latin-1')!r}: a crontab line has five (minute "
                           "hour day-of-month month day-of-week)") from None
 
-    def _user_field(self, command):
+    def _user_field(self, command: bytes) -> bool:
         """Does the command start with a system crontab's user field?  In ``/etc/crontab``
         and ``/etc/cron.d`` always; elsewhere when it is ``root`` (no program has that
         name; another user name may well be a command: ``git pull``)."""
@@ -266,13 +278,13 @@ class Reader:
         return self.system or word[0] == b"root" and _is_user(word[0])
 
 
-def parse_line(line):
+def parse_line(line: bytes) -> "tuple[P.Timing, tuple[bytes, ...], CronSpec] | None":
     """One line alone (no environment before it) -> None or ``(Timing, argv, CronSpec)``;
     raises :class:`Refused` (an environment line is accepted and gives None)."""
     return Reader().line(line)
 
 
-def parse_crontab(data, name=None):
+def parse_crontab(data: bytes, name: str | None = None) -> tuple[list, list[tuple[int, str]]]:
     """``(accepted, refused)``: ``[(line number, Timing, argv, CronSpec)]``,
     ``[(line number, why)]``.  ``name``: the file's path (a system crontab is told by it)."""
     lines = data.split(b"\n")
@@ -280,7 +292,8 @@ def parse_crontab(data, name=None):
         lines.pop()
     system = name is not None and (name == "/etc/crontab" or name.startswith("/etc/cron.d/"))
     reader = Reader(system)
-    accepted, refused = [], []
+    accepted: list[tuple[int, P.Timing, tuple[bytes, ...], CronSpec]] = []
+    refused: list[tuple[int, str]] = []
     for number, line in enumerate(lines, 1):
         try:
             parsed = reader.line(line)
@@ -292,7 +305,7 @@ def parse_crontab(data, name=None):
     return accepted, refused
 
 
-def _read(path):
+def _read(path: bytes) -> tuple[bytes, str]:
     if path == b"-":
         import sys
         return sys.stdin.buffer.read(), "<stdin>"
@@ -304,7 +317,7 @@ def _read(path):
         raise ValueError(f"cannot read {name}: {e.strerror or e}") from None
 
 
-def import_crontab(path, partial, talk, out, err):
+def import_crontab(path: bytes, partial: bool, talk: "Talk", out: "Write", err: "Say") -> int:
     """``cassini -I FILE [-P]``; returns the exit status."""
     data, name = _read(path)
     accepted, refused = parse_crontab(data, name)
@@ -318,7 +331,7 @@ def import_crontab(path, partial, talk, out, err):
     if mailing and sendmail_path() is None:
         err(f"{name}:{mailing[0]}: MAILTO: no sendmail on this machine: the output of "
             f"{len(mailing)} task(s) will not be mailed (the tasks are created)")
-    created = []
+    created: list[int] = []
     for number, timing, argv, cron in accepted:
         if cron.plain:
             opcode, req = P.CREATE, P.Request(P.CREATE, timing=timing, argv=argv)
@@ -340,7 +353,7 @@ def import_crontab(path, partial, talk, out, err):
 
 
 # --- export ---------------------------------------------------------------------------
-def shell_quote(arg):
+def shell_quote(arg: bytes) -> bytes:
     """``arg`` as one shell word, its ``%`` left bare between quoted pieces (so that
     :func:`cron_escape` of the whole text always works)."""
     if _SAFE.match(arg):
@@ -351,7 +364,7 @@ def shell_quote(arg):
                      for piece in arg.split(b"%"))
 
 
-def command_text(argv, shell=SHELL):
+def command_text(argv: "Sequence[bytes]", shell: bytes = SHELL) -> bytes:
     """The crontab COMMAND for a task's argv (see the module doc); raises NotExpressible.
     ``shell``: the SHELL in effect for the line (cron runs ``SHELL -c COMMAND``)."""
     if any(b"\n" in arg for arg in argv):
@@ -372,7 +385,7 @@ def command_text(argv, shell=SHELL):
     return cron_escape(b" ".join(words))
 
 
-def _env_line(name, value):
+def _env_line(name: bytes, value: bytes) -> bytes:
     """``NAME=value`` as cron reads it back (quoted when blanks or quotes would be lost)."""
     if not _ENV_NAME_SAFE.match(name):
         raise NotExpressible(f"environment name {name!r} cannot be written in a crontab")
@@ -386,7 +399,7 @@ def _env_line(name, value):
     return name + b"=" + value + b"\n"
 
 
-def _fields_text(timing, cron):
+def _fields_text(timing: P.Timing, cron: CronSpec) -> bytes:
     for bits, what in ((timing.minutes, "minute"), (timing.hours, "hour"),
                        (timing.days, "day-of-week"), (cron.mdays, "day-of-month"),
                        (cron.months, "month")):
@@ -399,7 +412,8 @@ def _fields_text(timing, cron):
                                 field_to_string(timing.days, *DAYS_RANGE).encode())
 
 
-def task_line(taskid, timing, argv, cron=PLAIN, shell=SHELL):
+def task_line(taskid: int, timing: P.Timing, argv: "Sequence[bytes]", cron: CronSpec = PLAIN,
+              shell: bytes = SHELL) -> bytes:
     """One crontab line (with its newline) for a task, environment lines apart; raises
     NotExpressible."""
     when = REBOOT if cron.reboot else _fields_text(timing, cron)
@@ -410,13 +424,14 @@ class Writer:
     """Writes tasks as crontab lines, with the environment lines each one needs before it
     (cron's rule: a setting applies to the lines after it)."""
 
-    def __init__(self):
-        self.env = {}
-        self.tz = None
+    def __init__(self) -> None:
+        self.env: dict[bytes, bytes] = {}
+        self.tz: str | None = None
         self.catchup = False
-        self.notes = []         # (taskid, why): written, but not exactly
+        self.notes: list[tuple[int, str]] = []         # (taskid, why): written, but not exactly
 
-    def task(self, taskid, timing, argv, cron=PLAIN):
+    def task(self, taskid: int, timing: P.Timing, argv: "Sequence[bytes]",
+             cron: CronSpec = PLAIN) -> bytes:
         env = cron.environ()
         head = []
         for name in self.env:
@@ -437,7 +452,7 @@ class Writer:
         return b"".join(head) + line
 
 
-def export_lines(tasks):
+def export_lines(tasks: "Iterable[Sequence[Any]]") -> tuple[bytes, list[tuple[int, str]], list[tuple[int, str]]]:
     """``(bytes, [(taskid, why)], [(taskid, note)])`` for the tasks of a LIST reply
     (``(taskid, Timing, argv)``) or a LONG_LIST reply (``(taskid, Timing, argv, attrs)``)."""
     writer = Writer()
@@ -453,7 +468,7 @@ def export_lines(tasks):
     return b"".join(lines), skipped, writer.notes
 
 
-def export_crontab(talk, out, err):
+def export_crontab(talk: "Talk", out: "Write", err: "Say") -> int:
     """``cassini -X``; returns the exit status.  Every field comes from LONG_LIST; a daemon
     that answers it with the empty reply (one without LONG_LIST) is asked LIST instead."""
     try:

@@ -22,16 +22,21 @@ is exhausted, ``state.operands`` holds the operands.
 """
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only: nothing more to import at start-up
+    from collections.abc import Iterator, Sequence
+
+
 class GetoptState:
     """Where the scan stands; ``operands`` is complete once the scan ends."""
 
     __slots__ = ("operands",)
 
-    def __init__(self):
-        self.operands = []
+    def __init__(self) -> None:
+        self.operands: list[bytes] = []
 
 
-def _parse_optstring(optstring):
+def _parse_optstring(optstring: str) -> tuple[dict[int, bool], bool]:
     """``{option byte: takes an argument}`` and whether to stop at the first operand."""
     require_order = False
     if optstring[:1] in ("+", "-"):
@@ -51,7 +56,9 @@ def _parse_optstring(optstring):
     return spec, require_order
 
 
-def getopt(args, optstring, state, posixly_correct=False, prog=b"cassini"):
+def getopt(args: "Sequence[bytes]", optstring: str, state: GetoptState,
+           posixly_correct: bool = False,
+           prog: bytes = b"cassini") -> "Iterator[tuple[str, bytes | None]]":
     """Scan ``args`` (a list of bytes, without the program name).
 
     Yields ``(option_char, optarg_bytes_or_None)``; on an error yields

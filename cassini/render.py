@@ -4,7 +4,7 @@ from saturnd import protocol as P
 from saturnd.timing import timing_to_string
 
 
-def list_output(tasks):
+def list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...]]]") -> bytes:
     """``ID: MIN HOUR DAYS ARGV0 ARGV1 ...`` per task, raw argument bytes."""
     cache = {}
     lines = []
@@ -31,23 +31,23 @@ def _stamper(what):
     return stamp
 
 
-def runs_output(runs):
+def runs_output(runs: list[tuple[int, int]]) -> bytes:
     """``YYYY-MM-DD HH:MM:SS CODE`` per run, in the local time zone (``TZ``)."""
     stamp = _stamper("run time")
     return b"".join([b"%s %d\n" % (stamp(when), code) for when, code in runs])
 
 
-def number_output(value):
+def number_output(value: int) -> bytes:
     """A task id or a count: the number and a newline."""
     return b"%d\n" % value
 
 
-def output_output(output):
+def output_output(output: bytes) -> bytes:
     """STDOUT, STDERR: the bytes as they are."""
     return output
 
 
-def error_log_output(entries):
+def error_log_output(entries: list[tuple[int, bytes]]) -> bytes:
     """``YYYY-MM-DD HH:MM:SS MESSAGE`` per entry, local time (``TZ``), like ``-x``;
     a line break inside a message is shown as ``\\n`` (one line per entry)."""
     stamp = _stamper("error log time")
@@ -58,7 +58,7 @@ def error_log_output(entries):
     return b"".join(lines)
 
 
-def times_output(times):
+def times_output(times: list[int]) -> bytes:
     """NEXT_RUNS: ``YYYY-MM-DD HH:MM:SS`` per time, in the local time zone (``TZ``), like -x."""
     stamp = _stamper("time")
     return b"".join([stamp(when) + b"\n" for when in times])
@@ -67,7 +67,7 @@ def times_output(times):
 _EVERYDAY_KEYS = (b"paused", b"last", b"next")
 
 
-def _everyday_mark(key, value):
+def _everyday_mark(key: bytes, value: bytes) -> bytes:
     """``[paused]``, ``[last=YYYY-MM-DD HH:MM:SS exit CODE]``, ``[next=YYYY-MM-DD
     HH:MM:SS]`` (local time, ``TZ``); a value that does not parse is shown as it is."""
     try:
@@ -82,7 +82,7 @@ def _everyday_mark(key, value):
         return b"[%s=%s]" % (key, value)
 
 
-def long_list_output(tasks):
+def long_list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...], list[tuple[bytes, bytes]]]]") -> bytes:
     """LONG_LIST: ``ID: MIN HOUR DAYOFMONTH MONTH DAYOFWEEK [ATTR]... ARGV0 ARGV1 ...`` per
     task (``@reboot`` instead of the five fields for a task run at each start), the
     attributes between brackets: ``[catch-up]``, ``[tz=ZONE]``, ``[env=NAME,NAME...]`` (the
@@ -136,7 +136,7 @@ RENDERERS = {
 }
 
 
-def history_output(runs):
+def history_output(runs: list[tuple[int, int, int, bytes, bytes]]) -> bytes:
     """HISTORY (``-Y``): per run, a header line ``== run N, YYYY-MM-DD HH:MM:SS, exit
     status CODE`` (local time, ``TZ``), then ``-- stdout`` and its bytes, ``-- stderr`` and
     its bytes (each followed by a line break when it does not end with one)."""
@@ -154,7 +154,7 @@ def history_output(runs):
 RENDERERS[P.SHAPE_HISTORY] = history_output
 
 
-def stdout_bytes(opcode, reply):
+def stdout_bytes(opcode: int, reply: P.Reply) -> bytes:
     """What an ``OK`` reply prints (raises ValueError when it cannot be shown)."""
     shape = P.operation(opcode).reply
     render = RENDERERS.get(shape)
@@ -163,7 +163,7 @@ def stdout_bytes(opcode, reply):
     return render(getattr(reply, shape.attr))
 
 
-def error_message(opcode, taskid, errcode):
+def error_message(opcode: int, taskid: int | tuple[int, int] | None, errcode: int) -> str:
     """The one line an ``ER`` reply prints on stderr."""
     if isinstance(taskid, tuple):       # HISTORY: (TASKID, RUN)
         if errcode == P.NR:

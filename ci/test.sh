@@ -8,6 +8,10 @@
 # (docker exec), the manual clock, outputs compared byte for byte.  No engine or image:
 # skipped with the reason, or a failure when CI is set.  SATURND_CONTAINER_SCENARIOS=0
 # leaves that second run out.
+#
+# Before pytest, the whole-suite run lints: `ruff check .` and `mypy` (their settings:
+# pyproject.toml); a finding fails the run before any test.  SATURND_LINT=0 leaves them out,
+# SATURND_LINT=1 runs them before a partial run (with pytest arguments) too.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${SATURND_TEST_VENV:-$root/.venv}
@@ -19,6 +23,12 @@ fi
 "$venv/bin/python" -m pip install -q -e "$root[test]"
 cd "$root"
 export PATH="$venv/bin:$PATH"
+lint=${SATURND_LINT:-$([ $# -eq 0 ] && echo 1 || echo 0)}
+if [ "$lint" = 1 ]; then
+    echo "ci/test.sh: ruff check . && mypy (SATURND_LINT=0 skips)" >&2
+    "$venv/bin/ruff" check . || { echo "ci/test.sh: ruff found the above; no tests run" >&2; exit 1; }
+    "$venv/bin/mypy" || { echo "ci/test.sh: mypy found the above; no tests run" >&2; exit 1; }
+fi
 if [ $# -gt 0 ] || [ "${SATURND_CONTAINER_SCENARIOS:-1}" = 0 ]; then
     exec "$venv/bin/pytest" "$@"
 fi

@@ -54,7 +54,7 @@ class GradeError(Exception):
 
 # -- processes: each in its own session, killed as a group on timeout or interrupt -----------
 
-_active = set()
+_active: set[subprocess.Popen] = set()
 _active_lock = threading.Lock()
 _stopping = threading.Event()
 
@@ -267,7 +267,7 @@ def load_report(path):
     else:
         try:
             for p in PROFILES:
-                for cat, s in scores[p].items():
+                for s in scores[p].values():
                     if not (isinstance(s["passed"], int) and isinstance(s["total"], int)):
                         raise TypeError
         except (KeyError, TypeError, AttributeError):

@@ -99,7 +99,7 @@ def describe_limits(limits):
             f"{limits['cpus']:g} CPU, /tmp {limits['tmp'] // MiB} MiB")
 
 
-_engine = {}
+_engine: dict[str, object] = {}
 
 
 def engine():
@@ -110,7 +110,7 @@ def engine():
         raise NoEngine(_engine["why"])
     try:
         import docker
-        docker.from_env             # not a folder named docker/ on the path
+        _ = docker.from_env         # not a folder named docker/ on the path
     except (ImportError, AttributeError):
         _engine["why"] = "the docker Python package is missing (pip install 'saturnd[grade]')"
         raise NoEngine(_engine["why"]) from None

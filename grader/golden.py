@@ -1,5 +1,5 @@
-"""Golden-vector runner core (moved from tests/golden/runner.py so that the grader
-reuses it); see tests/golden/runner.py for the case format."""
+"""Golden-vector runner core, shared by the test suite (tests/golden/runner.py) and the
+grader; tests/golden/runner.py describes the case format."""
 
 import errno
 import os
@@ -10,6 +10,9 @@ import sys
 import tempfile
 import threading
 import time
+
+from saturnd import fifo
+from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated, decode_request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,8 +32,6 @@ CASES_DIR = _shipped_cases()
 SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
 COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
-from saturnd import fifo
-from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated, decode_request  # noqa: E402
 
 TAGS = ("reference", "strict", "extension", "deviation")
 REQUEST_DEADLINE = 2.0     # seconds to receive the whole request

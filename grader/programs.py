@@ -60,7 +60,7 @@ def _package_wrapper(pkgdir, bindir, name):
     shutil.rmtree(mine, ignore_errors=True)
     shutil.copytree(pkgdir, os.path.join(mine, pkg),
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for top, dirs, files in os.walk(mine):
+    for top, _dirs, files in os.walk(mine):
         os.chmod(top, 0o755)
         for f in files:
             os.chmod(os.path.join(top, f), 0o644)
@@ -165,7 +165,7 @@ def copy_packages(lib, extra=()):
                             ignore=shutil.ignore_patterns("__pycache__"))
     for path in extra:
         shutil.copy2(path, lib)
-    for top, dirs, files in os.walk(lib):
+    for top, _dirs, files in os.walk(lib):
         os.chmod(top, 0o755)
         for name in files:
             os.chmod(os.path.join(top, name), 0o644)

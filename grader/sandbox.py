@@ -44,7 +44,7 @@ DEFAULT_LIMITS = {
     "RLIMIT_CORE": 0,
 }
 
-_probe_cache = {}
+_probe_cache: dict[str, bool] = {}
 
 
 def pdeathsig_available():

@@ -19,40 +19,46 @@ from .daemon import Daemon
 from .instance import StartupError, make_private_dirs
 from .runner import DEFAULT_OUTPUT_CAP
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from typing import IO, NoReturn
+
+    from .clock import Clock
+
 DEFAULT_GRACE = 5.0
 DEFAULT_LOG_MAX = 1 << 20
 
 
 # --- options ----------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> "NoReturn":
         self.print_usage(sys.stderr)
         sys.stderr.write(f"saturnd: {message}\n")
         sys.exit(1)
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     value = float(text)
     if not (value >= 0) or value != value or value == float("inf"):
         raise ValueError(text)
     return value
 
 
-def _count(text):
+def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError(text)
     return value
 
 
-def _cap(text):
+def _cap(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(text)
     return value
 
 
-def default_data_dir():
+def default_data_dir() -> str:
     if os.environ.get("SATURND_DATA_DIR"):
         return os.environ["SATURND_DATA_DIR"]
     if os.environ.get("XDG_STATE_HOME"):
@@ -60,7 +66,7 @@ def default_data_dir():
     return os.path.join(os.path.expanduser("~"), ".local", "state", "saturnd")
 
 
-def parse_args(argv):
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = _Parser(prog="saturnd", description="saturnd: a per-user task scheduler (cron-like).")
     p.add_argument("-p", dest="pipes_dir", metavar="PIPES_DIR",
                    help="pipes directory (default /tmp/<USERNAME>/saturnd/pipes)")
@@ -106,14 +112,15 @@ class Log:
     pass ``max_bytes``: renamed to ``FILE.1`` (replacing the one before) and started
     afresh, so it takes at most about twice ``max_bytes``."""
 
-    def __init__(self, stream, clock=None, path=None, max_bytes=DEFAULT_LOG_MAX):
+    def __init__(self, stream: "IO[str]", clock: "Clock | None" = None, path: str | None = None,
+                 max_bytes: int = DEFAULT_LOG_MAX) -> None:
         self.stream = stream
         self.clock = clock
         self.lock = threading.Lock()
         self.path = path
         self.max_bytes = max_bytes
 
-    def __call__(self, message):
+    def __call__(self, message: str | bytes) -> None:
         stamp = ""
         if self.clock is not None:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S ", time.localtime(self.clock.now()))
@@ -129,7 +136,8 @@ class Log:
             except (OSError, ValueError):
                 pass
 
-    def _rotate(self, adding):
+    def _rotate(self, adding: int) -> None:
+        assert self.path is not None        # only a log file rotates
         try:
             size = os.fstat(self.stream.fileno()).st_size
         except (OSError, ValueError):
@@ -143,7 +151,7 @@ class Log:
 
 
 # --- running, detached or not -------------------------------------------------------
-def run_daemon(args, ready_fd=None):
+def run_daemon(args: argparse.Namespace, ready_fd: int | None = None) -> int:
     if ready_fd is None and not args.log:
         log = Log(sys.stderr)
     else:   # detached: DATA_DIR/saturnd.log or --log; in the foreground only with --log
@@ -163,14 +171,15 @@ def run_daemon(args, ready_fd=None):
     try:
         daemon.start()
     except (StartupError, OSError, ValueError) as e:
+        why = str(e)
         if isinstance(e, OSError):
-            e = f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+            why = f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
         if log.stream is not sys.stderr:
-            log(f"cannot start: {e}")
+            log(f"cannot start: {why}")
         if ready_fd is None:
-            sys.stderr.write(f"saturnd: {e}\n")
+            sys.stderr.write(f"saturnd: {why}\n")
         else:
-            _report(ready_fd, f"saturnd: {e}\n")
+            _report(ready_fd, f"saturnd: {why}\n")
         return 1
     if ready_fd is not None:
         _report(ready_fd, "ready\n")
@@ -183,7 +192,7 @@ def run_daemon(args, ready_fd=None):
         return 1
 
 
-def _report(fd, text):
+def _report(fd: int, text: str) -> None:
     try:
         os.write(fd, text.encode("utf-8", "backslashreplace"))
         os.close(fd)
@@ -191,7 +200,7 @@ def _report(fd, text):
         pass
 
 
-def daemonize(args):
+def daemonize(args: argparse.Namespace) -> int:
     r, w = os.pipe()
     pid = os.fork()
     if pid > 0:
@@ -236,7 +245,7 @@ def daemonize(args):
         os._exit(code)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.foreground:
         return run_daemon(args)

@@ -20,7 +20,7 @@ from . import protocol
 ALIVE = 0      # the byte of saturnd.lock the living daemon holds a read lock on
 
 
-def hold(fd):
+def hold(fd: int) -> bool:
     """Take the daemon's lock on its open lock file ``fd`` (best effort: False when the
     system has no OFD locks; cassini then always waits, as with any other daemon)."""
     try:
@@ -30,13 +30,13 @@ def hold(fd):
         return False
 
 
-def dead_daemon(pipes_dir):
+def dead_daemon(pipes_dir: str | bytes) -> str | None:
     """A reason (str) when the saturnd that made ``pipes_dir`` is known to be dead, else
     None (bytes or str path)."""
-    name = protocol.DAEMON_LOCK if isinstance(pipes_dir, str) else \
-        os.fsencode(protocol.DAEMON_LOCK)
+    path = os.path.join(pipes_dir, protocol.DAEMON_LOCK) if isinstance(pipes_dir, str) else \
+        os.path.join(pipes_dir, os.fsencode(protocol.DAEMON_LOCK))
     try:
-        fd = os.open(os.path.join(pipes_dir, name),
+        fd = os.open(path,
                      os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None                     # no lock file: not ours, or never started

@@ -30,7 +30,7 @@ _GETLK = getattr(fcntl, "F_OFD_GETLK", None)
 _SETLK = getattr(fcntl, "F_OFD_SETLK", None)
 
 
-def hold(fd, byte, on):
+def hold(fd: int, byte: int, on: bool) -> None:
     """Take (``on``) or release the daemon's read lock on ``byte``; raises OSError."""
     if _SETLK is None:
         raise OSError("open file description locks are not available")
@@ -38,7 +38,7 @@ def hold(fd, byte, on):
     fcntl.fcntl(fd, _SETLK, _FLOCK.pack(kind, 0, byte, 1, 0))
 
 
-def held(fd, byte):
+def held(fd: int, byte: int) -> bool:
     """True when some descriptor holds a lock on ``byte`` of ``fd``'s file."""
     if _GETLK is None:
         return False
@@ -56,10 +56,10 @@ _GENERIC_IOCTL = ("x86_64", "i386", "i486", "i586", "i686", "aarch64", "arm", "r
                   "s390", "loongarch")
 
 
-_FIONREAD = []      # the number, once known
+_FIONREAD: list[int] = []      # the number, once known
 
 
-def _fionread():
+def _fionread() -> int:
     if not _FIONREAD:
         import os
         import sys
@@ -71,7 +71,7 @@ def _fionread():
     return _FIONREAD[0]
 
 
-def pending(fd):
+def pending(fd: int) -> int:
     """Bytes waiting in the FIFO of ``fd`` (0 when that cannot be told)."""
     try:
         return struct.unpack("i", fcntl.ioctl(fd, _fionread(), b"\0\0\0\0"))[0]

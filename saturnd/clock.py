@@ -13,7 +13,7 @@ import time
 MAX_JUMP = 3 * 60
 
 
-def floor_minute(t):
+def floor_minute(t: float) -> int:
     """The start (seconds = 0) of the epoch minute containing ``t``."""
     return int(t // 60) * 60
 
@@ -23,12 +23,12 @@ class Clock:
 
     manual = False
 
-    def now(self):
+    def now(self) -> float:
         raise NotImplementedError
 
 
 class SystemClock(Clock):
-    def now(self):
+    def now(self) -> float:
         return time.time()
 
 
@@ -37,14 +37,14 @@ class ManualClock(Clock):
 
     manual = True
 
-    def __init__(self, start):
+    def __init__(self, start: float) -> None:
         self._lock = threading.Lock()
         self._now = int(start)
 
-    def now(self):
+    def now(self) -> float:
         with self._lock:
             return self._now
 
-    def set(self, t):
+    def set(self, t: float) -> None:
         with self._lock:
             self._now = int(t)

@@ -23,7 +23,7 @@ import time
 
 from . import fifo
 from .clock import floor_minute
-from .protocol import CLOCK_LOCK as LOCK_FILE, CLOCK_REPLY_PIPE as REPLY_PIPE, CLOCK_REQUEST_PIPE as REQUEST_PIPE  # noqa: E501
+from .protocol import CLOCK_REPLY_PIPE as REPLY_PIPE, CLOCK_REQUEST_PIPE as REQUEST_PIPE
 
 DEFAULT_DEADLINE = 10.0
 MAX_LINE = 1024

@@ -19,6 +19,13 @@ import threading
 
 from . import errlog
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Mapping
+
+    from .store import Task
+    from .timing import CronSpec
+
 MAIL_CAP = 1 << 20          # bytes of each stream put in a mail
 SENDMAIL_PATHS = ("/usr/sbin/sendmail", "/usr/lib/sendmail")
 SENDMAIL_TIMEOUT = 120
@@ -26,11 +33,12 @@ SENDMAIL_TIMEOUT = 120
 _IN_HOME = b'cd -- "$HOME" || exit 1; exec "$0" "$@"'
 
 
-def _bytes(text):
+def _bytes(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else os.fsencode(text)
 
 
-def task_environment(base, cron):
+def task_environment(base: "Mapping[bytes, bytes] | Mapping[str, str]",
+                     cron: "CronSpec") -> "Mapping[bytes, bytes] | Mapping[str, str]":
     """The environment of a run: ``base`` (the runner's) with the task's settings over it."""
     if not cron.env:
         return base
@@ -40,21 +48,21 @@ def task_environment(base, cron):
     return env
 
 
-def task_argv(argv, cron):
+def task_argv(argv: tuple[bytes, ...], cron: "CronSpec") -> tuple[bytes, ...]:
     """The argv to spawn: the task's, started in ``HOME`` when its settings give one."""
     if b"HOME" not in cron.environ():
         return argv
     return (b"/bin/sh", b"-c", _IN_HOME) + tuple(argv)
 
 
-def sendmail_path():
+def sendmail_path() -> str | None:
     for path in SENDMAIL_PATHS:
         if os.access(path, os.X_OK):
             return path
     return shutil.which("sendmail")
 
 
-def _head(path):
+def _head(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read(MAIL_CAP)
@@ -62,7 +70,8 @@ def _head(path):
         return b""
 
 
-def mail_output(task, when, exitcode, out_path, err_path, log, errors=errlog.NONE):
+def mail_output(task: "Task", when: int, exitcode: int, out_path: str, err_path: str,
+                log: "Callable[[str], object]", errors: "errlog.ErrorLog" = errlog.NONE) -> None:
     """Mail a finished run's output to the task's MAILTO (read now, sent by a thread);
     a failure is recorded in the task's error log ``errors``."""
     to = task.cron.environ().get(b"MAILTO")
@@ -87,7 +96,8 @@ def mail_output(task, when, exitcode, out_path, err_path, log, errors=errlog.NON
                      name="mail", daemon=True).start()
 
 
-def _send(sendmail, addresses, message, taskid, log, errors):
+def _send(sendmail: str, addresses: list[bytes], message: bytes, taskid: int,
+          log: "Callable[[str], object]", errors: "errlog.ErrorLog") -> None:
     import subprocess
     try:
         res = subprocess.run([sendmail, "-i", "--", *addresses], input=message,

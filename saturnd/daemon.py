@@ -18,12 +18,21 @@ from .scheduler import Scheduler
 from .stop import StopFlag
 from .store import Store
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    import argparse
+    from types import FrameType
+
+    from .__main__ import Log
+    from .clock import Clock
+    from .instance import Instance
+
 PREDECESSOR_MARGIN = 15.0     # added to --grace: how long to wait for a stopping predecessor
 
 
-def mark_fds_non_inheritable():
+def mark_fds_non_inheritable() -> None:
     try:
-        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+        fds: list[int] | range = [int(n) for n in os.listdir("/proc/self/fd")]
     except OSError:
         fds = range(3, 256)
     for fd in fds:
@@ -37,25 +46,25 @@ def mark_fds_non_inheritable():
 class Daemon:
     """The pieces of a running saturnd, started in order by :meth:`start`."""
 
-    def __init__(self, args, log):
+    def __init__(self, args: "argparse.Namespace", log: "Log") -> None:
         self.args = args
         self.log = log
         self.stop = StopFlag(on_stop=self._mark_stopping)
-        self.instance = None
-        self.control = None
-        self.server = None
+        self.instance: Instance | None = None
+        self.control: control.Control | None = None
+        self.server: server_mod.Server | None = None
 
-    def request_stop(self, reason):
+    def request_stop(self, reason: str) -> None:
         self.stop.request(reason)
 
-    def _mark_stopping(self, reason):
+    def _mark_stopping(self, reason: str) -> None:
         if self.instance is not None:
             self.instance.set_state("stopping")    # a successor waits for us
 
-    def _on_signal(self, signum, frame):
+    def _on_signal(self, signum: int, frame: "FrameType | None") -> None:
         self.request_stop(f"signal {signal.Signals(signum).name}")
 
-    def status_text(self):
+    def status_text(self) -> str:
         """STATUS (``cassini -S``): ``name: value`` lines."""
         since = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(self.started_at))
         with self.store.lock:
@@ -71,7 +80,7 @@ class Daemon:
                  ("on-failure", self.args.on_failure or "-")]
         return "".join(f"{name}: {value}\n" for name, value in lines)
 
-    def start(self):
+    def start(self) -> None:
         """Everything up to readiness; raises StartupError."""
         self.started_at = time.time()
         mark_fds_non_inheritable()
@@ -86,7 +95,7 @@ class Daemon:
         self.log(f"ready (pid {os.getpid()}, pipes {self.args.pipes_dir}, data "
                  f"{self.args.data_dir}, clock {self.args.clock} at {int(self.clock.now())})")
 
-    def _claim(self):
+    def _claim(self) -> None:
         """The pipes and data directories, their locks, the FIFOs (saturnd/instance.py)."""
         fifos = [server_mod.REQUEST_PIPE, server_mod.REPLY_PIPE]
         clock_fifos = [control.REQUEST_PIPE, control.REPLY_PIPE]
@@ -95,7 +104,7 @@ class Daemon:
         self.instance = claim(self.args.pipes_dir, self.args.data_dir, fifos, clock_fifos,
                               self.args.grace + PREDECESSOR_MARGIN, self.log)
 
-    def _open_store(self):
+    def _open_store(self) -> None:
         try:
             self.store = Store(self.args.data_dir, self.log)
             self.errors = errlog.ErrorLog(self.store, self.clock, self.log)
@@ -107,7 +116,7 @@ class Daemon:
             where = f" ({e.filename})" if e.filename else ""
             raise StartupError(f"{e.strerror or e}{where}") from None
 
-    def _enter_home(self):
+    def _enter_home(self) -> None:
         home = os.path.expanduser("~")
         try:
             os.chdir(home)
@@ -115,7 +124,7 @@ class Daemon:
             self.log(f"cannot chdir to {home!r} ({e.strerror}); runs start in /")
             os.chdir("/")
 
-    def _start_workers(self):
+    def _start_workers(self) -> None:
         """The runner; the scheduler, driven by its own thread or by the clock channel."""
         self.runner = Runner(self.store, self.log, self.args.output_cap, errors=self.errors)
         self.runner.on_finished = notice.Notice(self.store, self.history, self.log,
@@ -132,18 +141,19 @@ class Daemon:
         else:
             threading.Thread(target=self.scheduler.loop, name="scheduler", daemon=True).start()
 
-    def _catch_signals(self):
+    def _catch_signals(self) -> None:
         signal.set_wakeup_fd(self.stop.open(), warn_on_full_buffer=False)
         # TERM (docker stop), INT (^C) and HUP (a closed terminal, a supervisor): the same
         # graceful stop as TERMINATE; a detached daemon ignored HUP only while it detached
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
-    def _open_server(self):
+    def _open_server(self) -> None:
         ctx = Context(self.store, self.runner, self.clock, self.scheduler, self.errors,
                       self.request_stop)
         ctx.history = self.history
         ctx.status = self.status_text
+        assert self.instance is not None        # _claim ran first
         self.server = server_mod.Server(self.args.pipes_dir, ctx, self.log, self.stop,
                                         self.instance.pipes)
         try:
@@ -151,7 +161,8 @@ class Daemon:
         except OSError as e:
             raise StartupError(f"cannot open the request pipe: {e.strerror}") from None
 
-    def run(self):
+    def run(self) -> int:
+        assert self.server is not None, "run() before start()"
         self.server.serve_forever()
         self.request_stop("request loop ended")
         self.log(f"stopping ({self.stop.reason}); grace {self.args.grace:g} s")
@@ -163,7 +174,7 @@ class Daemon:
         return 0
 
 
-def make_clock(args):
+def make_clock(args: "argparse.Namespace") -> "Clock":
     if args.clock == "manual":
         start = args.start_time if args.start_time is not None else floor_minute(time.time())
         return ManualClock(start)

@@ -43,6 +43,10 @@ from . import protocol
 from .clock import MAX_JUMP
 from .fsio import DEFAULT as _DEFAULT_FS
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from .fsio import FileOps
+
 TASK_CAP = 16 << 10         # bytes per task log (about 150 typical entries)
 DAEMON_CAP = 64 << 10       # bytes of the daemon-wide log
 FILE_NAME = "errors"
@@ -51,12 +55,12 @@ _HEAD = struct.Struct(">IIq")     # LENGTH, CRC32, TIME
 _TIME = struct.Struct(">q")
 
 # --- the file format -----------------------------------------------------------------
-def encode_entry(when, message):
+def encode_entry(when: float, message: bytes) -> bytes:
     body = _TIME.pack(int(when)) + message
     return struct.pack(">II", len(body), binascii.crc32(body)) + body
 
 
-def parse(data):
+def parse(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
     """``(entries, valid_length)``: the whole entries of ``data``, and where they end."""
     entries = []
     pos = 0
@@ -73,12 +77,12 @@ def parse(data):
     return entries, pos
 
 
-def damage_text(nbytes, where):
+def damage_text(nbytes: int, where: str) -> bytes:
     return (f"error log damaged: {nbytes} byte(s) {where} are not whole entries "
             "(torn by a crash, or overwritten)").encode()
 
 
-def _newest_within(entries, room):
+def _newest_within(entries: list[tuple[int, bytes]], room: int) -> list[bytes]:
     kept = []
     for when_, msg in reversed(entries):
         room -= 16 + len(msg)
@@ -89,7 +93,7 @@ def _newest_within(entries, room):
     return kept
 
 
-def read_file(path, fs=_DEFAULT_FS):
+def read_file(path: str, fs: "FileOps" = _DEFAULT_FS) -> list[tuple[int, bytes]]:
     """The entries of the log file ``path``, oldest first ([] when missing)."""
     try:
         data = fs.read_file(path)
@@ -98,7 +102,7 @@ def read_file(path, fs=_DEFAULT_FS):
     return parse(data)[0]
 
 
-def append(path, when, message, cap, fs=_DEFAULT_FS):
+def append(path: str, when: int, message: bytes, cap: int, fs: "FileOps" = _DEFAULT_FS) -> None:
     """Append one entry to ``path``, keeping the file within ``cap`` bytes (every file
     operation through ``fs``, a :class:`saturnd.fsio.FileOps`)."""
     record = encode_entry(when, message)
@@ -125,7 +129,7 @@ def append(path, when, message, cap, fs=_DEFAULT_FS):
     fs.write_atomic(path, b"".join(kept))
 
 
-def bring_within(path, when, cap, fs=_DEFAULT_FS):
+def bring_within(path: str, when: int, cap: int, fs: "FileOps" = _DEFAULT_FS) -> str | None:
     """At start-up: a file over ``cap`` or with bytes that are not whole entries is
     rewritten with its newest whole entries (half the cap) and an entry telling what was
     dropped.  Returns that text, or None when the file was fine."""
@@ -142,25 +146,6 @@ def bring_within(path, when, cap, fs=_DEFAULT_FS):
             f"entries dropped").encode()
     fs.write_atomic(path, b"".join(kept) + encode_entry(when, text))
     return text.decode()
-
-
-class NoErrorLog:
-    """An error log that keeps nothing: what a part made without the daemon's gets."""
-
-    def add_daemon(self, message):
-        pass
-
-    def add_task(self, taskid, message):
-        pass
-
-    def clock_change(self, moved, considered, minute):
-        pass
-
-    def entries(self, taskid=None):
-        return []
-
-
-NONE = NoErrorLog()
 
 
 class ErrorLog:
@@ -182,33 +167,33 @@ class ErrorLog:
         if text:
             log(f"errlog: {self.daemon_path}: {text}")
 
-    def task_path(self, taskid):
+    def task_path(self, taskid: int) -> str:
         return self.store.task_errors_path(taskid)
 
-    def _message(self, message):
+    def _message(self, message: str | bytes) -> bytes:
         if isinstance(message, str):
             message = message.encode("utf-8", "backslashreplace")
         return message[:protocol.MAX_ERROR_MESSAGE]
 
-    def add_daemon(self, message):
+    def add_daemon(self, message: str | bytes) -> None:
         """Record ``message`` in the daemon-wide log."""
         self._add(self.daemon_path, message, DAEMON_CAP)
 
-    def add_task(self, taskid, message):
+    def add_task(self, taskid: int, message: str | bytes) -> None:
         """Record ``message`` in task ``taskid``'s log (dropped if the task does not exist)."""
         with self.store.lock:
             if taskid not in self.store.tasks:
                 return
             self._add(self.task_path(taskid), message, TASK_CAP)
 
-    def clock_change(self, moved, considered, minute):
+    def clock_change(self, moved: int, considered: int, minute: int) -> None:
         """The scheduler saw the wall clock move by ``moved`` minutes at boundary ``minute``
         and considers ``considered`` wall minutes (see scheduler.minutes_to_run)."""
         text = clock_change_text(moved, considered, minute)
         if text is not None:
             self.add_daemon(text)
 
-    def _add(self, path, message, cap):
+    def _add(self, path: str, message: str | bytes, cap: int) -> None:
         try:
             when = int(self.clock.now())
             with self.lock:
@@ -217,7 +202,7 @@ class ErrorLog:
             self.log(f"errlog: cannot record in {path!r}: "
                      f"{getattr(e, 'strerror', None) or e}")
 
-    def entries(self, taskid=None):
+    def entries(self, taskid: int | None = None) -> list[tuple[int, bytes]]:
         """The entries of the daemon log (``taskid`` None) or of one task's log."""
         path = self.daemon_path if taskid is None else self.task_path(taskid)
         with self.lock:
@@ -236,8 +221,30 @@ class ErrorLog:
         return entries
 
 
-def _read_fd(fs, fd):
-    chunks = []
+class NoErrorLog(ErrorLog):
+    """An error log that keeps nothing: what a part made without the daemon's gets."""
+
+    def __init__(self) -> None:   # no store, no file
+        pass
+
+    def add_daemon(self, message: str | bytes) -> None:
+        pass
+
+    def add_task(self, taskid: int, message: str | bytes) -> None:
+        pass
+
+    def clock_change(self, moved: int, considered: int, minute: int) -> None:
+        pass
+
+    def entries(self, taskid: int | None = None) -> list[tuple[int, bytes]]:
+        return []
+
+
+NONE = NoErrorLog()
+
+
+def _read_fd(fs: "FileOps", fd: int) -> bytes:
+    chunks: list[bytes] = []
     while True:
         data = fs.read(fd, 1 << 16)
         if not data:
@@ -264,11 +271,11 @@ def clock_change_text(moved, considered, minute):
 
 
 # --- message texts (kept here so that the hooks stay one line) ---------------------------
-def _hhmm(epoch):
+def _hhmm(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
-def over_cap(cap, *paths):
+def over_cap(cap: int, *paths: str) -> bool:
     """True when one of the spool files ``paths`` holds more than ``cap`` bytes."""
     for path in paths:
         try:
@@ -279,9 +286,9 @@ def over_cap(cap, *paths):
     return False
 
 
-def cut_text(when, cap):
+def cut_text(when: float, cap: int) -> str:
     return f"run of {_hhmm(when)}: output cut to the first {cap} bytes (output cap)"
 
 
-def killed_text(when, grace):
+def killed_text(when: float, grace: float) -> str:
     return f"run of {_hhmm(when)} killed at shutdown (still running after {grace:g} s)"

@@ -121,7 +121,7 @@ def write_all(fd, data, stall, give_up=None, step=None):
         except BlockingIOError:
             pass
         except BrokenPipeError as e:
-            e.written = written
+            e.written = written  # type: ignore[attr-defined]  # read by the caller
             raise
         if give_up is None:
             if not wait_writable(fd, stall):

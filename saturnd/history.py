@@ -22,6 +22,10 @@ import os
 
 from . import protocol
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from .store import Store
+
 DEFAULT_KEEP = 10
 DEFAULT_CAP = 1 << 20
 DIR = "history"
@@ -29,12 +33,12 @@ STREAMS = ("stdout", "stderr")
 
 
 class History:
-    def __init__(self, store, keep=DEFAULT_KEEP, cap=DEFAULT_CAP):
+    def __init__(self, store: "Store", keep: int = DEFAULT_KEEP, cap: int = DEFAULT_CAP) -> None:
         self.store = store
         self.keep = keep
         self.cap = cap
 
-    def published(self, taskid, run, task_dir):
+    def published(self, taskid: int, run: int, task_dir: str) -> None:
         """Run number ``run`` of ``taskid`` has just been recorded (store lock held)."""
         if self.keep <= 0:
             return
@@ -53,7 +57,7 @@ class History:
                     fs.write_file(dst, b"")
                     continue
                 if size <= self.cap:
-                    os.link(src, dst)
+                    fs.link(src, dst)
                 else:
                     from .store import copy_capped
                     fd, _ = copy_capped(src, dst, self.cap, fs)
@@ -65,7 +69,7 @@ class History:
             self.store.log(f"history: task {taskid}: cannot keep run {run}: "
                            f"{e.strerror or e}")
 
-    def runs_kept(self, task_dir):
+    def runs_kept(self, task_dir: str) -> list[int]:
         """The run numbers whose outputs are kept, in increasing order."""
         try:
             names = self.store.fs.listdir(os.path.join(task_dir, DIR))
@@ -78,11 +82,12 @@ class History:
                 runs.add(int(number))
         return sorted(runs)
 
-    def forget(self, task_dir):
+    def forget(self, task_dir: str) -> None:
         """RESET_HISTORY: every kept run goes."""
         self.store.fs.rmtree(os.path.join(task_dir, DIR), ignore_errors=True)
 
-    def read(self, taskid, run=0, count=0):
+    def read(self, taskid: int, run: int = 0,
+             count: int = 0) -> list[tuple[int, int, int, bytes, bytes]]:
         """HISTORY: ``[(run, time, exitcode, stdout, stderr)]``, oldest first: run number
         ``run``, else the last ``count`` kept (0: all).  Raises store.NotFound, or
         LookupError when run ``run`` is not kept."""
@@ -107,10 +112,10 @@ class History:
                     except FileNotFoundError:
                         outputs.append(b"")
                 when, code = records[n - 1]
-                out.append((n, when, code, *outputs))
+                out.append((n, when, code, outputs[0], outputs[1]))
             return out
 
-    def paths(self, taskid, run):
+    def paths(self, taskid: int, run: int) -> tuple[str, ...]:
         """The files of run ``run`` (kept or not: the notice names them)."""
         task_dir = os.path.join(self.store.tasks_dir, str(taskid))
         return tuple(os.path.join(task_dir, DIR, f"{run}.{s}") for s in STREAMS)

@@ -17,6 +17,10 @@ import time
 
 from . import alive, pipes as pipes_mod, protocol, security
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Iterable
+
 LOCK_NAME = protocol.DAEMON_LOCK
 
 
@@ -24,7 +28,7 @@ class StartupError(Exception):
     """A reason not to start (one line, for the user)."""
 
 
-def make_private_dirs(path):
+def make_private_dirs(path: str) -> None:
     """Create ``path`` and missing parents with mode 0700."""
     missing = []
     p = path
@@ -47,13 +51,13 @@ def make_private_dirs(path):
 class InstanceLock:
     """``flock`` on a lock file holding ``running PID`` or ``stopping PID``."""
 
-    def __init__(self, path, what):
+    def __init__(self, path: str, what: str) -> None:
         self.path = path
         self.what = what
-        self.fd = None
+        self.fd: int | None = None
         self.state_stopping = False
 
-    def acquire(self, wait_for_stopping):
+    def acquire(self, wait_for_stopping: float) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         waiting_until = None
         while True:
@@ -86,15 +90,17 @@ class InstanceLock:
         alive.hold(fd)     # cassini tells a dead daemon by this lock (saturnd/alive.py)
         self.set_state("running")
 
-    def holds(self):
+    def holds(self) -> bool:
         """True while the lock file at ``path`` is still the one we hold."""
+        if self.fd is None:
+            return False
         try:
             st, mine = os.lstat(self.path), os.fstat(self.fd)
         except (OSError, TypeError):
             return False
         return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
-    def reacquire(self):
+    def reacquire(self) -> None:
         """Take the lock again on a new lock file (ours vanished with the pipes directory);
         raises ``PipesError`` when another saturnd holds it."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
@@ -113,13 +119,13 @@ class InstanceLock:
         self.set_state("stopping" if self.state_stopping else "running")
 
     @staticmethod
-    def _holder_state(fd):
+    def _holder_state(fd: int) -> str:
         try:
             return os.pread(fd, 64, 0).decode("ascii", "replace").strip()
         except OSError:
             return ""
 
-    def set_state(self, state):
+    def set_state(self, state: str) -> None:
         self.state_stopping = state == "stopping"
         if self.fd is None:
             return
@@ -135,17 +141,19 @@ class Instance:
     """What :func:`claim` took: ``pipes`` (a :class:`saturnd.pipes.Pipes`, FIFOs made) and
     ``locks`` (pipes directory first, data directory second)."""
 
-    def __init__(self, pipes, locks):
+    def __init__(self, pipes: "pipes_mod.Pipes", locks: list[InstanceLock]) -> None:
         self.pipes = pipes
         self.locks = locks
 
-    def set_state(self, state):
+    def set_state(self, state: str) -> None:
         """``running`` or ``stopping``, written in every lock file."""
         for lock in self.locks:
             lock.set_state(state)
 
 
-def claim(pipes_dir, data_dir, fifo_names, leftover_names, wait, log):
+def claim(pipes_dir: str, data_dir: str, fifo_names: "Iterable[str]",
+          leftover_names: "Iterable[str]", wait: float,
+          log: "Callable[[str], object]") -> Instance:
     """Take ``pipes_dir`` and ``data_dir`` for this daemon (see the module doc); ``wait``:
     seconds given to a stopping predecessor.  Returns an :class:`Instance`."""
     pipes = pipes_mod.Pipes(pipes_dir, fifo_names, log, make_private_dirs)

@@ -20,10 +20,21 @@ import time
 
 from . import errlog, protocol
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+
+    from .history import History
+    from .runner import Run
+    from .errlog import ErrorLog
+    from .store import Store
+
 
 class Notice:
-    def __init__(self, store, history, log, command=None, stopping=lambda: False,
-                 errors=None):
+    def __init__(self, store: "Store", history: "History | None", log: "Callable[[str], object]",
+                 command: str | None = None,
+                 stopping: "Callable[[], bool]" = lambda: False,
+                 errors: "ErrorLog | None" = None) -> None:
         self.store = store
         self.errors = errlog.NONE if errors is None else errors   # saturnd/errlog.py
         self.history = history
@@ -31,7 +42,7 @@ class Notice:
         self.command = command
         self.stopping = stopping
 
-    def finished(self, run, code, recorded):
+    def finished(self, run: "Run", code: int, recorded: bool) -> None:
         """Runner hook: run ``run`` ended with EXITCODE ``code`` (``recorded``: published)."""
         if not recorded or code == 0:
             return
@@ -44,7 +55,7 @@ class Notice:
         if self.command and not shutdown_kill:
             self._spawn(run, code)
 
-    def _run_number(self, run, code):
+    def _run_number(self, run: "Run", code: int) -> int:
         """The place of this run's record in ``exit`` (1-based; 0 when not found)."""
         try:
             records = protocol.decode_runs(self.store.runs(run.taskid))
@@ -55,7 +66,7 @@ class Notice:
                 return n
         return 0
 
-    def _spawn(self, run, code):
+    def _spawn(self, run: "Run", code: int) -> None:
         number = self._run_number(run, code)
         task_dir = os.path.join(self.store.tasks_dir, str(run.taskid))
         if number and self.history is not None and self.history.keep > 0:
@@ -69,8 +80,9 @@ class Notice:
         threading.Thread(target=self._run, args=(run.taskid, env), name="notice",
                          daemon=True).start()
 
-    def _run(self, taskid, env):
+    def _run(self, taskid: int, env: dict[str, str]) -> None:
         import subprocess
+        assert self.command is not None     # _spawn runs only with a command
         try:
             proc = subprocess.run(["/bin/sh", "-c", self.command], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

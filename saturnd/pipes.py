@@ -45,6 +45,12 @@ import time
 
 from . import busy, security
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Iterable
+
+    from .instance import InstanceLock
+
 LOCK_CHECK_INTERVAL = 0.1   # seconds between two looks at cassini-lock while idle
 
 CHECK_INTERVAL = 1.0     # seconds between two looks at the pipes while idle
@@ -54,11 +60,11 @@ class PipesError(Exception):
     """The pipes cannot be made (one line)."""
 
 
-def _ident(st):
+def _ident(st: os.stat_result) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
-def make_fifo_afresh(path, uid=None):
+def make_fifo_afresh(path: str, uid: int | None = None) -> os.stat_result:
     """Unlink ``path`` if it is our FIFO, make a fresh one 0600; its ``lstat``.
 
     Raises :class:`security.InsecurePath` for a symlink, a non-FIFO or a
@@ -80,22 +86,22 @@ def make_fifo_afresh(path, uid=None):
 class ClientLock:
     """``PIPES_DIR/cassini-lock``, made and kept in place by the daemon (module doc)."""
 
-    def __init__(self, path, log):
+    def __init__(self, path: str, log: "Callable[[str], object]") -> None:
         self.path = path
         self.log = log
-        self.fd = None
-        self.ident = None
-        self.problem = None
+        self.fd: int | None = None
+        self.ident: tuple[int, int] | None = None
+        self.problem: str | None = None
         self.pending = False     # replaced, waiting for a client to release the old one
 
-    def ok(self):
+    def ok(self) -> bool:
         """True when the file at the path is ours, marked (one ``lstat``)."""
         try:
             return self.fd is not None and _ident(os.lstat(self.path)) == self.ident
         except OSError:
             return False
 
-    def check(self, dir_ok=lambda: True):
+    def check(self, dir_ok: "Callable[[], bool]" = lambda: True) -> None:
         """Put a fresh marked lock file in place when ours is gone or replaced (only while
         ``dir_ok()``: the pipes directory is still the one checked); never raises (a
         failure is logged once while it lasts)."""
@@ -114,7 +120,7 @@ class ClientLock:
             return
         self.problem = None
 
-    def _renew(self):
+    def _renew(self) -> None:
         old = self.fd
         if old is not None:
             try:        # no client may hold the old file while the new one is in place
@@ -153,37 +159,38 @@ class Pipes:
     with ``holds()`` and ``reacquire()``.
     """
 
-    def __init__(self, path, names, log, make_dirs):
+    def __init__(self, path: str, names: "Iterable[str]", log: "Callable[[str], object]",
+                 make_dirs: "Callable[[str], object]") -> None:
         self.path = path
         self.names = tuple(names)
         self.log = log
         self.make_dirs = make_dirs
-        self.lock = None
-        self.dir_id = None
-        self.ids = {}
+        self.lock: InstanceLock | None = None
+        self.dir_id: tuple[int, int] | None = None
+        self.ids: dict[str, tuple[int, int]] = {}
         self.next_check = 0.0
-        self.problem = None
+        self.problem: str | None = None
         self.interval = CHECK_INTERVAL
-        self.client_lock = None
+        self.client_lock: ClientLock | None = None
 
-    def make_client_lock(self, name):
+    def make_client_lock(self, name: str) -> None:
         """Make ``name`` in the pipes directory the clients' lock file (ClientLock)."""
         self.client_lock = ClientLock(os.path.join(self.path, name), self.log)
         self.client_lock._renew()
 
-    def check_client_lock(self):
+    def check_client_lock(self) -> None:
         """Make the clients' lock file again when it vanished or was replaced."""
         if self.client_lock is not None:
             self.client_lock.check(self._dir_ok)
 
-    def _dir_ok(self):
+    def _dir_ok(self) -> bool:
         try:
             return self.problem is None and _ident(os.lstat(self.path)) == self.dir_id
         except OSError:
             return False
 
     # --- start-up ------------------------------------------------------------------
-    def prepare_dir(self):
+    def prepare_dir(self) -> None:
         """Check, create when missing, check again (raises InsecurePath, OSError, or what
         ``make_dirs`` raises)."""
         security.check_before_creating(self.path)
@@ -191,11 +198,11 @@ class Pipes:
         security.check_pipes_dir(self.path)
         self.dir_id = _ident(os.lstat(self.path))
 
-    def make_fifos(self):
+    def make_fifos(self) -> None:
         for name in self.names:
             self.ids[name] = _ident(make_fifo_afresh(os.path.join(self.path, name)))
 
-    def remove_leftovers(self, names):
+    def remove_leftovers(self, names: "Iterable[str]") -> None:
         """Unlink the FIFOs ``names`` this daemon does not serve (the clock FIFOs a
         manual-clock daemon left behind): their clients then fail fast."""
         for name in names:
@@ -204,7 +211,7 @@ class Pipes:
                 os.unlink(path)
 
     # --- while running ---------------------------------------------------------------
-    def check(self, force=False):
+    def check(self, force: bool = False) -> list[str]:
         """Make again what vanished; the names of the FIFOs made afresh (often none).
 
         ``ids[name]`` is the identity (device, inode) of the FIFO now in place: a holder
@@ -217,7 +224,7 @@ class Pipes:
         if not force and now < self.next_check:
             return []
         self.next_check = now + self.interval
-        renewed = []
+        renewed: list[str] = []
         try:
             self._check(renewed)
         except (security.InsecurePath, PipesError) as e:
@@ -234,13 +241,13 @@ class Pipes:
         self.check_client_lock()
         return renewed
 
-    def _trouble(self, message):
+    def _trouble(self, message: str) -> None:
         if message != self.problem:
             self.log(f"pipes: cannot make the pipes again: {message}; trying again every "
                      f"{self.interval:g} s")
         self.problem = message
 
-    def _check(self, renewed):
+    def _check(self, renewed: list[str]) -> None:
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:

@@ -19,6 +19,18 @@ the bytes actually received, never a length announced by the peer.
 import os
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only: nothing more to import at start-up
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from typing import Any, AnyStr, Protocol
+
+    class Reader(Protocol):
+        """What every ``read_*`` function takes (see above)."""
+
+        def read_exact(self, n: int, /) -> bytes: ...
+
+    Task = tuple[int, "Timing", tuple[bytes, ...]]   # one task of a LIST reply
+
 # --- names (``docs/protocol.md``, "Transport") ---------------------------------
 # in the pipes directory
 REQUEST_PIPE = "saturnd-request-pipe"               # client -> daemon
@@ -31,7 +43,7 @@ CLOCK_LOCK = "clock-lock"                           # saturnd-clock's flock
 DAEMON_LOCK = "saturnd.lock"
 
 
-def current_user():
+def current_user() -> bytes | None:
     """``$USER``, else the effective user's login name (bytes); None when the uid has none."""
     user = os.environb.get(b"USER")
     if user:
@@ -43,14 +55,14 @@ def current_user():
         return None
 
 
-def default_pipes_dir(user):
+def default_pipes_dir(user: "AnyStr") -> "AnyStr":
     """``/tmp/<user>/saturnd/pipes`` (bytes for a bytes ``user``, else str)."""
     if isinstance(user, bytes):
         return b"/tmp/" + user + b"/saturnd/pipes"
     return "/tmp/" + user + "/saturnd/pipes"
 
 
-def own_pipes_dir():
+def own_pipes_dir() -> str:
     """The daemon's and saturnd-clock's default (str): :func:`default_pipes_dir` of
     :func:`current_user`, or of the uid's number when it has no name (cassini refuses
     that case instead: it asks for USER or -p)."""
@@ -136,12 +148,12 @@ class BufferReader:
 
     __slots__ = ("data", "pos", "limit")
 
-    def __init__(self, data, limit=None):
+    def __init__(self, data: "bytes | bytearray | memoryview", limit: int | None = None) -> None:
         self.data = data if type(data) is bytes else bytes(data)
         self.pos = 0
         self.limit = limit  # maximum number of bytes this reader may hand out
 
-    def read_exact(self, n):
+    def read_exact(self, n: int) -> bytes:
         end = self.pos + n
         if self.limit is not None and end > self.limit:
             raise ProtocolError(f"message longer than the {self.limit}-byte limit")
@@ -151,7 +163,7 @@ class BufferReader:
         self.pos = end
         return chunk
 
-    def peek(self, n):
+    def peek(self, n: int) -> tuple[bytes, int]:
         """``(buffer, offset)`` where the next ``n`` unconsumed bytes start (nothing consumed)."""
         end = self.pos + n
         if self.limit is not None and end > self.limit:
@@ -160,38 +172,38 @@ class BufferReader:
             raise Truncated(f"truncated: needed {end} bytes, got {len(self.data)}")
         return self.data, self.pos
 
-    def consume_to(self, pos):
+    def consume_to(self, pos: int) -> None:
         """Mark the bytes before offset ``pos`` of the last ``peek`` buffer as read."""
         self.pos = pos
 
-    def remaining(self):
+    def remaining(self) -> int:
         return len(self.data) - self.pos
 
-    def check_limit(self, n):
+    def check_limit(self, n: int) -> None:
         """Refuse before reading when ``n`` more bytes cannot fit the limit."""
         if self.limit is not None and self.pos + n > self.limit:
             raise ProtocolError(f"message longer than the {self.limit}-byte limit")
 
 
-def _check_limit(reader, n):
+def _check_limit(reader: "Reader", n: int) -> None:
     check = getattr(reader, "check_limit", None)
     if check is not None:
         check(n)
 
 
-def read_u16(reader):
+def read_u16(reader: "Reader") -> int:
     return _U16.unpack(reader.read_exact(2))[0]
 
 
-def read_u32(reader):
+def read_u32(reader: "Reader") -> int:
     return _U32.unpack(reader.read_exact(4))[0]
 
 
-def read_u64(reader):
+def read_u64(reader: "Reader") -> int:
     return _U64.unpack(reader.read_exact(8))[0]
 
 
-def read_string(reader, max_len=None):
+def read_string(reader: "Reader", max_len: int | None = None) -> bytes:
     n = read_u32(reader)
     if max_len is not None and n > max_len:
         raise ProtocolError(f"string of {n} bytes exceeds {max_len}")
@@ -205,7 +217,7 @@ class Timing:
 
     __slots__ = ("minutes", "hours", "days")
 
-    def __init__(self, minutes, hours, days):
+    def __init__(self, minutes: int, hours: int, days: int) -> None:
         if not (0 <= minutes <= MINUTES_MASK):
             raise ProtocolError(f"minute bits out of range: {minutes:#x}")
         if not (0 <= hours <= HOURS_MASK):
@@ -216,22 +228,22 @@ class Timing:
         self.hours = hours
         self.days = days
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Timing) and self.as_tuple() == other.as_tuple()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.as_tuple())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Timing({self.minutes:#x}, {self.hours:#x}, {self.days:#x})"
 
-    def as_tuple(self):
+    def as_tuple(self) -> tuple[int, int, int]:
         return (self.minutes, self.hours, self.days)
 
-    def encode(self):
+    def encode(self) -> bytes:
         return _TIMING.pack(self.minutes, self.hours, self.days)
 
-    def matches(self, minute, hour, weekday):
+    def matches(self, minute: int, hour: int, weekday: int) -> bool:
         """True when the task is due at that local minute (weekday 0 = Sunday)."""
         return bool((self.minutes >> minute) & (self.hours >> hour) & (self.days >> weekday) & 1)
 
@@ -239,20 +251,20 @@ class Timing:
 EVERY_MINUTE = Timing(MINUTES_MASK, HOURS_MASK, DAYS_MASK)
 
 
-def read_timing(reader):
+def read_timing(reader: "Reader") -> Timing:
     return Timing(*_TIMING.unpack(reader.read_exact(TIMING_SIZE)))
 
 
-def decode_timing(data):
+def decode_timing(data: bytes) -> Timing:
     return _decode_all(data, read_timing)
 
 
 # --- command lines ---------------------------------------------------------
-def encode_string(s):
+def encode_string(s: bytes) -> bytes:
     return _U32.pack(len(s)) + s
 
 
-def encode_commandline(argv):
+def encode_commandline(argv: "Sequence[bytes]") -> bytes:
     """``argv`` is a sequence of bytes; ARGV[0] must be non-empty."""
     if not argv:
         raise ProtocolError("a command line needs at least one argument")
@@ -265,7 +277,7 @@ def encode_commandline(argv):
     return b"".join(parts)
 
 
-def read_commandline(reader, forbid_nul=False):
+def read_commandline(reader: "Reader", forbid_nul: bool = False) -> tuple[bytes, ...]:
     argc = read_u32(reader)
     if argc == 0:
         raise ProtocolError("ARGC is 0")
@@ -281,7 +293,7 @@ def read_commandline(reader, forbid_nul=False):
     return tuple(argv)
 
 
-def decode_commandline(data, forbid_nul=False):
+def decode_commandline(data: bytes, forbid_nul: bool = False) -> tuple[bytes, ...]:
     return _decode_all(data, lambda r: read_commandline(r, forbid_nul))
 
 
@@ -292,8 +304,12 @@ class Request:
 
     __slots__ = ("opcode", "taskid", "timing", "argv", "count", "attrs", "scope")
 
-    def __init__(self, opcode, taskid=None, timing=None, argv=None, count=None, attrs=None,
-                 scope=None):
+    # which fields are set (a task id: an int) depends on the opcode (the table,
+    # OPERATIONS, says); ``argv`` and ``count`` also carry HISTORY's RUN and
+    # SET_FIELDS's FIELDS (ints): their types are left to the table
+    def __init__(self, opcode: int, taskid: "Any" = None, timing: "Any" = None,
+                 argv: "Any" = None, count: "Any" = None, attrs: "Any" = None,
+                 scope: "int | None" = None) -> None:
         self.opcode = opcode
         self.taskid = taskid
         self.timing = timing
@@ -302,25 +318,25 @@ class Request:
         self.attrs = attrs     # CREATE_CRON, SET_CRON: a list of (KEY, VALUE) byte strings
         self.scope = scope     # ERROR_LOG: ERROR_LOG_DAEMON or ERROR_LOG_TASK
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Request) and self._key() == other._key()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         name = OPCODE_NAMES.get(self.opcode, hex(self.opcode))
         return (f"Request({name}, taskid={self.taskid}, timing={self.timing}, argv={self.argv}"
                 + (f", count={self.count}" if self.count is not None else "")
                 + (f", scope={self.scope}" if self.scope is not None else "") + ")")
 
-    def _key(self):
+    def _key(self) -> tuple:
         return (self.opcode, self.taskid, self.timing, self.argv, self.count,
                 None if self.attrs is None else tuple(self.attrs), self.scope)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return OPCODE_NAMES.get(self.opcode, hex(self.opcode))
 
 
-def decode_request(data):
+def decode_request(data: bytes) -> Request:
     """Decode exactly one request from ``data`` (strict: no trailing bytes, 1 MiB at most)."""
     return _decode_all(data, read_request, limit=MAX_REQUEST)
 
@@ -344,8 +360,10 @@ class Reply:
 
     __slots__ = ("errcode", "value", "tasks", "runs", "output", "entries", "times")
 
-    def __init__(self, errcode=None, value=None, tasks=None, runs=None, output=None,
-                 entries=None, times=None):
+    # the payload's attribute is the one its shape names (OPERATIONS), set on an OK reply
+    def __init__(self, errcode: int | None = None, value: "Any" = None, tasks: "Any" = None,
+                 runs: "Any" = None, output: "Any" = None, entries: "Any" = None,
+                 times: "Any" = None) -> None:
         self.errcode = errcode
         self.value = value
         self.tasks = tasks
@@ -355,28 +373,28 @@ class Reply:
         self.times = times
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.errcode is None
 
-    def _key(self):
+    def _key(self) -> tuple:
         return (self.errcode, self.value, self.tasks, self.runs, self.output, self.entries,
                 self.times)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Reply) and self._key() == other._key()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.errcode is not None:
             return f"Reply(ER {ERRCODE_NAMES.get(self.errcode, hex(self.errcode))})"
         return (f"Reply(OK value={self.value} tasks={self.tasks} runs={self.runs} "
                 f"output={self.output!r:.60})")
 
 
-def error_reply(errcode):
+def error_reply(errcode: int) -> Reply:
     return Reply(errcode=errcode)
 
 
-def encode_list_entry(taskid, timing, argv):
+def encode_list_entry(taskid: int, timing: Timing, argv: "Sequence[bytes]") -> bytes:
     """One task of a LIST reply: TASKID, TIMING, COMMANDLINE."""
     return _U64.pack(taskid) + timing.encode() + encode_commandline(argv)
 
@@ -391,44 +409,44 @@ class EncodedTasks:
 
     __slots__ = ("entries",)
 
-    def __init__(self, entries):
+    def __init__(self, entries: list[bytes]) -> None:
         self.entries = entries
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.entries)
 
-    def __iter__(self):
+    def __iter__(self) -> "Iterator[Task]":
         return iter(_read_tasks(BufferReader(b"".join(self.entries)), len(self.entries)))
 
-    def __eq__(self, other):
+    def __eq__(self, other: "Any") -> bool:
         try:
             return list(self) == list(other)
         except TypeError:
             return NotImplemented
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EncodedTasks({list(self)!r})"
 
 
-def encode_runs_reply(records):
+def encode_runs_reply(records: "bytes | bytearray") -> bytes:
     """A TIMES_EXITCODES ``OK`` reply from already-encoded run records (the ``exit`` file)."""
     if len(records) % RUN_RECORD_SIZE:
         raise ProtocolError("run records are not a whole number of 10-byte records")
     return _OK_U32.pack(OK, len(records) // RUN_RECORD_SIZE) + bytes(records)
 
 
-def encode_run(time, exitcode):
+def encode_run(time: int, exitcode: int) -> bytes:
     return _RUN.pack(time, exitcode)
 
 
-def decode_runs(records):
+def decode_runs(records: bytes) -> list[tuple[int, int]]:
     """Decode the concatenated 10-byte run records of an ``exit`` file."""
     if len(records) % RUN_RECORD_SIZE:
         raise ProtocolError("run records are not a whole number of 10-byte records")
     return list(_RUN.iter_unpack(records))
 
 
-def _read_tasks(reader, n):
+def _read_tasks(reader: "Any", n: int) -> "list[Task]":
     """N x (TASKID, TIMING, COMMANDLINE) of a LIST reply.
 
     The hot loop of ``cassini -l``: it parses in place with ``unpack_from``
@@ -482,29 +500,30 @@ class _Peekable:
 
     __slots__ = ("reader", "buf", "pos")
 
-    def __init__(self, reader):
+    def __init__(self, reader: "Reader") -> None:
         self.reader = reader
         self.buf = b""
         self.pos = 0
 
-    def peek(self, n):
+    def peek(self, n: int) -> tuple[bytes, int]:
         missing = n - (len(self.buf) - self.pos)
         if missing > 0:
             self.buf = self.buf[self.pos:] + self.reader.read_exact(missing)
             self.pos = 0
         return self.buf, self.pos
 
-    def consume_to(self, pos):
+    def consume_to(self, pos: int) -> None:
         self.pos = pos
 
 
 
-def decode_reply(data, opcode):
+def decode_reply(data: bytes, opcode: int) -> Reply:
     """Decode exactly one reply from ``data`` (strict: no trailing bytes)."""
     return _decode_all(data, lambda r: read_reply(r, opcode))
 
 
-def _decode_all(data, read, limit=None):
+def _decode_all(data: bytes, read: "Callable[[BufferReader], Any]",
+                limit: int | None = None) -> "Any":
     reader = BufferReader(data, limit)
     value = read(reader)
     if reader.remaining():
@@ -518,16 +537,16 @@ def _decode_all(data, read, limit=None):
 MAX_ERROR_MESSAGE = 1024       # bytes of one message on the wire and on disk
 
 
-def encode_error_log_entry(when, message):
+def encode_error_log_entry(when: int, message: bytes) -> bytes:
     return _EL_HEAD.pack(when, len(message)) + message
 
 
-def encode_error_log_reply(entries):
+def encode_error_log_reply(entries: "Sequence[tuple[int, bytes]]") -> bytes:
     return (_OK_U32.pack(OK, len(entries))
             + b"".join(encode_error_log_entry(t, m) for t, m in entries))
 
 
-def read_error_log_entries(reader):
+def read_error_log_entries(reader: "Reader") -> list[tuple[int, bytes]]:
     n = read_u32(reader)
     entries = []
     for _ in range(n):      # a lying NBENTRIES ends in Truncated, allocating nothing
@@ -550,10 +569,11 @@ class _Part:
 
     __slots__ = ("name", "attr", "encode", "read")
 
-    def __init__(self, name, attr, encode, read):
+    # ``attr``, ``encode``, ``read``: None for a Shape without payload (SHAPE_OK)
+    def __init__(self, name: str, attr: "Any", encode: "Any", read: "Any") -> None:
         self.name, self.attr, self.encode, self.read = name, attr, encode, read
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
 
 
@@ -564,19 +584,19 @@ class Field(_Part):
     __slots__ = ()
 
 
-def _encode_scope(scope):
+def _encode_scope(scope: int) -> bytes:
     return bytes((scope,))
 
 
-def _read_scope(reader):
+def _read_scope(reader: "Reader") -> int:
     return reader.read_exact(1)[0]
 
 
-def _encode_scoped_taskid(taskid):
+def _encode_scoped_taskid(taskid: int | None) -> bytes:
     return _U64.pack(taskid or 0)     # the daemon-wide scope sends 0
 
 
-def _read_request_commandline(reader):
+def _read_request_commandline(reader: "Reader") -> tuple[bytes, ...]:
     return read_commandline(reader, forbid_nul=True)
 
 
@@ -595,12 +615,12 @@ ARG_SCOPED_TASKID = Field("TASKID", "taskid", _encode_scoped_taskid, read_u64)
 # ``NBATTRS uint32`` then NBATTRS x (``KEY string``, ``VALUE string``), in order; the
 # keys are documented in docs/own-requests.md ("Attributes"); a reader keeps the ones
 # it does not know as they are.
-def encode_attrs(attrs):
+def encode_attrs(attrs: "Sequence[tuple[bytes, bytes]]") -> bytes:
     return _U32.pack(len(attrs)) + b"".join(
         _U32.pack(len(k)) + k + _U32.pack(len(v)) + v for k, v in attrs)
 
 
-def read_attrs(reader):
+def read_attrs(reader: "Reader") -> list[tuple[bytes, bytes]]:
     n = read_u32(reader)
     if n > MAX_ATTRS:
         raise ProtocolError(f"{n} attributes: more than {MAX_ATTRS}")
@@ -624,50 +644,50 @@ class Shape(_Part):
     __slots__ = ()
 
 
-def _encode_u64(value):
+def _encode_u64(value: int) -> bytes:
     return _OK_U64.pack(OK, value)
 
 
-def _encode_count(value):
+def _encode_count(value: int) -> bytes:
     return _OK_U32.pack(OK, value)
 
 
-def _encode_tasks(tasks):
+def _encode_tasks(tasks: "EncodedTasks | Iterable[Task]") -> bytes:
     entries = tasks.entries if type(tasks) is EncodedTasks else \
         [encode_list_entry(*task) for task in tasks]
     return _OK_U32.pack(OK, len(entries)) + b"".join(entries)
 
 
-def _read_tasks_payload(reader):
+def _read_tasks_payload(reader: "Reader") -> "list[Task]":
     return _read_tasks(reader, read_u32(reader))
 
 
-def _encode_runs(runs):
+def _encode_runs(runs: "Iterable[tuple[int, int]]") -> bytes:
     return encode_runs_reply(b"".join(_RUN.pack(t, c) for t, c in runs))
 
 
-def _read_runs(reader):
+def _read_runs(reader: "Reader") -> list[tuple[int, int]]:
     n = read_u32(reader)
     # read_exact allocates as bytes arrive, so a lying NBRUNS costs nothing
     return list(_RUN.iter_unpack(reader.read_exact(n * RUN_RECORD_SIZE)))
 
 
-def encode_output_head(length):
+def encode_output_head(length: int) -> bytes:
     """The head of an OK reply carrying a string of ``length`` bytes (STDOUT, STDERR,
     STATUS): ``OK`` then the uint32 length; the bytes follow (the server streams a large
     stored output after it)."""
     return _OK_U32.pack(OK, length)
 
 
-def _encode_output(output):
+def _encode_output(output: bytes) -> bytes:
     return encode_output_head(len(output)) + output
 
 
-def _encode_times(times):
+def _encode_times(times: "Sequence[int]") -> bytes:
     return _OK_U32.pack(OK, len(times)) + b"".join(_I64.pack(t) for t in times)
 
 
-def _read_times(reader):
+def _read_times(reader: "Reader") -> list[int]:
     n = read_u32(reader)
     # read_exact allocates as bytes arrive, so a lying NBTIMES costs nothing
     return [t for (t,) in _I64.iter_unpack(reader.read_exact(8 * n))]
@@ -684,17 +704,18 @@ SHAPE_ERROR_LOG = Shape("error log entries", "entries", encode_error_log_reply,
 SHAPE_TIMES = Shape("times", "times", _encode_times, _read_times)
 
 
-def encode_long_entry(taskid, timing, argv, attrs):
+def encode_long_entry(taskid: int, timing: Timing, argv: "Sequence[bytes]",
+                      attrs: "Sequence[tuple[bytes, bytes]]") -> bytes:
     """One task of a LONG_LIST reply: TASKID, TIMING, COMMANDLINE, ATTRS."""
     return encode_list_entry(taskid, timing, argv) + encode_attrs(attrs)
 
 
-def _encode_long_tasks(tasks):
+def _encode_long_tasks(tasks: "Sequence[Any]") -> bytes:
     return _OK_U32.pack(OK, len(tasks)) + b"".join(
         entry if type(entry) is bytes else encode_long_entry(*entry) for entry in tasks)
 
 
-def _read_long_tasks(reader):
+def _read_long_tasks(reader: "Reader") -> list[tuple[int, Timing, tuple[bytes, ...], list[tuple[bytes, bytes]]]]:
     n = read_u32(reader)
     tasks = []
     for _ in range(n):      # a lying NBTASKS ends in Truncated
@@ -710,7 +731,7 @@ def _read_long_tasks(reader):
 SHAPE_LONG_LIST = Shape("long list", "tasks", _encode_long_tasks, _read_long_tasks)
 
 
-def _check_cron_attrs(req):
+def _check_cron_attrs(req: Request) -> None:
     """CREATE_CRON, SET_CRON: attributes the daemon can take (saturnd.timing.CronSpec)."""
     from saturnd.timing import CronSpec, TimingError
     try:
@@ -719,7 +740,7 @@ def _check_cron_attrs(req):
         raise ProtocolError(f"bad attribute: {e}") from None
 
 
-def _check_error_log(req):
+def _check_error_log(req: Request) -> None:
     """ERROR_LOG: a known SCOPE; no TASKID for the daemon-wide log."""
     if req.scope == ERROR_LOG_DAEMON:
         req.taskid = None
@@ -734,11 +755,13 @@ class Operation:
 
     __slots__ = ("opcode", "name", "args", "reply", "errors", "check")
 
-    def __init__(self, opcode, name, args, reply, errors=(), check=None):
+    def __init__(self, opcode: int, name: str, args: tuple[Field, ...], reply: Shape,
+                 errors: tuple[int, ...] = (),
+                 check: "Callable[[Request], None] | None" = None) -> None:
         self.opcode, self.name, self.args, self.reply = opcode, name, args, reply
         self.errors, self.check = errors, check
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Operation({self.name})"
 
 
@@ -772,7 +795,7 @@ OPERATIONS = {op.opcode: op for op in (
 OPCODE_NAMES = {opcode: op.name for opcode, op in OPERATIONS.items()}
 
 
-def operation(opcode):
+def operation(opcode: int) -> Operation:
     """The table's row for ``opcode`` (:class:`ProtocolError` when there is none)."""
     op = OPERATIONS.get(opcode)
     if op is None:
@@ -780,14 +803,14 @@ def operation(opcode):
     return op
 
 
-def encode_request(req):
+def encode_request(req: Request) -> bytes:
     parts = [_U16.pack(req.opcode)]
     for field in operation(req.opcode).args:
         parts.append(field.encode(getattr(req, field.attr)))
     return b"".join(parts)
 
 
-def read_request(reader):
+def read_request(reader: "Reader") -> Request:
     """Read one request.  Raises :class:`ProtocolError` (or :class:`Truncated`)."""
     opcode = read_u16(reader)
     op = operation(opcode)
@@ -799,7 +822,7 @@ def read_request(reader):
     return req
 
 
-def encode_reply(opcode, reply):
+def encode_reply(opcode: int, reply: Reply) -> bytes:
     """Encode the reply to a request of kind ``opcode``."""
     if reply.errcode is not None:
         return _ER.pack(ER, reply.errcode)
@@ -809,7 +832,7 @@ def encode_reply(opcode, reply):
     return shape.encode(getattr(reply, shape.attr))
 
 
-def read_reply(reader, opcode):
+def read_reply(reader: "Reader", opcode: int) -> Reply:
     """Read the reply to a request of kind ``opcode``."""
     rep = read_u16(reader)
     if rep == ER:
@@ -848,7 +871,7 @@ _U8 = struct.Struct(">B")
 _HI_HEAD = struct.Struct(">QqH")      # RUN, TIME, EXITCODE
 
 
-def _check_fields(req):
+def _check_fields(req: Request) -> None:
     if req.count & ~FIELDS_ALL:
         raise ProtocolError(f"unknown timing field bits {req.count:#04x}")
 
@@ -857,7 +880,7 @@ ARG_FIELDS = Field("FIELDS", "count", _U8.pack, lambda r: r.read_exact(1)[0])
 ARG_RUN = Field("RUN", "argv", lambda run: _U64.pack(run or 0), read_u64)
 
 
-def encode_history_reply(runs):
+def encode_history_reply(runs: "Sequence[tuple[int, int, int, bytes, bytes]]") -> bytes:
     """``runs``: (run, time, exitcode, stdout bytes, stderr bytes), oldest first."""
     parts = [_OK_U32.pack(OK, len(runs))]
     for run, when, code, out, err in runs:
@@ -866,7 +889,7 @@ def encode_history_reply(runs):
     return b"".join(parts)
 
 
-def _read_history(reader):
+def _read_history(reader: "Reader") -> list[tuple[int, int, int, bytes, bytes]]:
     n = read_u32(reader)
     runs = []
     for _ in range(n):      # a lying NBRUNS ends in Truncated, allocating nothing

@@ -30,6 +30,14 @@ import time
 
 from . import cronrun, errlog, protocol
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+    from .errlog import ErrorLog
+    from .store import Store, Task
+
 DEFAULT_OUTPUT_CAP = 64 << 20
 DISCARD_INTERVAL = 0.02   # past the cap, a run's pipe is drained this often
 DRAIN_WAIT = 2.0          # a run ended: wait this long at most for its pipes' end of file
@@ -41,14 +49,14 @@ _SPOOL_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 _DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 
 
-def run_environment(environ=None):
+def run_environment(environ: "Mapping[Any, Any] | None" = None) -> "dict[Any, Any]":
     """The daemon's environment minus saturnd's own ``SATURND_*`` variables."""
     environ = os.environb if environ is None else environ
     return {k: v for k, v in environ.items()
             if not (k.startswith(b"SATURND_") if isinstance(k, bytes) else k.startswith("SATURND_"))}
 
 
-def exit_code(status):
+def exit_code(status: int) -> int:
     """The recorded EXITCODE of a wait status: WEXITSTATUS, else 0xFFFF."""
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
@@ -59,21 +67,21 @@ class Run:
     __slots__ = ("taskid", "token", "time", "pid", "out", "err", "exitcode", "done", "started",
                  "hot", "streams", "task")
 
-    def __init__(self, taskid, token, when, out, err):
+    def __init__(self, taskid: int, token: object, when: int, out: str, err: str) -> None:
         self.taskid = taskid
         self.token = token
         self.time = when
         self.out = out
         self.err = err
-        self.pid = None
-        self.exitcode = None
+        self.pid: int | None = None
+        self.exitcode: int | None = None
         self.done = False
         self.started = time.monotonic()
         self.hot = False        # wrote past the output cap (its output was cut)
-        self.streams = []
-        self.task = None        # the task, when its cron attributes matter at the end (MAILTO)
+        self.streams: list[Stream] = []
+        self.task: Task | None = None        # the task, when its cron attributes matter at the end (MAILTO)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Run(task={self.taskid}, pid={self.pid}, time={self.time}, exit={self.exitcode})"
 
 
@@ -82,7 +90,7 @@ class Stream:
 
     __slots__ = ("run", "fd", "spool", "size", "discarding", "eof", "made", "lock")
 
-    def __init__(self, run, fd, spool):
+    def __init__(self, run: Run, fd: int, spool: str | None) -> None:
         self.run = run
         self.fd = fd
         self.lock = threading.Lock()    # a write to the spool file vs sealing it
@@ -93,7 +101,7 @@ class Stream:
         self.eof = False
 
 
-def group_alive(pgid):
+def group_alive(pgid: int) -> bool:
     """True while the process group ``pgid`` has a member."""
     try:
         os.killpg(pgid, 0)
@@ -109,12 +117,12 @@ class Orphans:
 
     __slots__ = ("pgid", "taskid")
 
-    def __init__(self, pgid, taskid):
+    def __init__(self, pgid: int, taskid: int) -> None:
         self.pgid = pgid
         self.taskid = taskid
 
 
-def raise_fd_limit():
+def raise_fd_limit() -> None:
     """Two pipes and two spool files per running run: the soft descriptor limit is raised
     to the hard one (at most 1 << 20)."""
     try:
@@ -129,39 +137,43 @@ def raise_fd_limit():
 
 
 class Runner:
-    def __init__(self, store, log, output_cap=DEFAULT_OUTPUT_CAP, env=None, errors=None):
+    def __init__(self, store: "Store", log: "Callable[[str], object]",
+                 output_cap: int = DEFAULT_OUTPUT_CAP,
+                 env: "Mapping[bytes, bytes] | Mapping[str, str] | None" = None,
+                 errors: "ErrorLog | None" = None) -> None:
         self.store = store
         self.errors = errlog.NONE if errors is None else errors   # saturnd/errlog.py
         self.log = log
         self.output_cap = output_cap
         self.env = run_environment() if env is None else env
         self.cond = threading.Condition()
-        self.children = {}          # pid -> Run
-        self.orphans = []           # Orphans: groups left behind by recorded runs
+        self.children: dict[int, Run] = {}          # pid -> Run
+        self.orphans: list[Orphans] = []    # groups left behind by recorded runs
         self.stopping = False
-        self.streams = {}           # reading fd -> Stream (under cond)
-        self._new_streams = []      # to register with the pump's poller (under cond)
+        self.streams: dict[int, Stream] = {}    # reading fd -> Stream (under cond)
+        self._new_streams: list[Stream] = []      # to register with the pump's poller (under cond)
         self.eof_cond = threading.Condition()   # a stream reached end of file
         self._pump_stop = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self._threads = []
-        self.on_finished = None     # (run, exit code, recorded), after each run
+        self._threads: list[threading.Thread] = []
+        # (run, exit code, recorded), after each run
+        self.on_finished: Callable[[Run, int, bool], object] | None = None
         raise_fd_limit()
 
-    def start_threads(self):
+    def start_threads(self) -> None:
         for target, name in ((self._reap_loop, "reaper"), (self._pump_loop, "pump")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
-    def _wake_pump(self):
+    def _wake_pump(self) -> None:
         try:
             os.write(self._wake_w, b"x")
         except OSError:
             pass
 
     # --- starting -------------------------------------------------------------
-    def start(self, task, when):
+    def start(self, task: "Task", when: float) -> Run:
         """Start one run of ``task`` (a store.Task snapshot) recorded at ``when``."""
         argv = task.argv
         out, err = self.store.spool_paths()
@@ -174,7 +186,7 @@ class Runner:
             run.task = task
         # the daemon holds only the two reading ends per run: every descriptor it holds
         # is copied at each spawn (the spool files are opened only to write, briefly)
-        opened = []
+        opened: list[int] = []
         with self.cond:
             try:
                 for _ in range(2):
@@ -191,7 +203,7 @@ class Runner:
                 for fd in opened:
                     os.close(fd)
             else:
-                for spool, r, w in ((out, *opened[0:2]), (err, *opened[2:4])):
+                for spool, r, w in ((out, opened[0], opened[1]), (err, opened[2], opened[3])):
                     os.close(w)
                     os.set_blocking(r, False)
                     stream = Stream(run, r, spool)
@@ -220,7 +232,7 @@ class Runner:
         return run
 
     # --- ending ---------------------------------------------------------------
-    def _finish(self, run, code):
+    def _finish(self, run: Run, code: int) -> None:
         run.exitcode = code
         if run.task is not None:
             try:
@@ -242,7 +254,7 @@ class Runner:
             run.done = True
             self.cond.notify_all()
 
-    def _seal(self, run, wait):
+    def _seal(self, run: Run, wait: float) -> bool:
         """Wait up to ``wait`` s for the end of file of the run's pipes (what they hold is
         copied meanwhile), then seal its spool files: nothing more is written there."""
         deadline = time.monotonic() + wait
@@ -264,7 +276,7 @@ class Runner:
                     self.log(f"run: cannot write spool files: {e.strerror}")
         return drained
 
-    def _reap_loop(self):
+    def _reap_loop(self) -> None:
         while True:
             with self.cond:
                 while not self.children:
@@ -284,7 +296,7 @@ class Runner:
                 continue
             code = exit_code(status)
             self.log(f"run: task {run.taskid} pid {pid} ended, exit code {code}")
-            lives_on = group_alive(run.pid)
+            lives_on = group_alive(pid)
             drained = self._seal(run, ORPHAN_DRAIN_WAIT if lives_on else DRAIN_WAIT)
             try:
                 self._finish(run, code)
@@ -298,10 +310,10 @@ class Runner:
                          f"the run; its further output is discarded")
                 if lives_on:
                     with self.cond:
-                        self.orphans.append(Orphans(run.pid, run.taskid))
+                        self.orphans.append(Orphans(pid, run.taskid))
 
     # --- the pump: pipes -> spool files, within the cap ---------------------------------
-    def _take(self, stream, data):
+    def _take(self, stream: Stream, data: bytes) -> bool:
         """Copy ``data`` (read from ``stream``) into its spool file, within the cap; returns
         False when the stream is past the cap (or sealed): drained, not polled, from now."""
         with stream.lock:
@@ -329,7 +341,7 @@ class Runner:
                 return False
             return spool is not None
 
-    def _close_stream(self, stream):
+    def _close_stream(self, stream: Stream) -> None:
         with self.cond:     # forgotten before closed: a new pipe may get the same number
             self.streams.pop(stream.fd, None)
             os.close(stream.fd)
@@ -337,13 +349,13 @@ class Runner:
             stream.eof = True
             self.eof_cond.notify_all()
 
-    def _widen(self, stream):
+    def _widen(self, stream: Stream) -> None:
         try:
             fcntl.fcntl(stream.fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _WIDE_PIPE)
         except OSError:
             pass
 
-    def _pump_loop(self):
+    def _pump_loop(self) -> None:
         """Copy what runs write into their spool files (cap-bounded), forever."""
         # epoll: registering is O(1) and a wait costs what is ready, not what is registered
         # (poll() rebuilds its array of 2,000 descriptors after every change: 1,000 runs
@@ -351,7 +363,8 @@ class Runner:
         poller = select.epoll() if hasattr(select, "epoll") else select.poll()
         readable = select.EPOLLIN if hasattr(select, "epoll") else select.POLLIN
         poller.register(self._wake_r, readable)
-        discarding = []
+        discarding: list[Stream] = []
+        stream: Stream | None
         while True:
             with self.cond:
                 new, self._new_streams = self._new_streams, []
@@ -412,7 +425,7 @@ class Runner:
                 discarding = still
 
     # --- waiting ----------------------------------------------------------------
-    def wait_runs(self, runs, deadline):
+    def wait_runs(self, runs: "Iterable[Run]", deadline: float) -> list[Run]:
         """Wait until every run of ``runs`` is recorded or ``deadline`` (monotonic).
 
         Returns the runs still going.
@@ -425,11 +438,11 @@ class Runner:
                     return pending
                 self.cond.wait(min(remaining, 1.0))
 
-    def running(self):
+    def running(self) -> list[Run]:
         with self.cond:
             return list(self.children.values())
 
-    def shutdown(self, grace):
+    def shutdown(self, grace: float) -> None:
         """Give running runs ``grace`` seconds, kill the stragglers' groups, record all."""
         deadline = time.monotonic() + grace
         self.wait_runs(self.running(), deadline)
@@ -450,6 +463,7 @@ class Runner:
                     pass
         stragglers = self.running()
         for run in stragglers:
+            assert run.pid is not None      # a child: started
             self.log(f"run: killing task {run.taskid} pid {run.pid} after the grace period")
             self.errors.add_task(run.taskid, errlog.killed_text(run.time, grace))
             try:

@@ -40,15 +40,29 @@ import time
 from . import errlog
 from .clock import MAX_JUMP, floor_minute
 from .protocol import HOURS_MASK, MINUTES_MASK
-from .timing import PLAIN, day_matches
+from .timing import PLAIN, CronSpec, day_matches
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    import datetime
+    import zoneinfo
+    from collections.abc import Callable, Iterable, Sequence
+
+    from .clock import Clock
+    from .protocol import Timing
+    from .runner import Run, Runner
+    from .errlog import ErrorLog
+    from .store import Store, Task
+
+    WallMinute = tuple[int, ...]    # (minute, hour, weekday[, day of month, month])
 
 
-def _zone(name):
+def _zone(name: str) -> "zoneinfo.ZoneInfo":
     import zoneinfo
     return zoneinfo.ZoneInfo(name)
 
 
-def wall_ordinal(epoch, zone=None):
+def wall_ordinal(epoch: float, zone: str | None = None) -> int:
     """The local wall-clock minute of ``epoch`` as a minute count (see module doc), in the
     daemon's time zone or in ``zone`` (a zone name)."""
     if zone is None:
@@ -58,23 +72,23 @@ def wall_ordinal(epoch, zone=None):
     return calendar.timegm(t.timetuple()[:6]) // 60
 
 
-def wall_fields(ordinal):
+def wall_fields(ordinal: int) -> tuple[int, int, int]:
     """``(minute, hour, weekday)`` of a wall ordinal; weekday 0 = Sunday."""
     t = time.gmtime(ordinal * 60)
     return t.tm_min, t.tm_hour, (t.tm_wday + 1) % 7
 
 
-def wall_minute(ordinal):
+def wall_minute(ordinal: int) -> tuple[int, int, int, int, int]:
     """``(minute, hour, weekday, day of month, month)`` of a wall ordinal."""
     t = time.gmtime(ordinal * 60)
     return t.tm_min, t.tm_hour, (t.tm_wday + 1) % 7, t.tm_mday, t.tm_mon
 
 
-def is_due(timing, ordinal, cron=PLAIN):
+def is_due(timing: "Timing", ordinal: int, cron: CronSpec = PLAIN) -> bool:
     return matches(timing, cron, wall_minute(ordinal))
 
 
-def matches(timing, cron, fields):
+def matches(timing: "Timing", cron: CronSpec, fields: "Sequence[int]") -> bool:
     """True when a task of ``timing`` and ``cron`` attributes is due at the wall minute of
     ``fields`` (from :func:`wall_minute`)."""
     minute, hour, weekday, mday, month = fields
@@ -85,13 +99,13 @@ def matches(timing, cron, fields):
     return day_matches(timing.days, cron, weekday, mday, month)
 
 
-def is_wild(timing):
+def is_wild(timing: "Timing") -> bool:
     """cronie's *wildcard* task: its minute or its hour field covers every value (it keeps
     running through a repeated hour)."""
     return timing.minutes == MINUTES_MASK or timing.hours == HOURS_MASK
 
 
-def minutes_to_run(last, wall):
+def minutes_to_run(last: int, wall: int) -> tuple[list[int], int]:
     """Apply the time-jump rules: returns ``(wall ordinals to consider, new last)``."""
     delta = wall - last
     if delta == 1:
@@ -111,18 +125,18 @@ class Minutes:
 
     __slots__ = ("fields", "wild")
 
-    def __init__(self, fields, wild=None):
+    def __init__(self, fields: "list[WallMinute]", wild: "WallMinute | None" = None) -> None:
         self.fields = fields
         self.wild = wild
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.fields) or self.wild is not None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.fields) + (self.wild is not None)
 
 
-def step(last_wall, minute, zone=None):
+def step(last_wall: int, minute: int, zone: str | None = None) -> tuple[Minutes, int]:
     """What the scheduler does at the epoch-minute boundary ``minute``.
 
     ``last_wall`` is the last wall minute processed.  Returns ``(Minutes, new
@@ -136,7 +150,8 @@ def step(last_wall, minute, zone=None):
     return Minutes([wall_minute(o) for o in ordinals], wild), new_last
 
 
-def due_in(timing, minutes, cron=PLAIN):
+def due_in(timing: "Timing", minutes: "Minutes | Iterable[WallMinute]",
+           cron: CronSpec = PLAIN) -> bool:
     """True when a task of ``timing`` (and ``cron`` attributes) is due in at least one of
     the wall minutes of ``minutes`` (from :func:`step`)."""
     if isinstance(minutes, Minutes):
@@ -146,7 +161,7 @@ def due_in(timing, minutes, cron=PLAIN):
     return any(matches(timing, cron, f if len(f) == 5 else f + (1, 1)) for f in minutes)
 
 
-def due_tasks(tasks, minutes):
+def due_tasks(tasks: "Iterable[Task]", minutes: "Minutes | Iterable[WallMinute]") -> "list[Task]":
     """The tasks due in at least one of ``minutes`` (each task once); a paused task is
     kept but never due."""
     if isinstance(minutes, Minutes) and minutes.wild is None and len(minutes.fields) == 1:
@@ -160,7 +175,7 @@ def due_tasks(tasks, minutes):
     return [t for t in tasks if due_in(t.timing, minutes, t.cron) and not t.paused]
 
 
-def next_boundary(now):
+def next_boundary(now: float) -> int:
     """The first minute boundary strictly after ``now``."""
     return floor_minute(now) + 60
 
@@ -168,7 +183,8 @@ def next_boundary(now):
 class Scheduler:
     """Processes minute boundaries; shared by the system loop and the manual clock."""
 
-    def __init__(self, store, runner, clock, log, errors=None):
+    def __init__(self, store: "Store", runner: "Runner", clock: "Clock",
+                 log: "Callable[[str], object]", errors: "ErrorLog | None" = None) -> None:
         self.store = store
         self.errors = errlog.NONE if errors is None else errors   # saturnd/errlog.py
         self.runner = runner
@@ -178,11 +194,11 @@ class Scheduler:
         now = clock.now()
         self.last_epoch = floor_minute(now)
         self.last_wall = wall_ordinal(self.last_epoch)
-        self.zone_walls = {}        # CRON_TZ zone -> its last wall minute processed
-        self._saved_at = None       # time.monotonic() of the last save of the last minute
+        self.zone_walls: dict[str, int] = {}   # CRON_TZ zone -> its last wall minute processed
+        self._saved_at: float | None = None       # time.monotonic() of the last save of the last minute
         self.stopped = threading.Event()
 
-    def tick(self):
+    def tick(self) -> "list[Run]":
         """Process the clock's current minute if it is a new one; returns the runs started."""
         with self.lock:
             if self.stopped.is_set():
@@ -200,7 +216,7 @@ class Scheduler:
                 self.errors.clock_change(wall - wall_ordinal(previous), len(fields), minute)
             self.last_wall = new_last
             tasks = self.store.list_tasks()
-            zoned = {}
+            zoned: dict[str, list[Task]] = {}
             for task in tasks:
                 if task.cron.tz is not None:
                     zoned.setdefault(task.cron.tz, []).append(task)
@@ -222,7 +238,7 @@ class Scheduler:
             self._save_last_minute(minute)
             return [self.runner.start(task, minute) for task in due]
 
-    def _save_last_minute(self, minute, now=False):
+    def _save_last_minute(self, minute: int, now: bool = False) -> None:
         """Keep ``minute`` for catch-up: at most once a second (a manual clock may cross
         thousands of minutes at once), and ``now`` (at start-up and stop)."""
         save = getattr(self.store, "save_last_minute", None)
@@ -236,7 +252,7 @@ class Scheduler:
             except OSError as e:
                 self.log(f"scheduler: cannot save the last minute: {e.strerror or e}")
 
-    def start_up(self, last_minute):
+    def start_up(self, last_minute: int | None) -> "list[Run]":
         """At each start of the daemon: every @reboot task runs once, and every catch-up
         task that had a run due after ``last_minute`` (the last minute a daemon processed
         before this start, None when unknown) and up to now runs once (catch-up: at most
@@ -263,7 +279,7 @@ class Scheduler:
             self._save_last_minute(minute, now=True)
             return started
 
-    def _last_run(self, taskid):
+    def _last_run(self, taskid: int) -> int:
         """The minute of the task's latest recorded run (the last minute saved may be up to
         a second of minutes behind: a run recorded after it is not missed)."""
         try:
@@ -273,18 +289,18 @@ class Scheduler:
             return -1 << 62
         return max((floor_minute(t) for t, _ in runs), default=-1 << 62)
 
-    def next_runs(self, timing, count, cron=PLAIN):
+    def next_runs(self, timing: "Timing", count: int, cron: CronSpec = PLAIN) -> list[int]:
         """The next ``count`` start times of ``timing`` (and ``cron`` attributes) from the
         scheduler's own state."""
         with self.lock:
             last_epoch, last_wall = self.last_epoch, self.last_wall
             if cron.tz is not None:
-                last_wall = self.zone_walls.get(cron.tz)
-                if last_wall is None:
-                    last_wall = wall_ordinal(last_epoch, cron.tz)
+                zone_wall = self.zone_walls.get(cron.tz)
+                last_wall = zone_wall if zone_wall is not None else \
+                    wall_ordinal(last_epoch, cron.tz)
         return next_runs(timing, last_epoch, last_wall, count, cron)
 
-    def loop(self, interval=0.25):
+    def loop(self, interval: float = 0.25) -> None:
         """System-clock loop: wake at least every ``interval`` s, recompute from the clock.
 
         It sleeps with ``time.sleep`` rather than waiting on ``self.stopped``: a
@@ -301,7 +317,7 @@ class Scheduler:
             except Exception as e:   # the loop must go on
                 self.log(f"scheduler: {type(e).__name__}: {e}")
 
-    def stop(self):
+    def stop(self) -> None:
         with self.lock:
             self.stopped.set()
             self._save_last_minute(self.last_epoch, now=True)
@@ -310,7 +326,7 @@ class Scheduler:
 SAVE_INTERVAL = 1.0     # seconds between two saves of the last minute (catch-up)
 
 
-def _taskid(task):
+def _taskid(task: "Task") -> int:
     return task.taskid
 
 
@@ -319,7 +335,7 @@ MAX_NEXT_RUNS = 1000        # a larger COUNT gets this many times
 OFFSET_SAMPLE = 6 * 3600    # seconds between two looks at the UTC offset when skipping
 
 
-def _offset(epoch, zone=None):
+def _offset(epoch: float, zone: str | None = None) -> "int | datetime.timedelta | None":
     """The local time's UTC offset at ``epoch``: while it stays the same, the wall minute
     minus the epoch minute (what :func:`wall_ordinal` gives) stays the same too."""
     if zone is None:
@@ -331,7 +347,7 @@ def _offset(epoch, zone=None):
 DATED_SEARCH_DAYS = 8 * 366 + 8     # a 29 February comes within 8 years (2096 -> 2104)
 
 
-def _day_due(timing, cron, day):
+def _day_due(timing: "Timing", cron: CronSpec, day: int) -> int:
     """Is the day ``day`` (days since 1970-01-01, wall clock) one the task runs on?"""
     weekday = (day + 4) % 7                             # 1970-01-01 was a Thursday (4)
     if cron is PLAIN or not cron.dated:
@@ -340,7 +356,7 @@ def _day_due(timing, cron, day):
     return day_matches(timing.days, cron, weekday, t.tm_mday, t.tm_mon)
 
 
-def _next_match(timing, ordinal, cron=PLAIN):
+def _next_match(timing: "Timing", ordinal: int, cron: CronSpec = PLAIN) -> int | None:
     """The first wall ordinal after ``ordinal`` whose fields the task matches (None: none
     within 8 days, or 8 years for a task with a day of month or a month: then it never
     runs, a field has no bit or the date does not exist, like 30 February)."""
@@ -363,7 +379,7 @@ def _next_match(timing, ordinal, cron=PLAIN):
     return None
 
 
-def _same_offset_until(begin, end, zone=None):
+def _same_offset_until(begin: int, end: int, zone: str | None = None) -> int:
     """The last epoch minute in ``[begin, end]`` up to which the UTC offset (looked at every
     ``OFFSET_SAMPLE`` s; no zone changes it twice within that) is the one at ``begin``:
     ``end``, or the minute before the offset changes (found by bisection)."""
@@ -383,7 +399,8 @@ def _same_offset_until(begin, end, zone=None):
     return end
 
 
-def next_runs(timing, last_epoch, last_wall, count, cron=PLAIN):
+def next_runs(timing: "Timing", last_epoch: float, last_wall: int, count: int,
+              cron: CronSpec = PLAIN) -> list[int]:
     """The epoch minutes at which the scheduler, in the state ``(last_epoch, last_wall)``
     (:class:`Scheduler`'s), will start a task of ``timing`` while the clock runs on: the
     next ``count`` (at most :data:`MAX_NEXT_RUNS`) boundaries after ``last_epoch`` where
@@ -400,7 +417,7 @@ def next_runs(timing, last_epoch, last_wall, count, cron=PLAIN):
     through one by one.
     """
     count = min(count, MAX_NEXT_RUNS)
-    times = []
+    times: list[int] = []
     if count <= 0 or not (timing.minutes and timing.hours and timing.days):
         return times
     if cron.dated and not (cron.mdays and cron.months):

@@ -46,7 +46,7 @@ class InsecurePath(Exception):
     """A path the daemon refuses to use (one line, for the user)."""
 
 
-def _who(uid):
+def _who(uid: int) -> str:
     try:
         import pwd
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
@@ -54,7 +54,7 @@ def _who(uid):
         return f"uid {uid}"
 
 
-def _ancestors(path):
+def _ancestors(path: str) -> list[str]:
     """``/``, ``/a``, ``/a/b`` ... up to but excluding ``path`` itself."""
     out = []
     parent = os.path.dirname(path)
@@ -67,7 +67,7 @@ def _ancestors(path):
     return list(reversed(out))
 
 
-def check_before_creating(path, uid=None):
+def check_before_creating(path: str, uid: int | None = None) -> None:
     """The ancestor rules on the part of ``path`` that exists: called before the daemon
     creates what is missing, so it never makes a directory inside someone else's."""
     path = os.path.abspath(path)
@@ -82,13 +82,13 @@ def check_before_creating(path, uid=None):
     _check_ancestors(os.path.join(existing, "x"), uid)    # ``existing`` included
 
 
-def _check_ancestors(path, uid):
+def _check_ancestors(path: str, uid: int | None) -> None:
     trusted = (os.geteuid() if uid is None else uid, 0)
     _check_symlinks(path, trusted, "the pipes directory")
     _check_owners(os.path.realpath(path), trusted, "the pipes directory")
 
 
-def _check_symlinks(path, trusted, subject):
+def _check_symlinks(path: str, trusted: tuple[int, ...], subject: str) -> None:
     """Each ancestor of ``path`` as written: a symlink only if owned by us or root."""
     for prefix in _ancestors(path):
         st = os.lstat(prefix)
@@ -97,7 +97,7 @@ def _check_symlinks(path, trusted, subject):
                                f"{subject}")
 
 
-def _check_owners(real, trusted, subject):
+def _check_owners(real: str, trusted: tuple[int, ...], subject: str) -> None:
     """Each ancestor of the real path: ours or root's, and sticky when others may write."""
     for prefix in _ancestors(real):
         st = os.lstat(prefix)
@@ -108,7 +108,7 @@ def _check_owners(real, trusted, subject):
                                f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing {subject}")
 
 
-def check_pipes_dir(path, uid=None):
+def check_pipes_dir(path: str, uid: int | None = None) -> None:
     """Raise :class:`InsecurePath` unless ``path`` is safe to serve on (see module doc)."""
     uid = os.geteuid() if uid is None else uid
     path = os.path.abspath(path)
@@ -131,7 +131,7 @@ def check_pipes_dir(path, uid=None):
                            f"(mode {stat.S_IMODE(st.st_mode):04o})")
 
 
-def check_fifo(path, uid=None, any_mode=False):
+def check_fifo(path: str, uid: int | None = None, any_mode: bool = False) -> os.stat_result:
     """Raise :class:`InsecurePath` unless ``path`` is a FIFO of ``uid`` (not a symlink) that
     neither group nor others may write (``any_mode``: whatever its mode).  Raises
     ``FileNotFoundError`` when ``path`` does not exist."""

@@ -1,4 +1,4 @@
-"""The on-disk task store (the C project's layout, see spec/saturnd.md).
+"""The on-disk task store (the C project's layout; docs/saturnd.md, "Storage").
 
 ::
 
@@ -57,6 +57,10 @@ from . import errlog, protocol
 from .fsio import FileOps
 from .timing import PLAIN, CronSpec, TimingError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
 RECORD = protocol.RUN_RECORD_SIZE
@@ -76,7 +80,7 @@ class NeverRan(LookupError):
     """The task has never finished a run."""
 
 
-def kept_fields(task, fields, timing):
+def kept_fields(task: "Task", fields: int, timing: protocol.Timing) -> protocol.Timing:
     """The timing ``task`` gets when only the fields of ``timing`` that ``fields`` names
     (protocol.FIELD_*) change: the others keep their values (every value, for a @reboot
     task, which has none: given a timing, it becomes a timed task)."""
@@ -94,7 +98,8 @@ class Task:
                  "cron",        # a timing.CronSpec: day of month, month, @reboot, env...
                  "paused")      # kept, not run by the scheduler (``paused`` file)
 
-    def __init__(self, taskid, timing, argv, token, cron=PLAIN, paused=False):
+    def __init__(self, taskid: int, timing: protocol.Timing, argv: tuple[bytes, ...], token: int,
+                 cron: CronSpec = PLAIN, paused: bool = False) -> None:
         self.taskid = taskid
         self.timing = timing
         self.argv = argv
@@ -102,11 +107,11 @@ class Task:
         self.cron = cron
         self.paused = paused
 
-    def snapshot(self):
+    def snapshot(self) -> "Task":
         return Task(self.taskid, self.timing, self.argv, self.token, self.cron, self.paused)
 
 
-def _is_canonical_id(name):
+def _is_canonical_id(name: str) -> bool:
     return name.isascii() and name.isdigit() and str(int(name)) == name and int(name) < 1 << 64
 
 
@@ -127,10 +132,10 @@ class Store:
         self._spool = itertools.count(1)
         self.on_published = None     # (taskid, run number, task dir), after a run is recorded
         self.errors_path = os.path.join(self.root, errlog.FILE_NAME)
-        self.errors = errlog.NONE    # the error log (Store.open), told of damage found
+        self.errors: errlog.ErrorLog = errlog.NONE    # the error log (Store.open), told of damage found
 
     # --- start-up ---------------------------------------------------------
-    def open(self, errors=None):
+    def open(self, errors: "errlog.ErrorLog | None" = None) -> None:
         """Create the layout if missing, clean leftovers, load every task; damage found is
         recorded in ``errors`` (a :class:`saturnd.errlog.ErrorLog`, kept as ``self.errors``)."""
         if errors is not None:
@@ -290,23 +295,23 @@ class Store:
                     self.log(f"store: task {taskid}: cannot settle {staged!r}: {e.strerror}")
 
     # --- queries ------------------------------------------------------------
-    def list_tasks(self):
+    def list_tasks(self) -> list[Task]:
         with self.lock:
             return [self.tasks[i].snapshot() for i in sorted(self.tasks)]
 
-    def get(self, taskid):
+    def get(self, taskid: int) -> Task:
         """A snapshot of the task (consistent argv, timing and token)."""
         with self.lock:
             return self._get(taskid).snapshot()
 
-    def _get(self, taskid):
+    def _get(self, taskid: int) -> Task:
         with self.lock:
             task = self.tasks.get(taskid)
             if task is None:
                 raise NotFound(taskid)
             return task
 
-    def runs(self, taskid):
+    def runs(self, taskid: int) -> bytes:
         """The raw ``exit`` records (bytes, whole records only)."""
         with self.lock:
             self._get(taskid)
@@ -316,7 +321,7 @@ class Store:
                 data = b""
             return data[: len(data) - len(data) % RECORD]
 
-    def output(self, taskid, stream):
+    def output(self, taskid: int, stream: str) -> bytes:
         """The bytes of ``stream`` ("stdout"/"stderr") of the last finished run."""
         out = self.output_file(taskid, stream)
         if isinstance(out, OutputFile):
@@ -324,7 +329,7 @@ class Store:
                 return out.read_all()
         return out
 
-    def output_file(self, taskid, stream):
+    def output_file(self, taskid: int, stream: str) -> "bytes | OutputFile":
         """``stream`` of the last finished run: its bytes when small, else an open
         :class:`OutputFile` to stream (the caller closes it).  A published output is never
         written again (the next run's replaces it by a rename), so the open file is the
@@ -347,7 +352,7 @@ class Store:
                     return out.read_all()
             return out
 
-    def _path(self, taskid, name):
+    def _path(self, taskid: int, name: str) -> str:
         return os.path.join(self.tasks_dir, str(taskid), name)
 
     def task_errors_path(self, taskid):
@@ -355,7 +360,8 @@ class Store:
         return self._path(taskid, errlog.FILE_NAME)
 
     # --- changes ------------------------------------------------------------
-    def create(self, timing, argv, cron=PLAIN):
+    def create(self, timing: protocol.Timing, argv: tuple[bytes, ...],
+               cron: CronSpec = PLAIN) -> int:
         with self.lock:
             taskid = self.next_id
             if taskid >= ID_DAMAGED - 1:    # taskid_max tampered with: never hand out 2^63
@@ -382,7 +388,8 @@ class Store:
             self.tasks[taskid] = Task(taskid, timing, argv, next(self._tokens), cron)
             return taskid
 
-    def reset_history(self, taskid, forget=None):
+    def reset_history(self, taskid: int,
+                      forget: "Callable[[str], object] | None" = None) -> None:
         """Forget the runs of task ``taskid`` and its last outputs (RESET_HISTORY).
 
         An empty ``exit`` replaces the old one (atomic, durable: the commit point; an
@@ -409,14 +416,14 @@ class Store:
             except OSError as e:
                 self.log(f"reset history: task {taskid}: {e.strerror or e}")
 
-    def set_argv(self, taskid, argv):
+    def set_argv(self, taskid: int, argv: tuple[bytes, ...]) -> None:
         with self.lock:
             task = self._get(taskid)
             self.fs.write_atomic(self._path(taskid, "argv"), protocol.encode_commandline(argv))
             task.argv = argv
             task.token = next(self._tokens)
 
-    def set_timing(self, taskid, timing):
+    def set_timing(self, taskid: int, timing: protocol.Timing) -> None:
         with self.lock:
             task = self._get(taskid)
             cron = task.cron
@@ -429,14 +436,14 @@ class Store:
             task.cron = cron
             task.token = next(self._tokens)
 
-    def set_fields(self, taskid, fields, timing):
+    def set_fields(self, taskid: int, fields: int, timing: protocol.Timing) -> None:
         """SET_FIELDS: the fields of ``timing`` that ``fields`` names (protocol.FIELD_*)
         replace the task's; the others keep their values (every value, for a @reboot task,
         which has none: given a timing, it becomes a timed task)."""
         with self.lock:
             self.set_timing(taskid, kept_fields(self._get(taskid), fields, timing))
 
-    def set_paused(self, taskid, paused):
+    def set_paused(self, taskid: int, paused: bool) -> None:
         """PAUSE / RESUME: the ``paused`` file of the task (durable) says so.  A run in
         flight is not touched (same token): it is recorded when it ends."""
         with self.lock:
@@ -451,7 +458,7 @@ class Store:
             self.fs.fsync_dir(os.path.dirname(path))
             task.paused = paused
 
-    def set_cron(self, taskid, timing, cron):
+    def set_cron(self, taskid: int, timing: protocol.Timing, cron: CronSpec) -> None:
         """Replace a task's timing and cron attributes: the ``cron`` file with the new
         TIMING in it (the commit point: a crash after it completes the change at start-up),
         then ``time_exec``, each by an atomic rename; a task left with no attribute then
@@ -472,7 +479,7 @@ class Store:
             task.timing = timing
             task.token = next(self._tokens)
 
-    def remove(self, taskid):
+    def remove(self, taskid: int) -> None:
         with self.lock:
             task = self._get(taskid)
             target = os.path.join(self.trash_dir, f"{taskid}.{task.token}")
@@ -491,7 +498,7 @@ class Store:
             del self.tasks[taskid]
             self.fs.rmtree(target, ignore_errors=True)
 
-    def remove_all(self):
+    def remove_all(self) -> int:
         """Remove every task, all or nothing; returns how many were removed.
 
         ``tasks/`` is renamed into ``trash/`` in one step and an empty one made; the old
@@ -529,7 +536,7 @@ class Store:
                          f"{e.strerror or e}; left in trash/ until the next start")
             return count
 
-    def reset_taskmax(self):
+    def reset_taskmax(self) -> int:
         with self.lock:
             next_id = max(self.tasks) + 1 if self.tasks else 0
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(next_id))
@@ -537,7 +544,7 @@ class Store:
             return next_id
 
     # --- the last minute the scheduler processed (catch-up after downtime) ----
-    def last_minute(self):
+    def last_minute(self) -> int | None:
         """The epoch minute saved by :meth:`save_last_minute`, or None (never saved)."""
         try:
             data = self.fs.read_file(os.path.join(self.root, "last_minute"))
@@ -548,7 +555,7 @@ class Store:
             return None
         return struct.unpack(">q", data)[0]
 
-    def save_last_minute(self, minute):
+    def save_last_minute(self, minute: int) -> None:
         """Keep the scheduler's last processed minute: temporary file and rename (the old
         value or the new one), without fsync (it is written at every minute boundary, and
         a value lost in a power cut only costs a catch-up: a damaged file means none)."""
@@ -564,12 +571,13 @@ class Store:
         self.fs.replace(tmp, path)
 
     # --- runs ---------------------------------------------------------------
-    def spool_paths(self):
+    def spool_paths(self) -> tuple[str, str]:
         n = next(self._spool)
         base = os.path.join(self.runs_dir, str(n))
         return base + ".out", base + ".err"
 
-    def publish(self, taskid, token, when, exitcode, out_path, err_path, cap=None, copy=False):
+    def publish(self, taskid: int, token: object, when: int, exitcode: int, out_path: str,
+                err_path: str, cap: int | None = None, copy: bool = False) -> bool:
         """Record a finished run if its task still has incarnation ``token``.
 
         The spool files become the outputs (cut to their first ``cap`` bytes); with
@@ -671,7 +679,7 @@ class OutputFile:
         self.fs = fs
         self.size = fs.fstat(fd).st_size
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.size
 
     def chunks(self, chunk=1 << 16):
@@ -683,13 +691,13 @@ class OutputFile:
             offset += len(data)
             yield data
 
-    def read_all(self):
+    def read_all(self) -> bytes:
         return b"".join(self.chunks(COPY_CHUNK))
 
     def __radd__(self, other):
         return other + self.read_all()
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             self.fs.close(self.fd)
             self.fd = None
@@ -704,7 +712,7 @@ class OutputFile:
         self.close()
 
 
-def copy_capped(src, dst, cap, fs):
+def copy_capped(src: str, dst: str, cap: int | None, fs: FileOps) -> tuple[int, int]:
     """Create ``dst`` (0600) with the first ``cap`` bytes of ``src`` (all when cap is
     None), every write checked, through ``fs`` (a :class:`FileOps`); returns
     ``(fd, length)``: ``dst`` open, not yet synced (the caller syncs and closes it)."""
@@ -742,7 +750,7 @@ def copy_capped(src, dst, cap, fs):
         fs.close(sfd)
 
 
-def whole_records(data):
+def whole_records(data: bytes) -> tuple[int, bytes]:
     """``(offset, kept)``: ``data`` (an ``exit`` file whose size is not whole records)
     without its torn record.  An append cut short leaves the first bytes of a record;
     whole records may follow it (written by an older daemon).  The torn bytes are placed

@@ -18,6 +18,10 @@ covering the whole range, ``N`` for a run of one, ``A-B`` otherwise, joined
 by commas; no bit set gives the empty string.
 """
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:            # names for the hints only: nothing more to import at start-up
+    from collections.abc import Iterable
+
 MINUTES_RANGE = (0, 59)
 HOURS_RANGE = (0, 23)
 DAYS_RANGE = (0, 6)
@@ -29,7 +33,7 @@ class TimingError(ValueError):
     """A timing field that is not valid crontab text."""
 
 
-def _number(text, hi, days, lo=0):
+def _number(text: str, hi: int, days: bool, lo: int = 0) -> int:
     """Parse one value; days accept 7 and names.  Returns an int in [lo, hi] (7 for days)."""
     if days and text.isalpha():
         name = text.lower()
@@ -45,7 +49,7 @@ def _number(text, hi, days, lo=0):
     return value
 
 
-def field_from_string(text, lo, hi, days=False):
+def field_from_string(text: str, lo: int, hi: int, days: bool = False) -> int:
     """Parse one crontab field into a bit set over [lo, hi]."""
     if text == "":
         raise TimingError("empty timing field")
@@ -84,24 +88,25 @@ def field_from_string(text, lo, hi, days=False):
     return bits
 
 
-def minutes_from_string(text):
+def minutes_from_string(text: str) -> int:
     return field_from_string(text, *MINUTES_RANGE)
 
 
-def hours_from_string(text):
+def hours_from_string(text: str) -> int:
     return field_from_string(text, *HOURS_RANGE)
 
 
-def days_from_string(text):
+def days_from_string(text: str) -> int:
     return field_from_string(text, *DAYS_RANGE, days=True)
 
 
-def timing_from_strings(minutes="*", hours="*", days="*"):
+def timing_from_strings(minutes: str = "*", hours: str = "*",
+                        days: str = "*") -> tuple[int, int, int]:
     """Return the ``(minutes, hours, days)`` bit sets of three crontab fields."""
     return (minutes_from_string(minutes), hours_from_string(hours), days_from_string(days))
 
 
-def field_to_string(bits, lo, hi):
+def field_to_string(bits: int, lo: int, hi: int) -> str:
     """Render a bit set over [lo, hi] as runs: ``*``, ``N``, ``A-B``, joined by commas."""
     parts = []
     value = lo
@@ -120,7 +125,7 @@ def field_to_string(bits, lo, hi):
     return ",".join(parts)
 
 
-def timing_to_string(minutes, hours, days):
+def timing_to_string(minutes: int, hours: int, days: int) -> str:
     """``MIN HOUR DAYS`` as ``cassini -l`` prints them."""
     return " ".join((field_to_string(minutes, *MINUTES_RANGE),
                      field_to_string(hours, *HOURS_RANGE),
@@ -147,7 +152,7 @@ KEY_TZ = b"tz"             # the zone (CRON_TZ) whose wall clock schedules the t
 CRON_KEYS = (KEY_MDAYS, KEY_MONTHS, KEY_REBOOT, KEY_CATCHUP, KEY_ENV, KEY_TZ)
 
 
-def _month_number(text):
+def _month_number(text: str) -> str:
     if text.isalpha():
         name = text.lower()
         if name not in MONTH_NAMES:
@@ -156,12 +161,12 @@ def _month_number(text):
     return text
 
 
-def mdays_from_string(text):
+def mdays_from_string(text: str) -> int:
     """A day-of-month field (``1``-``31``, lists, ranges, steps) -> bits 1..31."""
     return field_from_string(text, *MDAYS_RANGE)
 
 
-def months_from_string(text):
+def months_from_string(text: str) -> int:
     """A month field (``1``-``12`` or ``jan``..``dec``, lists, ranges, steps) -> bits 1..12."""
     if any(c.isalpha() for c in text):
         items = []
@@ -173,15 +178,15 @@ def months_from_string(text):
     return field_from_string(text, *MONTHS_RANGE)
 
 
-def mdays_to_string(bits):
+def mdays_to_string(bits: int) -> str:
     return field_to_string(bits, *MDAYS_RANGE)
 
 
-def months_to_string(bits):
+def months_to_string(bits: int) -> str:
     return field_to_string(bits, *MONTHS_RANGE)
 
 
-def _is_env_name(name):
+def _is_env_name(name: bytes) -> bool:
     return bool(name) and b"=" not in name and b"\0" not in name
 
 
@@ -195,8 +200,9 @@ class CronSpec:
 
     __slots__ = ("mdays", "months", "reboot", "catchup", "env", "tz")
 
-    def __init__(self, mdays=ALL_MDAYS, months=ALL_MONTHS, reboot=False, catchup=False,
-                 env=(), tz=None):
+    def __init__(self, mdays: int = ALL_MDAYS, months: int = ALL_MONTHS, reboot: bool = False,
+                 catchup: bool = False, env: "Iterable[tuple[bytes, bytes]]" = (),
+                 tz: str | None = None) -> None:
         self.mdays = mdays
         self.months = months
         self.reboot = bool(reboot)
@@ -204,38 +210,38 @@ class CronSpec:
         self.env = tuple(env)
         self.tz = tz or None
 
-    def _key(self):
+    def _key(self) -> tuple:
         return (self.mdays, self.months, self.reboot, self.catchup, self.env, self.tz)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, CronSpec) and self._key() == other._key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"CronSpec({self.attributes()!r})"
 
     @property
-    def dated(self):
+    def dated(self) -> bool:
         """True when the day of month or the month is restricted."""
         return self.mdays != ALL_MDAYS or self.months != ALL_MONTHS
 
     @property
-    def plain(self):
+    def plain(self) -> bool:
         """True when the task is what a reference task is (nothing beyond TIMING)."""
         return self == PLAIN
 
-    def replace(self, **changes):
+    def replace(self, **changes: object) -> "CronSpec":
         values = dict(zip(self.__slots__, self._key()))
         values.update(changes)
         return CronSpec(**values)
 
-    def environ(self):
+    def environ(self) -> dict[bytes, bytes]:
         """The task's environment lines as a dict (later lines win)."""
         return dict(self.env)
 
-    def attributes(self):
+    def attributes(self) -> list[tuple[bytes, bytes]]:
         """The ``(KEY, VALUE)`` list (only what differs from the defaults)."""
         attrs = []
         if self.mdays != ALL_MDAYS:
@@ -253,7 +259,8 @@ class CronSpec:
         return attrs
 
     @classmethod
-    def from_attributes(cls, attrs, base=None):
+    def from_attributes(cls, attrs: "Iterable[tuple[bytes, bytes]]",
+                        base: "CronSpec | None" = None) -> "CronSpec":
         """Parse ``(KEY, VALUE)`` pairs over ``base`` (default: a reference task's): each
         key given replaces that attribute (all the ``env`` pairs together replace the
         environment; an ``env`` pair with an empty value clears it).  Unknown keys are
@@ -288,13 +295,13 @@ class CronSpec:
         return cls(**values)
 
 
-def _ascii(text, key):
+def _ascii(text: str | None, key: bytes) -> str:
     if text is None:
         raise TimingError(f"{key.decode()} is not ASCII text")
     return text
 
 
-def check_zone(name):
+def check_zone(name: str) -> str:
     """``name`` if it is a time zone this machine knows (``zoneinfo``), else TimingError."""
     try:
         import zoneinfo
@@ -307,7 +314,7 @@ def check_zone(name):
 PLAIN = CronSpec()
 
 
-def day_matches(days, spec, weekday, mday, month):
+def day_matches(days: int, spec: CronSpec, weekday: int, mday: int, month: int) -> bool:
     """cron's day rule: the month must match; then, when both the day of month and the
     day of week are restricted (neither covers every value), either may match, else both
     must (a field covering every value always matches)."""

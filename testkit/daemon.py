@@ -55,7 +55,7 @@ class DaemonHandle:
     A target supplies ``_launch``, ``_run`` (a command where the daemon runs), ``proc``
     (Popen-like) and ``pid_alive``."""
 
-    target = None
+    target: str | None = None
 
     def __init__(self, root, start_time=T0, tz="UTC", extra=(), env=None, clock="manual",
                  grace=1):

@@ -10,6 +10,17 @@ from .. import errlog, protocol
 from . import (create, delete_all, exec_task, list as list_cmd, remove, reset_taskmax,
                set_cmd, std, switch_time, terminate, times_exitcodes)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+
+    from ..clock import Clock
+    from ..errlog import ErrorLog
+    from ..history import History
+    from ..runner import Runner
+    from ..scheduler import Scheduler
+    from ..store import Store
+
 HANDLERS = {
     protocol.LIST: list_cmd.handle,
     protocol.CREATE: create.handle,
@@ -25,7 +36,7 @@ HANDLERS = {
     protocol.RESET_TASKMAX: reset_taskmax.handle,
 }
 
-# this project's own requests (issue 14: reset history, clone, error log)
+# this project's own requests: reset history, clone, error log (docs/own-requests.md)
 from . import clone, error_log, reset_history  # noqa: E402
 HANDLERS.update({protocol.RESET_HISTORY: reset_history.handle, protocol.CLONE: clone.handle,
                  protocol.ERROR_LOG: error_log.handle})
@@ -39,18 +50,20 @@ class Context:
     __slots__ = ("store", "runner", "clock", "scheduler", "errors", "request_stop",
                  "history", "status")
 
-    def __init__(self, store, runner, clock, scheduler=None, errors=None, request_stop=None):
+    def __init__(self, store: "Store", runner: "Runner", clock: "Clock",
+                 scheduler: "Scheduler | None" = None, errors: "ErrorLog | None" = None,
+                 request_stop: "Callable[[str], None] | None" = None) -> None:
         self.store = store
         self.runner = runner
         self.clock = clock
         self.scheduler = scheduler
         self.errors = errlog.NONE if errors is None else errors
         self.request_stop = request_stop
-        self.history = None     # saturnd.history.History (HISTORY, RESET_HISTORY)
-        self.status = None      # () -> the STATUS text (saturnd/daemon.py)
+        self.history: History | None = None     # HISTORY, RESET_HISTORY
+        self.status: Callable[[], str] | None = None    # the STATUS text (saturnd/daemon.py)
 
 
-def dispatch(ctx, request):
+def dispatch(ctx: Context, request: protocol.Request) -> protocol.Reply:
     return HANDLERS[request.opcode](ctx, request)
 
 # this project's own requests

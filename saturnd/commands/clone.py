@@ -7,8 +7,13 @@ outputs and error log start empty.  Reply: the new id.
 from ..protocol import NF, Reply
 from ..store import NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
 
-def handle(ctx, request):
+
+def handle(ctx: "Context", request: "Request") -> Reply:
     store = ctx.store
     with store.lock:       # the source cannot change or go between reading and copying
         try:

@@ -11,8 +11,16 @@ from .. import protocol as P
 from ..protocol import NF, NR, Reply
 from ..store import NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from collections.abc import Callable
 
-def set_fields(ctx, request):
+    from ..store import Task
+    from . import Context
+
+
+def set_fields(ctx: "Context", request: "Request") -> Reply:
     try:
         ctx.store.set_fields(request.taskid, request.count, request.timing)
     except NotFound:
@@ -20,8 +28,8 @@ def set_fields(ctx, request):
     return Reply()
 
 
-def _pause(paused):
-    def handle(ctx, request):
+def _pause(paused: bool) -> "Callable[[Context, Request], Reply]":
+    def handle(ctx: "Context", request: "Request") -> Reply:
         try:
             ctx.store.set_paused(request.taskid, paused)
         except NotFound:
@@ -30,11 +38,12 @@ def _pause(paused):
     return handle
 
 
-def status(ctx, request):
+def status(ctx: "Context", request: "Request") -> Reply:
+    assert ctx.status is not None       # the daemon sets it (saturnd/daemon.py)
     return Reply(output=ctx.status().encode("utf-8", "backslashreplace"))
 
 
-def history(ctx, request):
+def history(ctx: "Context", request: "Request") -> Reply:
     try:
         if ctx.history is None:
             ctx.store.get(request.taskid)
@@ -56,11 +65,11 @@ HANDLERS = {
 
 
 # --- the long listing's fields of everyday use (LONG_LIST, ``cassini -L``) ------------------
-def long_list_attributes(ctx, task):
+def long_list_attributes(ctx: "Context", task: "Task") -> list[tuple[bytes, bytes]]:
     """``paused`` = ``1`` (only when paused); ``last`` = ``TIME EXITCODE`` of the last
     recorded run (absent: never ran); ``next`` = ``TIME`` of the next run the scheduler will
     start (absent: paused, or no next run), epoch seconds in decimal."""
-    attrs = []
+    attrs: list[tuple[bytes, bytes]] = []
     if task.paused:
         attrs.append((b"paused", b"1"))
     try:

@@ -6,8 +6,13 @@ The run is recorded with the clock's current second.
 from ..protocol import NF, Reply
 from ..store import NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
 
-def handle(ctx, request):
+
+def handle(ctx: "Context", request: "Request") -> Reply:
     try:
         task = ctx.store.get(request.taskid)
     except NotFound:

@@ -11,10 +11,17 @@ import weakref
 
 from ..protocol import EncodedTasks, Reply, encode_list_entry
 
-_caches = weakref.WeakKeyDictionary()     # store -> {token: encoded entry}
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from ..store import Store, Task
+    from . import Context
+
+_caches: "weakref.WeakKeyDictionary[Store, dict[object, bytes]]" = \
+    weakref.WeakKeyDictionary()     # store -> {token: encoded entry}
 
 
-def handle(ctx, request):
+def handle(ctx: "Context", request: "Request") -> Reply:
     store = ctx.store
     cache = _caches.get(store)
     if cache is None:
@@ -31,6 +38,6 @@ def handle(ctx, request):
     return Reply(tasks=EncodedTasks(entries))
 
 
-def _encode(cache, task):
+def _encode(cache: dict[object, bytes], task: "Task") -> bytes:
     entry = cache[task.token] = encode_list_entry(task.taskid, task.timing, task.argv)
     return entry

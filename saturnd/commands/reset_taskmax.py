@@ -2,6 +2,11 @@
 
 from ..protocol import Reply
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
 
-def handle(ctx, request):
+
+def handle(ctx: "Context", request: "Request") -> Reply:
     return Reply(value=ctx.store.reset_taskmax())

@@ -7,8 +7,13 @@ from ..protocol import ATTR_FIELDS, NF, Reply
 from ..store import NotFound, kept_fields
 from ..timing import CronSpec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
 
-def handle(ctx, request):
+
+def handle(ctx: "Context", request: "Request") -> Reply:
     store = ctx.store
     with store.lock:
         try:

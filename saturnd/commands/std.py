@@ -7,8 +7,13 @@ chunks (and closes): serving it never holds the whole output in memory.
 from ..protocol import NF, NR, STDOUT, Reply
 from ..store import NeverRan, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
 
-def handle(ctx, request):
+
+def handle(ctx: "Context", request: "Request") -> Reply:
     stream = "stdout" if request.opcode == STDOUT else "stderr"
     try:
         return Reply(output=ctx.store.output_file(request.taskid, stream))

@@ -9,12 +9,17 @@ manual clock) can be recorded out of order: the reply sorts them by TIME
 from ..protocol import NF, Reply, decode_runs
 from ..store import NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
+
 
 def _time(run):
     return run[0]
 
 
-def handle(ctx, request):
+def handle(ctx: "Context", request: "Request") -> Reply:
     try:
         records = ctx.store.runs(request.taskid)
     except NotFound:

@@ -96,7 +96,7 @@ def test_tiny_run_json_shape(tiny_run):
         {"tx_10", "tx_100", "tx_1000"}
     missed = sorted(r["key"] for r in doc["results"] if r["met"] is False)
     assert sorted(doc["targets_missed"]) == missed
-    # the targets are all attached, whatever the mode
+    # every target is attached to its row, whatever the mode
     targets = {r["key"]: r["target"] for r in doc["results"] if r["target"]}
     assert targets["cassini_l_empty"] == {"on": "ratio", "max": 1.25}
     # against the floor: an isolated interpreter, as the launcher starts it

@@ -382,8 +382,9 @@ def test_daemon_mode(tmp_path):
     assert res.returncode == 0, res
     pid = int((data / "saturnd.lock").read_text().split()[1])
     try:
-        run = lambda *a: subprocess.run(cassini_command() + ["-p", str(pipes)] + list(a),
-                                        capture_output=True, timeout=30, env=env)
+        def run(*a):
+            return subprocess.run(cassini_command() + ["-p", str(pipes)] + list(a),
+                                  capture_output=True, timeout=30, env=env)
         assert run("-c", "true").stdout == b"0\n"
         assert run("-l").stdout == b"0: * * * true\n"
         t = time.monotonic()                            # no control channel with the system clock
@@ -472,7 +473,7 @@ def test_kill_9_during_creates_leaves_whole_tasks(make_daemon):
         taskid, rest = line.split(b": ", 1)
         minute = rest.split()[0]
         assert rest == minute + b" * * echo " + b"x" * 50 + minute
-    highest = max(int(l.split(b":")[0]) for l in lines)
+    highest = max(int(line.split(b":")[0]) for line in lines)
     assert int(d.out("-c", "true")) > highest
 
 
@@ -482,7 +483,8 @@ def test_output_cap_applies_while_running(make_daemon):
     d.cassini("-c", "--", "sh", "-c", "head -c 30000000 /dev/zero; sleep 30")
     code, out = d.clock("advance", 1, 0)
     assert out.startswith("pending")
-    spool = lambda: [d.data / "runs" / n for n in os.listdir(d.data / "runs") if n.endswith(".out")]
+    def spool():
+        return [d.data / "runs" / n for n in os.listdir(d.data / "runs") if n.endswith(".out")]
     wait_for(lambda: spool(), what="the spool file")
     # the writer writes 30 MB, but the daemon copies only the cap into the spool file: the
     # size seen is either 1000 or a sparse file with (almost) no blocks beyond the cap

@@ -26,7 +26,6 @@ def open_store(tmp_path):
 
 
 def test_list_entries_follow_every_change(open_store):
-    # (moved from test_daemon_store.py, where the store used to encode the entries)
     s = open_store()
     ctx = _Ctx(s)
     every = P.EVERY_MINUTE

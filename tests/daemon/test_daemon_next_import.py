@@ -161,10 +161,10 @@ def test_export_round_trip(make_daemon, tmp_path):
     e = make_daemon("e").start()
     (tmp_path / "out").write_bytes(exported)
     assert e.out("-I", str(tmp_path / "out")) == b"0\n1\n2\n3\n"
-    assert e.cassini("-X", check=False).stdout == b"".join(l + b"\n" for l in lines[:4])
+    assert e.cassini("-X", check=False).stdout == b"".join(line + b"\n" for line in lines[:4])
     listed_d = d.out("-l").splitlines()
     listed_e = e.out("-l").splitlines()
-    assert [l.split(b" ")[1:4] for l in listed_e] == [l.split(b" ")[1:4] for l in listed_d[:4]]
+    assert [t.split(b" ")[1:4] for t in listed_e] == [t.split(b" ")[1:4] for t in listed_d[:4]]
     assert listed_e[1:] == listed_d[1:4]               # tasks made by import: same argv
     d.advance(2)
     e.advance(2)

@@ -1,4 +1,4 @@
-"""This project's own requests end to end (issue 14): reset history (-R), clone (-C),
+"""This project's own requests end to end: reset history (-R), clone (-C),
 error log (-E TASKID, -D), through the real cassini against a real saturnd."""
 
 import os

@@ -341,7 +341,7 @@ case("159-bytes-after-the-reply-ignored", [b"-c", b"x"], CR + EVERY + cmdline(b"
 case("160-error-reply-cut-short", [b"-r", b"1"], RM + u64(1), ER + b"N", exitcode=1,
      tag="deviation")
 
-# --- this project's own requests (issue 14): reset history, clone, error log -----------
+# --- this project's own requests: reset history, clone, error log ---------------------
 # RH = 0x5248 TASKID -> OK | ER NF;  CL = 0x434c TASKID -> OK TASKID | ER NF;
 # EL = 0x454c SCOPE(uint8: 0 daemon, 1 task) TASKID -> OK NBENTRIES (TIME int64, MESSAGE)*
 RH, CL, EL = b"RH", b"CL", b"EL"

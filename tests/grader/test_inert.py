@@ -7,15 +7,11 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from testkit import ROOT
 
 from grader import classtable, report
 

@@ -1,5 +1,5 @@
-"""Killed clients under concurrency (issue: a reply reaches only the client that sent
-the request), shared by tests/reliability/test_own_reply.py and the soak's phase.
+"""Killed clients under concurrency (what must hold: a reply reaches only the client that
+sent the request), shared by tests/reliability/test_own_reply.py and the soak's phase.
 
 :func:`stress` runs parallel ``cassini`` processes against a daemon, SIGKILLs some of
 them shortly after they start, and checks every answer given with exit 0.

@@ -63,7 +63,7 @@ def test_fifty_cassini_at_once(daemon):
     for out in lists:                   # a whole, well-formed listing each time
         lines = out.split(b"\n")
         assert lines[-1] == b""
-        ids = [int(l.split(b":")[0]) for l in lines[:-1]]
+        ids = [int(line.split(b":")[0]) for line in lines[:-1]]
         assert ids == sorted(set(ids))
         for i, tid in enumerate(stable):
             assert f"{tid}: 5 * * echo stable {i}\n".encode() in out
@@ -77,7 +77,6 @@ def test_fifty_cassini_at_once(daemon):
 @pytest.mark.timeout(120)
 def test_lockless_clients_do_not_corrupt_state(daemon):
     d = daemon
-    rng = random.Random(11)
     stop = threading.Event()
     stats = {"ok": 0, "other": 0, "none": 0}
     lock = threading.Lock()
@@ -115,7 +114,7 @@ def test_lockless_clients_do_not_corrupt_state(daemon):
     wait_idle(d)
     sanity(d)
     tasks = d.call(P.Request(P.LIST)).tasks
-    for tid, timing, argv in tasks:
+    for _tid, timing, argv in tasks:
         assert timing == P.Timing(1, 1, 1) and argv[0] == b"echo" and argv[1] in names, argv
     for _ in range(20):
         assert d.call(P.Request(P.LIST)).tasks == tasks

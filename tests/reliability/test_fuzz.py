@@ -21,7 +21,7 @@ def test_mutated_and_random_requests(shared_daemon):
     rng = random.Random(6)
     ids = [sanity(d)]
     sent = 0
-    for batch in range(4):
+    for _batch in range(4):
         for _ in range(100):
             data, what = fuzz_case(rng, ids)
             reply = raw_exchange(d.pipes, data)
@@ -79,7 +79,7 @@ def test_writers_killed_mid_request(shared_daemon):
     rng = random.Random(7)
     full = P.encode_request(P.Request(P.CREATE, timing=P.Timing(1, 1, 1),
                                       argv=[b"echo", b"x" * 300]))
-    for i in range(20):
+    for _ in range(20):
         seen = d.log().count("malformed request")
         assert dying_writer(d.pipes, full, rng.randrange(1, len(full)))
         wait_for(lambda: d.log().count("malformed request") > seen, what="the end of file")

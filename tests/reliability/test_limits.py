@@ -91,7 +91,7 @@ def test_cassini_killed_while_reading_a_big_reply(daemon):
     d.advance(1)
     reply_path = str(d.pipes / "saturnd-reply-pipe")
     killed_mid_reply = 0
-    for i in range(5):
+    for _ in range(5):
         p = subprocess.Popen([CASSINI, "-p", str(d.pipes), "-o", "0"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

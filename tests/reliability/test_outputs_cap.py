@@ -1,4 +1,4 @@
-"""The output cap holds against what a run leaves behind (issue 10, point 4).
+"""The output cap holds against what a run leaves behind.
 
 A recorded run's outputs never exceed the cap and never change after the run is recorded,
 whatever its descendants do; the spool file they keep writing stays bounded on disk; the

@@ -75,7 +75,7 @@ def one_line_error(err):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("first_client", ["gives-up", "killed"])
 def test_stale_reply_of_a_client_gone_before_the_daemon_read(daemon, first_client):
-    """The issue's reproduction: the daemon is stopped; client X writes a CREATE and goes
+    """A reply left for a client that is gone: the daemon is stopped; client X writes a CREATE and goes
     (reply timeout, or SIGKILL once its request is in the FIFO); client Y (``-l``) starts
     and opens the reply pipe; the daemon resumes, reads X's request and answers it. Y must
     print its own listing (which holds X's task, created meanwhile), not X's reply."""

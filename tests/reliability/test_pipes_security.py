@@ -1,4 +1,4 @@
-"""The pipes as an attack surface (issue 10, points 2, 3 and 6).
+"""The pipes as an attack surface.
 
 - At start-up the daemon makes its FIFOs afresh (unlink, mkfifo 0600): a descriptor opened
   on a FIFO that existed before start-up reaches nothing.

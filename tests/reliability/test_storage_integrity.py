@@ -1,4 +1,4 @@
-"""History and task set integrity under storage failures (issue 10, points 5 and 8).
+"""History and task set integrity under storage failures.
 
 - a run record is written whole or not at all (a short write is truncated back and logged),
   outputs are published only with their record, start-up recovery keeps every whole record;
@@ -203,7 +203,8 @@ def test_damaged_taskid_max_is_rebuilt_at_start_up(open_store, tmp_path, logs):
 
 @pytest.mark.timeout(90)
 def test_delete_all_with_an_immutable_task_directory(make_daemon, tmp_path):
-    """The issue's reproduction on a real file system: ``chattr +i`` on one task."""
+    """DELETE_ALL when one task directory cannot be removed (``chattr +i`` on it, a real
+    file system): every task goes or none does, across a restart too."""
     d = make_daemon().start()
     for i in range(3):
         assert d.cassini("-c", "--", "echo", str(i)).returncode == 0

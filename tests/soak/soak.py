@@ -302,7 +302,6 @@ def main():
             failed.append(name)
             results[name] = {"FAILED": f"{type(e).__name__}: {str(e)[:300]}"}
             print(f"   FAILED: {results[name]['FAILED']}", flush=True)
-            log = next(root.glob("*/saturnd.log"), None)
     total = round(time.monotonic() - start, 1)
     shutil.rmtree(root, ignore_errors=True)
     if args.json:

@@ -62,7 +62,7 @@ def test_opcode_values():
     assert (P.SET_CMD, P.DELETE_ALL, P.SW_TIME, P.EXEC_TASK, P.RESET_TASKMAX) == \
         (0x43FF, 0x444C, 0x5354, 0x48ED, 0x5254)
     assert (P.OK, P.ER, P.NF, P.NR) == (0x4F4B, 0x4552, 0x4E46, 0x4E52)
-    # the twelve, plus this project's own: RH, CL, EL, NX (issue 14)
+    # the twelve, plus this project's own: RH, CL, EL, NX (docs/own-requests.md)
     # ... and SF, PA, UP, SS, HI (everyday use)
     assert (P.SET_FIELDS, P.PAUSE, P.RESUME, P.STATUS, P.HISTORY) == \
         (0x5346, 0x5041, 0x5550, 0x5353, 0x4849)

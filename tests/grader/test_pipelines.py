@@ -128,3 +128,22 @@ def test_batch_trusted_contradicts_container_isolation(tmp_path):
                        cwd=str(ROOT), timeout=100)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count(b"\n") == 1 and b"--trusted" in p.stderr, p.stderr
+
+
+def test_a_work_folder_inside_the_submission_is_not_copied_into_itself(tmp_path):
+    """GitLab's templates put GRADER_WORK_DIR in $CI_PROJECT_DIR, the submission itself:
+    the copy into the box must leave the work folder out (it copied itself until the path
+    was too long, and the build failed)."""
+    import io
+    from grader import container
+    sub = tmp_path / "project"
+    (sub / "src").mkdir(parents=True)
+    (sub / "Makefile").write_bytes(b"all:\n")
+    (sub / "src" / "a.c").write_bytes(b"int x;\n")
+    dest = sub / ".grade-work" / "grade-build-1" / "box" / "src"
+    dest.parent.mkdir(parents=True)
+    log = io.StringIO()
+    container.copy_plain(str(sub), str(dest), None, None, log=log)
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*"))
+    assert copied == ["Makefile", "src", "src/a.c"], copied
+    assert log.getvalue() == "not copied (the grader's work folder): .grade-work\n"

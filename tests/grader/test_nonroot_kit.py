@@ -1,0 +1,216 @@
+"""The kit NOT run as root (attacks 7 and 8 of docs/grading-isolation.md), as a CI job runs
+it: inside a *job container* of the grading image, as uid 4242 (no passwd entry), given
+the engine's socket (and its group) and the work folder bind-mounted at the same path
+inside and outside (so the boxes it bind-mounts into the candidates' containers resolve on
+the engine), with a secret in its environment.  The hostile fixture ``secrets`` reads every
+environment it can in /proc, overwrites every run JSON it finds and SIGKILLs every grader
+process it may signal; ``make`` prints its environment.
+
+The same tests simulate GitLab's ``docker:dind`` service: the kit reaches the engine through
+``DOCKER_HOST`` naming a socket mounted at another path (``/run/dind/docker.sock``), the
+submission is the project folder ``$CI_PROJECT_DIR`` and the template's own script lines
+(ci/pipelines/gitlab-ci-*.yml, read as YAML) are run, with ``GRADER_ISOLATION=container``.
+
+The kit in the job container is this checkout, mounted read-only over the image's
+/opt/saturnd; ``SATURND_KIT_UNDER_TEST=/path/to/another/checkout`` grades with another
+(that is how these tests were shown to fail on the kit before container isolation).
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grader import container
+from testkit import ROOT
+
+from test_hostile_submissions import (CLIENT_ONLY, HONEST, HOSTILE, N_CASES,  # noqa: F401
+                                      client_passed, everything_written, result, submission)
+
+pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
+
+UID = 4242
+KIT = Path(os.environ.get("SATURND_KIT_UNDER_TEST") or ROOT)
+SOCKET = "/var/run/docker.sock"
+IMAGE = os.environ.get("GRADER_IMAGE", "saturnd-grader:ci")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engine(container_engine):
+    if not os.path.exists(SOCKET):
+        pytest.skip(f"no engine socket at {SOCKET} to give the job container")
+    return container_engine
+
+
+@pytest.fixture
+def token():
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def place(token):
+    """A scratch folder under /var/tmp owned by the job's uid, removed after (as root)."""
+    path = Path(tempfile.mkdtemp(prefix=f"nonroot-{token}-", dir="/var/tmp"))
+    os.chown(path, UID, UID)
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def job(place, command, env, socket_at=SOCKET, timeout=480, cwd=None):
+    """Run ``command`` (a shell line) in a job container as uid 4242: (exit code, output)."""
+    client = container.engine()
+    gid = os.stat(SOCKET).st_gid
+    c = client.containers.run(
+        IMAGE, ["bash", "-ec", command], entrypoint=[], user=f"{UID}:{UID}",
+        group_add=[str(gid)], detach=True, working_dir=str(cwd or place),
+        environment=dict({"HOME": "/tmp", "GRADE_PYTHON": "python3"}, **env),
+        volumes={SOCKET: {"bind": socket_at, "mode": "rw"},
+                 str(KIT): {"bind": "/opt/saturnd", "mode": "ro"},
+                 str(place): {"bind": str(place), "mode": "rw"}},
+        labels={"saturnd-grade-test": "nonroot-job"})
+    try:
+        code = c.wait(timeout=timeout)["StatusCode"]
+        return code, c.logs().decode("utf-8", "replace")
+    finally:
+        c.remove(force=True)
+
+
+def passed_cases(junit):
+    """{suite: number of test cases passed} of a JUnit report."""
+    import xml.etree.ElementTree as ET
+    passed = {}
+    for suite in ET.parse(junit).getroot():
+        for case in suite.iter("testcase"):
+            if not len(case):
+                passed[suite.get("name")] = passed.get(suite.get("name"), 0) + 1
+    return passed
+
+
+def mine(place):
+    """Folders for the job: owned by its uid."""
+    for d in ("class", "work"):
+        (place / d).mkdir(exist_ok=True)
+    return place / "class", place / "work"
+
+
+def chown_all(path):
+    for p in [path, *path.rglob("*")]:
+        os.chown(p, UID, UID, follow_symlinks=False)
+
+
+# -- 7. the kit not run as root -------------------------------------------------------------------
+
+def test_a_nonroot_kit_keeps_its_secret_its_report_and_its_life(place, token):
+    secret = f"s3cret-{token}"
+    cls, work = mine(place)
+    submission(cls, "a-secrets", HOSTILE / "secrets")
+    submission(cls, "b-honest", HONEST)
+    chown_all(place)
+    out = place / "out"
+    code, log = job(place, f"saturnd-grade batch {cls} -o {out} --work-dir {work} -j 2 -- "
+                    + " ".join(CLIENT_ONLY),
+                    {"SATURND_TEST_SECRET": secret, "GRADER_WORK_DIR": str(work)})
+    assert code == 0, log[-3000:]
+    assert secret.encode() not in everything_written(out), "the candidate saw the secret"
+    assert secret not in log
+    for name in ("a-secrets", "b-honest"):
+        assert result(out, name)["grading"] == "ok", result(out, name)
+    assert client_passed(result(out, "b-honest")) == 8, result(out, "b-honest")["scores"]
+    assert client_passed(result(out, "a-secrets")) < N_CASES
+    assert list(work.iterdir()) == [], "the work folder is not empty"
+
+
+# -- 8. ci/grade.sh not as root -------------------------------------------------------------------
+
+def test_a_nonroot_grade_sh_keeps_the_secret_from_make(place, token):
+    secret = f"s3cret-{token}"
+    cls, work = mine(place)
+    sub = submission(cls, "secrets", HOSTILE / "secrets")
+    chown_all(place)
+    out = place / "grade-out"
+    code, log = job(place, f"/opt/saturnd/ci/grade.sh {sub} {out} -- " + " ".join(CLIENT_ONLY),
+                    {"SATURND_TEST_SECRET": secret, "GRADER_WORK_DIR": str(work),
+                     "GRADER_ISOLATION": "container"})
+    assert code in (0, 1), log[-3000:]
+    assert "NOTHING IS ISOLATED" not in log
+    assert "client: cassini" in log, log[-3000:]                   # built and found
+    assert b"PATH=" in (out / "build.log").read_bytes()         # make printed its env
+    assert secret.encode() not in everything_written(out), "make or the candidate saw it"
+    assert secret not in log
+
+
+# -- GitLab's docker:dind, simulated ---------------------------------------------------------------
+
+def gitlab(name, job_name):
+    spec = yaml.safe_load((ROOT / "ci" / "pipelines" / name).read_text())
+    return spec, spec[job_name]
+
+
+def template_env(spec, j, project, **extra):
+    """The job's variables as GitLab would give them, with DOCKER_HOST at the socket's other
+    path instead of the service's tcp://docker:2375."""
+    env = {"CI_PROJECT_DIR": str(project)}
+    for k, v in {**spec.get("variables", {}), **j.get("variables", {})}.items():
+        env[k] = os.path.expandvars(str(v).replace("$CI_PROJECT_DIR", str(project)))
+    assert env["DOCKER_HOST"].startswith("tcp://docker:")
+    env["DOCKER_HOST"] = "unix:///run/dind/docker.sock"
+    env["GRADER_IMAGE"] = env["GRADER_CANDIDATE_IMAGE"] = IMAGE   # the job's image, here local
+    env.update(extra)
+    return env
+
+
+def test_gitlab_single_grade_template_with_a_dind_like_engine(place, token):
+    spec, j = gitlab("gitlab-ci-grade.yml", "grade")
+    secret = f"s3cret-{token}"
+    project = place / "builds" / "student" / "saturnd"
+    submission(place / "builds" / "student", "saturnd", HONEST)
+    chown_all(place)
+    env = template_env(spec, j, project, GRADE_OPTIONS=" ".join(CLIENT_ONLY),
+                       SATURND_TEST_SECRET=secret)
+    assert env["GRADER_ISOLATION"] == "container"
+    # before_script pulls GRADER_IMAGE from the course's registry: here it is local
+    code, log = job(place, "\n".join(j["script"]), env, socket_at="/run/dind/docker.sock",
+                    cwd=project)
+    out = project / "grade-out"
+    summary = (out / "summary.txt").read_text()
+    assert code == 1, log[-3000:]          # the partial honest client fails 4 cases
+    assert "NOTHING IS ISOLATED" not in log + summary
+    assert "note: isolation container: one per submission" in summary
+    assert passed_cases(out / "junit.xml") == {"build": 1, "client": 8}, summary
+    assert secret.encode() not in everything_written(out)
+    assert list(Path(env["GRADER_WORK_DIR"]).iterdir()) == []
+
+
+def test_gitlab_class_template_with_a_dind_like_engine(place, token):
+    spec, j = gitlab("gitlab-ci-class.yml", "grade-shard")
+    project = place / "builds" / "course" / "class"
+    project.mkdir(parents=True)
+    submission(project, "honest", HONEST)
+    submission(project, "secrets", HOSTILE / "secrets")
+    (project / "class.txt").write_text("honest\nsecrets\n")
+    chown_all(place)
+    secret = f"s3cret-{token}"
+    shards = int(j["parallel"])
+    for k in (1, 2):            # the two shards that hold the two submissions
+        env = template_env(spec, j, project, CI_NODE_INDEX=str(k), CI_NODE_TOTAL=str(shards),
+                           GRADE_OPTIONS=" ".join(CLIENT_ONLY), BATCH_OPTIONS="-j 1",
+                           SATURND_TEST_SECRET=secret)
+        code, log = job(place, "mkdir -p \"$GRADER_WORK_DIR\"\n" + "\n".join(j["script"]),
+                        env, socket_at="/run/dind/docker.sock", cwd=project)
+        assert code == 0, log[-3000:]
+        assert "NOTHING IS ISOLATED" not in log
+    rows = {}
+    for k in (1, 2):
+        shard = project / "grade-out" / f"shard-{k}"
+        for name in os.listdir(shard):
+            if (shard / name / "result.json").exists():
+                rows[name] = result(shard, name)
+        assert secret.encode() not in everything_written(shard)
+    assert sorted(rows) == ["honest", "secrets"], rows
+    assert client_passed(rows["honest"]) == 8
+    assert rows["secrets"]["grading"] == "ok"

@@ -29,7 +29,8 @@ from grader import container
 from testkit import ROOT
 
 from test_hostile_submissions import (CLIENT_ONLY, HONEST, HOSTILE, N_CASES,  # noqa: F401
-                                      client_passed, everything_written, result, submission)
+                                      client_passed, everything_written, exit_statuses,
+                                      result, submission)
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
 
@@ -118,6 +119,11 @@ def test_a_nonroot_kit_keeps_its_secret_its_report_and_its_life(place, token):
     assert code == 0, log[-3000:]
     assert secret.encode() not in everything_written(out), "the candidate saw the secret"
     assert secret not in log
+    # its report is the kit's, whole: every client case counted (a forged run JSON has none)
+    for profile in ("strict", "course"):
+        assert result(out, "a-secrets")["scores"][profile]["client"]["total"] == N_CASES
+    # the candidate exits 42 when it found a secret, 43 when it forged a report or killed
+    assert not {42, 43} & set(exit_statuses(out, "a-secrets")), exit_statuses(out, "a-secrets")
     for name in ("a-secrets", "b-honest"):
         assert result(out, name)["grading"] == "ok", result(out, name)
     assert client_passed(result(out, "b-honest")) == 8, result(out, "b-honest")["scores"]

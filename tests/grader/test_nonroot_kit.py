@@ -6,10 +6,13 @@ the engine), with a secret in its environment.  The hostile fixture ``secrets`` 
 environment it can in /proc, overwrites every run JSON it finds and SIGKILLs every grader
 process it may signal; ``make`` prints its environment.
 
-The same tests simulate GitLab's ``docker:dind`` service: the kit reaches the engine through
-``DOCKER_HOST`` naming a socket mounted at another path (``/run/dind/docker.sock``), the
-submission is the project folder ``$CI_PROJECT_DIR`` and the template's own script lines
-(ci/pipelines/gitlab-ci-*.yml, read as YAML) are run, with ``GRADER_ISOLATION=container``.
+The same tests simulate GitLab's ``docker:dind`` service, two ways: a service container
+aliased ``docker`` on a network of its own forwards ``tcp://docker:2375`` (the templates'
+DOCKER_HOST, used as it is) to the engine's socket (tests/grader/dind/tcp_to_socket.py); or
+``DOCKER_HOST`` names the socket mounted at another path (``/run/dind/docker.sock``).  The
+submission is the project folder ``$CI_PROJECT_DIR`` and the templates' own script lines
+(ci/pipelines/gitlab-ci-*.yml, read as YAML) run with their variables
+(``GRADER_ISOLATION=container`` among them).
 
 The kit in the job container is this checkout, mounted read-only over the image's
 /opt/saturnd; ``SATURND_KIT_UNDER_TEST=/path/to/another/checkout`` grades with another
@@ -62,18 +65,21 @@ def place(token):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def job(place, command, env, socket_at=SOCKET, timeout=480, cwd=None):
-    """Run ``command`` (a shell line) in a job container as uid 4242: (exit code, output)."""
+def job(place, command, env, socket_at=SOCKET, timeout=480, cwd=None, network=None):
+    """Run ``command`` (a shell line) in a job container as uid 4242: (exit code, output).
+    ``socket_at``: where the engine's socket is mounted (None: not at all); ``network``: a
+    network to join (where the dind-like service answers)."""
     client = container.engine()
     gid = os.stat(SOCKET).st_gid
+    volumes = {str(KIT): {"bind": "/opt/saturnd", "mode": "ro"},
+               str(place): {"bind": str(place), "mode": "rw"}}
+    if socket_at:
+        volumes[SOCKET] = {"bind": socket_at, "mode": "rw"}
     c = client.containers.run(
         IMAGE, ["bash", "-ec", command], entrypoint=[], user=f"{UID}:{UID}",
         group_add=[str(gid)], detach=True, working_dir=str(cwd or place),
         environment=dict({"HOME": "/tmp", "GRADE_PYTHON": "python3"}, **env),
-        volumes={SOCKET: {"bind": socket_at, "mode": "rw"},
-                 str(KIT): {"bind": "/opt/saturnd", "mode": "ro"},
-                 str(place): {"bind": str(place), "mode": "rw"}},
-        labels={"saturnd-grade-test": "nonroot-job"})
+        volumes=volumes, network=network, labels={"saturnd-grade-test": "nonroot-job"})
     try:
         code = c.wait(timeout=timeout)["StatusCode"]
         return code, c.logs().decode("utf-8", "replace")
@@ -157,31 +163,74 @@ def gitlab(name, job_name):
     return spec, spec[job_name]
 
 
-def template_env(spec, j, project, **extra):
-    """The job's variables as GitLab would give them, with DOCKER_HOST at the socket's other
-    path instead of the service's tcp://docker:2375."""
+@pytest.fixture(scope="module")
+def dind_service():
+    """A stand-in for the ``docker:dind`` service: a container on a network of its own,
+    alias ``docker``, forwarding TCP 2375 to the engine's socket (tests/grader/dind/); the
+    job container joins that network and uses the template's DOCKER_HOST as it is."""
+    import time
+    client = container.engine()
+    name = f"saturnd-test-dind-{uuid.uuid4().hex[:8]}"
+    net = client.networks.create(name, labels={"saturnd-grade-test": "dind"})
+    svc = None
+    try:
+        svc = client.containers.create(
+            IMAGE, ["python3", "-I", "/dind/tcp_to_socket.py"], entrypoint=[],
+            user=f"{UID}:{UID}", group_add=[str(os.stat(SOCKET).st_gid)],
+            volumes={SOCKET: {"bind": "/engine.sock", "mode": "rw"},
+                     str(Path(__file__).parent / "dind"): {"bind": "/dind", "mode": "ro"}},
+            labels={"saturnd-grade-test": "dind"}, name=name)
+        net.connect(svc, aliases=["docker"])
+        svc.start()
+        deadline = time.monotonic() + 30
+        while b"listening" not in svc.logs():
+            assert time.monotonic() < deadline, svc.logs()
+            time.sleep(0.1)
+        yield name
+    finally:
+        if svc is not None:
+            svc.remove(force=True)
+        net.remove()
+
+
+ENGINE_ACCESS = ["dind-tcp", "socket-elsewhere"]
+
+
+def engine_access(how, dind_network):
+    """job() arguments and DOCKER_HOST for one way of reaching the engine."""
+    if how == "dind-tcp":
+        return {"socket_at": None, "network": dind_network}, None
+    return {"socket_at": "/run/dind/docker.sock"}, "unix:///run/dind/docker.sock"
+
+
+def template_env(spec, j, project, docker_host=None, **extra):
+    """The job's variables as GitLab would give them (DOCKER_HOST the service's
+    tcp://docker:2375, unless ``docker_host`` says otherwise)."""
     env = {"CI_PROJECT_DIR": str(project)}
     for k, v in {**spec.get("variables", {}), **j.get("variables", {})}.items():
         env[k] = os.path.expandvars(str(v).replace("$CI_PROJECT_DIR", str(project)))
     assert env["DOCKER_HOST"].startswith("tcp://docker:")
-    env["DOCKER_HOST"] = "unix:///run/dind/docker.sock"
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
     env["GRADER_IMAGE"] = env["GRADER_CANDIDATE_IMAGE"] = IMAGE   # the job's image, here local
     env.update(extra)
     return env
 
 
-def test_gitlab_single_grade_template_with_a_dind_like_engine(place, token):
+@pytest.mark.parametrize("how", ENGINE_ACCESS)
+def test_gitlab_single_grade_template_with_a_dind_like_engine(place, token, how, request):
     spec, j = gitlab("gitlab-ci-grade.yml", "grade")
+    access, docker_host = engine_access(how, request.getfixturevalue("dind_service")
+                                        if how == "dind-tcp" else None)
     secret = f"s3cret-{token}"
     project = place / "builds" / "student" / "saturnd"
     submission(place / "builds" / "student", "saturnd", HONEST)
     chown_all(place)
-    env = template_env(spec, j, project, GRADE_OPTIONS=" ".join(CLIENT_ONLY),
+    env = template_env(spec, j, project, docker_host, GRADE_OPTIONS=" ".join(CLIENT_ONLY),
                        SATURND_TEST_SECRET=secret)
     assert env["GRADER_ISOLATION"] == "container"
     # before_script pulls GRADER_IMAGE from the course's registry: here it is local
-    code, log = job(place, "\n".join(j["script"]), env, socket_at="/run/dind/docker.sock",
-                    cwd=project)
+    code, log = job(place, "\n".join(j["script"]), env, cwd=project, **access)
     out = project / "grade-out"
     summary = (out / "summary.txt").read_text()
     assert code == 1, log[-3000:]          # the partial honest client fails 4 cases
@@ -192,8 +241,11 @@ def test_gitlab_single_grade_template_with_a_dind_like_engine(place, token):
     assert list(Path(env["GRADER_WORK_DIR"]).iterdir()) == []
 
 
-def test_gitlab_class_template_with_a_dind_like_engine(place, token):
+@pytest.mark.parametrize("how", ENGINE_ACCESS)
+def test_gitlab_class_template_with_a_dind_like_engine(place, token, how, request):
     spec, j = gitlab("gitlab-ci-class.yml", "grade-shard")
+    access, docker_host = engine_access(how, request.getfixturevalue("dind_service")
+                                        if how == "dind-tcp" else None)
     project = place / "builds" / "course" / "class"
     project.mkdir(parents=True)
     submission(project, "honest", HONEST)
@@ -203,11 +255,10 @@ def test_gitlab_class_template_with_a_dind_like_engine(place, token):
     secret = f"s3cret-{token}"
     shards = int(j["parallel"])
     for k in (1, 2):            # the two shards that hold the two submissions
-        env = template_env(spec, j, project, CI_NODE_INDEX=str(k), CI_NODE_TOTAL=str(shards),
+        env = template_env(spec, j, project, docker_host, CI_NODE_INDEX=str(k), CI_NODE_TOTAL=str(shards),
                            GRADE_OPTIONS=" ".join(CLIENT_ONLY), BATCH_OPTIONS="-j 1",
                            SATURND_TEST_SECRET=secret)
-        code, log = job(place, "\n".join(j["script"]),
-                        env, socket_at="/run/dind/docker.sock", cwd=project)
+        code, log = job(place, "\n".join(j["script"]), env, cwd=project, **access)
         assert code == 0, log[-3000:]
         assert "NOTHING IS ISOLATED" not in log
     rows = {}

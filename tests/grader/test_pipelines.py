@@ -147,3 +147,13 @@ def test_a_work_folder_inside_the_submission_is_not_copied_into_itself(tmp_path)
     copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*"))
     assert copied == ["Makefile", "src", "src/a.c"], copied
     assert log.getvalue() == "not copied (the grader's work folder): .grade-work\n"
+
+
+def test_a_single_grade_refuses_too_when_container_isolation_is_asked(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "grader", "--ours", "--cases", "001-list-empty",
+                        "--scenarios", "none"], capture_output=True, cwd=str(ROOT),
+                       env=no_engine_env(tmp_path, GRADER_ISOLATION="container"), timeout=100)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stdout == b""
+    assert p.stderr == b"saturnd-grade: container isolation: no Docker engine answers " \
+        b"(DockerException)\n", p.stderr

@@ -155,5 +155,6 @@ def test_a_single_grade_refuses_too_when_container_isolation_is_asked(tmp_path):
                        env=no_engine_env(tmp_path, GRADER_ISOLATION="container"), timeout=100)
     assert p.returncode == 2, p.stdout + p.stderr
     assert p.stdout == b""
-    assert p.stderr == b"saturnd-grade: container isolation: no Docker engine answers " \
-        b"(DockerException)\n", p.stderr
+    assert p.stderr.startswith(b"saturnd-grade: container isolation: no Docker engine "
+                               b"answers ("), p.stderr
+    assert p.stderr.count(b"\n") == 1 and p.stderr.endswith(b")\n"), p.stderr

@@ -17,6 +17,7 @@ import glob
 import os
 import shutil
 import stat
+import sys
 import threading
 
 DEFAULT_PATH = "/tmp/saturnd-grade-light.lock"
@@ -34,16 +35,13 @@ def acquire(user=None, uid=None):
     pipes of ``user`` (uid ``uid``, default ours) under /tmp are removed."""
     with _mutex:
         if _state["count"] == 0:
-            fd = os.open(path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
-            try:
+            fd = _open()
+            if fd is not None:
                 try:
-                    os.fchmod(fd, 0o666)     # every user's grades share it
-                except OSError:
-                    pass
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
             _state["fd"] = fd
             if user:
                 clean_stale(user, os.geteuid() if uid is None else uid)
@@ -57,7 +55,41 @@ def release():
         _state["count"] -= 1
         if _state["count"] == 0:
             fd, _state["fd"] = _state["fd"], None
-            os.close(fd)            # closing the only descriptor releases the flock
+            if fd is not None:
+                os.close(fd)        # closing the only descriptor releases the flock
+
+
+def _open():
+    """The lock file, read-only (enough for flock, whoever made it: with
+    fs.protected_regular an O_CREAT open of another user's file in /tmp is refused), made
+    world-readable when missing; never through a link.  None (and one line on stderr) when
+    it cannot be opened: the grade goes on without the machine-wide lock."""
+    p = path()
+    why = "it keeps appearing and disappearing"
+    for _ in range(5):
+        try:
+            return os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            why = e.strerror or str(e)
+            break
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o644)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            why = e.strerror or str(e)
+            break
+        try:
+            os.fchmod(fd, 0o644)            # whatever our umask
+        except OSError:
+            pass
+        return fd
+    print(f"saturnd-grade: light isolation without the machine-wide lock ({p}: {why}): "
+          f"concurrent light grades may meet in /tmp", file=sys.stderr, flush=True)
+    return None
 
 
 def held():

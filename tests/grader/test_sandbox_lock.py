@@ -87,3 +87,31 @@ def test_only_the_candidates_stale_folders_are_removed(tmp_path, monkeypatch):
     assert not os.path.lexists(real_join(bytes(base), os.fsencode(user) + b"\xff\xfe"))
     assert (theirs / "keep").read_bytes() == b"x"          # another uid's: kept
     assert (target / "keep").read_bytes() == b"y"          # a link: not followed
+
+
+def test_a_lock_path_that_is_a_link_is_not_followed(tmp_path, monkeypatch, capfd):
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    link = tmp_path / "light.lock"
+    link.symlink_to(target)
+    monkeypatch.setenv("GRADER_LIGHT_LOCK", str(link))
+    sandbox_lock.acquire()
+    try:
+        assert sandbox_lock.held()
+    finally:
+        sandbox_lock.release()
+    err = capfd.readouterr().err
+    assert err.startswith("saturnd-grade: light isolation without the machine-wide lock (")
+    assert err.count("\n") == 1
+
+
+def test_another_users_lock_file_is_used_read_only(tmp_path, monkeypatch):
+    path = tmp_path / "light.lock"
+    path.write_bytes(b"")
+    path.chmod(0o444)
+    monkeypatch.setenv("GRADER_LIGHT_LOCK", str(path))
+    sandbox_lock.acquire()
+    try:
+        assert sandbox_lock.held() and sandbox_lock._state["fd"] is not None
+    finally:
+        sandbox_lock.release()

@@ -601,6 +601,8 @@ def parse(argv):
 
 def check_isolation(opts):
     """A class is graded in containers, or with ``--trusted`` on this machine."""
+    if opts.trusted and os.environ.get("GRADER_ISOLATION") == "container":
+        raise Usage("GRADER_ISOLATION=container and --trusted contradict each other")
     if opts.trusted:
         return "NOTHING IS ISOLATED (--trusted): builds and candidates run on this machine"
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from saturnd import protocol as P
 
+from . import sandbox_lock
 from .sandbox import Sandbox
 
 START_TIMEOUT = 10.0        # seconds for a daemon to make its pipes
@@ -87,7 +88,11 @@ class Daemon:
     def start(self):
         self.made = []
         if self.sb.box is None and not self.sb.private_tmp:
-            # the shared /tmp (light isolation): remove afterwards only what did not exist
+            # the shared /tmp (light isolation): one such daemon on the machine at a time,
+            # the stale pipes of a killed grade removed (grader/sandbox_lock.py)
+            sandbox_lock.acquire(self.sb.user, self.sb.options.uid)
+            self.locked = True
+            # remove afterwards only what did not exist
             d = "/tmp"
             for part in (self.sb.user, "saturnd", "pipes"):
                 d = os.path.join(d, part)
@@ -189,6 +194,9 @@ class Daemon:
         self.sb.kill()
         for d in getattr(self, "made", []):
             shutil.rmtree(d, ignore_errors=True)
+        if getattr(self, "locked", False):
+            self.locked = False
+            sandbox_lock.release()
         if self.sb.box is not None:
             self.sb.box.clean_default_pipes()
         self.sb.remove()

@@ -165,12 +165,27 @@ def copy_plain(src, dest, uid, gid, log=None):
     skipped = []
     os.makedirs(dest, exist_ok=True)
     _own(dest, uid, gid, 0o755)
+    # the copy may be made inside the submission (GitLab: GRADER_WORK_DIR under
+    # $CI_PROJECT_DIR, which is the submission): never copy a folder that holds the copy
+    holds_dest = set()
+    d = os.path.abspath(dest)
+    while True:
+        st = os.stat(d)
+        holds_dest.add((st.st_dev, st.st_ino))
+        if d == os.path.dirname(d):
+            break
+        d = os.path.dirname(d)
     for top, dirs, files in os.walk(src):
         rel = os.path.relpath(top, src)
         target = dest if rel == "." else os.path.join(dest, rel)
         keep = []
         for name in sorted(dirs):
             st = os.lstat(os.path.join(top, name))
+            if (st.st_dev, st.st_ino) in holds_dest:
+                if log is not None:
+                    log.write(f"not copied (the grader's work folder): "
+                              f"{os.path.normpath(os.path.join(rel, name))}\n")
+                continue
             if stat.S_ISDIR(st.st_mode):
                 os.mkdir(os.path.join(target, name), 0o755)
                 _own(os.path.join(target, name), uid, gid, 0o755)

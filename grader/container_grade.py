@@ -5,7 +5,8 @@ container of its own, built there with ``make``, graded there, the container rem
 
 OUT_DIR receives build.log, junit.xml and summary.txt.  Without a container engine the
 submission is built and graded on this machine and the first line says that nothing is
-isolated.  Environment: GRADE_MAKE_ARGS, GRADE_BUILD_TIMEOUT (default 300), GRADE_CASSINI,
+isolated, unless GRADER_ISOLATION=container (as the CI templates set): then the exit
+status is 2 and nothing is built.  Environment: GRADE_MAKE_ARGS, GRADE_BUILD_TIMEOUT (default 300), GRADE_CASSINI,
 GRADE_SATURND (paths relative to the submission), GRADER_WORK_DIR, and the container
 limits GRADER_MEMORY, GRADER_PIDS, GRADER_CPUS, GRADER_TMP_SIZE.
 """
@@ -61,6 +62,11 @@ def main(argv):
             os.environ["GRADER_ISOLATION"] = "container"
             runner = ([], None)
         except container.NoEngine as e:
+            if os.environ.get("GRADER_ISOLATION") == "container":
+                # CI templates set it: never grade un-isolated there, say why in one line
+                print(f"grade: GRADER_ISOLATION=container but {e}: not grading without "
+                      f"isolation", file=sys.stderr, flush=True)
+                return 2
             print(f"grade: NOTHING IS ISOLATED ({e}): the submission is built and graded on "
                   f"this machine", file=sys.stderr, flush=True)
             os.environ.pop("GRADER_BOX", None)

@@ -380,6 +380,7 @@ class ClientJail:
         self.login = self.sandbox.user
         self.use_private_tmp = False
         self.locked = None
+        self.light_locked = False
         self.proc = None
 
     def private_tmp(self, on):
@@ -387,6 +388,12 @@ class ClientJail:
         a container, where that directory is seen from here (one such case at a time);
         None in light isolation (the client shares /tmp)."""
         box = self.sandbox.box
+        if on and box is None and not self.light_locked:
+            # the machine's /tmp/<user>/saturnd/pipes: one such client at a time on the
+            # machine, stale pipes of a killed grade removed (grader/sandbox_lock.py)
+            from . import sandbox_lock
+            sandbox_lock.acquire(self.sandbox.user, self.sandbox.options.uid)
+            self.light_locked = True
         if not on or box is None:
             return None
         if self.locked is None:
@@ -447,3 +454,7 @@ class ClientJail:
             self.sandbox.box.clean_default_pipes()
             self.locked.release()
             self.locked = None
+        if self.light_locked:
+            from . import sandbox_lock
+            self.light_locked = False
+            sandbox_lock.release()

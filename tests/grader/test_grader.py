@@ -5,7 +5,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -242,17 +244,31 @@ C_SUBMISSION = ROOT / "tests" / "grader" / "fixtures" / "c-submission"
 HAVE_CC = all(shutil.which(t) for t in ("cc", "make"))
 
 
-def _grade_sh(submission, out, *extra):
+def _grade_sh(submission, out, *extra, work=None):
+    env = dict(os.environ, GRADE_PYTHON=sys.executable)
+    if work is not None:
+        env["GRADER_WORK_DIR"] = str(work)
     return subprocess.run(["bash", str(ROOT / "ci" / "grade.sh"), str(submission), str(out),
                            "--", *extra], capture_output=True, text=True, timeout=100,
-                          env=dict(os.environ, GRADE_PYTHON=sys.executable))
+                          env=env)
+
+
+@pytest.fixture
+def own_work_dir():
+    """A work folder of this test's own (its path marks every process of its grade: the
+    copy, the build and the candidates run under it), readable by the candidates."""
+    work = Path(tempfile.mkdtemp(prefix="grade-sh-test-", dir="/var/tmp"))
+    work.chmod(0o755)
+    yield work
+    shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not HAVE_CC, reason="needs a C toolchain and make (apt-get install gcc make)")
-def test_grade_sh_builds_and_grades_a_c_submission(tmp_path):
+def test_grade_sh_builds_and_grades_a_c_submission(tmp_path, own_work_dir):
     import xml.etree.ElementTree as ET
-    p = _grade_sh(C_SUBMISSION, tmp_path / "out", "--no-scheduling", "--scenarios", "list-empty")
+    p = _grade_sh(C_SUBMISSION, tmp_path / "out", "--no-scheduling", "--scenarios", "list-empty",
+                  work=own_work_dir)
     assert p.returncode == 1, p.stdout + p.stderr
     assert not (C_SUBMISSION / "cassini").exists()          # built in a copy
     summary = (tmp_path / "out" / "summary.txt").read_text()
@@ -273,7 +289,9 @@ def test_grade_sh_builds_and_grades_a_c_submission(tmp_path):
     assert "request (exited) differs: expected 36 bytes, got 0" in client["020-create-defaults"]
     text = cases[("daemon-protocol", "list-empty")]
     assert "did not answer" in text and "nobody opened the request pipe" in text
-    assert leftover_processes("grade-build.") == []
+    # only this grade's processes: another grade on the machine has other paths
+    _no_leftovers(str(own_work_dir))
+    assert list(own_work_dir.iterdir()) == [], "the grade left its work folder behind"
 
 
 @pytest.mark.timeout(60)

@@ -264,6 +264,8 @@ def test_no_secret_reaches_the_build_or_the_candidates(place, token, honest_alon
         assert result(out, name)["grading"] == "ok", result(out, name)
     assert client_passed(result(out, "b-honest")) == honest_alone
     assert client_passed(result(out, "a-secrets")) < N_CASES
+    # it exits 42 when it found a secret, 43 when it forged a report or killed a grader
+    assert not {42, 43} & set(exit_statuses(out, "a-secrets"))
 
 
 def test_ci_grade_sh_keeps_the_secret_from_make(place, token):

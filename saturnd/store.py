@@ -65,7 +65,7 @@ ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
 TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
 SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
 COPY_CHUNK = 1 << 20
-INDEX_MAGIC = b"saturnd index 1\n"   # then CRC-32 of the rest, then marshal'ed entries
+INDEX_MAGIC = b"saturnd index 2\n"   # then CRC-32 of the rest, then marshal'ed entries
 PAUSED = "paused"           # DATA_DIR/tasks/<ID>/paused: the task is paused (PAUSE/RESUME)
 
 
@@ -145,16 +145,19 @@ class Store:
             index, index_mtime = self._read_index()
             highest = -1
             self.tasks = {}
-            for name in sorted(self.fs.listdir(self.tasks_dir)):
+            names = self.fs.listdir(self.tasks_dir)
+            if index:
+                names = self._indexed_tasks(names, index, index_mtime)
+                if self.tasks:
+                    highest = max(self.tasks)
+            for name in sorted(names):
                 path = os.path.join(self.tasks_dir, name)
                 if not _is_canonical_id(name):
                     self.log(f"store: skipping foreign entry {path!r}")
                     continue
                 taskid = int(name)
                 highest = max(highest, taskid)
-                task = self._indexed_task(taskid, path, index.get(taskid), index_mtime)
-                if task is None:
-                    task = self._load_task(taskid, path)
+                task = self._load_task(taskid, path)
                 if task is not None:
                     self.tasks[taskid] = task
             self._drop_index(index_mtime is not None)
@@ -211,40 +214,57 @@ class Store:
                 raise ValueError("bad magic or CRC")
             entries = marshal.loads(data[head:])
             index = {}
+            Timing = protocol.Timing
             for e in entries:
-                taskid, ino, mtime_ns, bits, argv, cron, paused = e
-                if (type(taskid) is not int or type(ino) is not int
-                        or type(mtime_ns) is not int or type(paused) is not bool
-                        or type(argv) is not tuple or not argv
-                        or not all(type(a) is bytes and b"\0" not in a for a in argv)
+                taskid, ino, mtime_ns, minutes, hours, days, argv, cron, paused = e
+                if (type(taskid) is not int or not 0 <= taskid < ID_DAMAGED
+                        or type(ino) is not int or type(mtime_ns) is not int
+                        or type(paused) is not bool or type(argv) is not tuple or not argv
+                        or b"\0" in b"".join(argv)     # TypeError: not all bytes
                         or (cron is not None and type(cron) is not bytes)):
                     raise ValueError("an entry of the wrong shape")
-                index[taskid] = (ino, mtime_ns, protocol.decode_timing(bits), argv, cron,
-                                 paused)
+                index[str(taskid)] = (taskid, ino, mtime_ns, Timing(minutes, hours, days),
+                                      argv, cron, paused)
         except (ValueError, TypeError, EOFError) as e:
             self.log(f"store: the index is damaged ({e}); reading every task")
             return {}, 0
         return index, mtime
 
-    def _indexed_task(self, taskid, path, entry, index_mtime):
-        """The task as the index has it, when its folder is the one the index saw."""
-        if entry is None:
-            return None
-        ino, mtime_ns, timing, argv, cron_file, paused = entry
+    def _indexed_tasks(self, names, index, index_mtime):
+        """Put in ``self.tasks`` the tasks of ``names`` (entries of ``tasks/``) that the
+        index has for the very folder it saw; returns the other names (to read)."""
+        rest = []
+        tasks = self.tasks
+        tokens = self._tokens
+        stat = self.fs.stat
+        dir_fd = self.fs.open(self.tasks_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            st = self.fs.stat(path, follow_symlinks=False)
-        except OSError:
-            return None
-        if st.st_ino != ino or st.st_mtime_ns != mtime_ns or mtime_ns >= index_mtime:
-            return None
-        cron = PLAIN
-        if cron_file is not None:
-            try:
-                attrs = protocol._decode_all(cron_file, protocol.read_attrs)
-                cron = CronSpec.from_attributes(attrs)
-            except (TimingError, ValueError):
-                return None
-        return Task(taskid, timing, argv, next(self._tokens), cron, paused)
+            for name in names:
+                entry = index.get(name)
+                if entry is None:
+                    rest.append(name)
+                    continue
+                taskid, ino, mtime_ns, timing, argv, cron_file, paused = entry
+                try:
+                    st = stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    rest.append(name)
+                    continue
+                if st.st_ino != ino or st.st_mtime_ns != mtime_ns or mtime_ns >= index_mtime:
+                    rest.append(name)
+                    continue
+                cron = PLAIN
+                if cron_file is not None:
+                    try:
+                        cron = CronSpec.from_attributes(
+                            protocol._decode_all(cron_file, protocol.read_attrs))
+                    except (TimingError, ValueError):
+                        rest.append(name)
+                        continue
+                tasks[taskid] = Task(taskid, timing, argv, next(tokens), cron, paused)
+        finally:
+            self.fs.close(dir_fd)
+        return rest
 
     def _drop_index(self, present):
         """Delete the index (durably) before anything changes; else :meth:`_changing`
@@ -277,8 +297,9 @@ class Store:
                     task = self.tasks[taskid]
                     st = self.fs.stat(os.path.join(self.tasks_dir, str(taskid)),
                                       follow_symlinks=False)
-                    entries.append((taskid, st.st_ino, st.st_mtime_ns, task.timing.encode(),
-                                    tuple(task.argv),
+                    timing = task.timing
+                    entries.append((taskid, st.st_ino, st.st_mtime_ns, timing.minutes,
+                                    timing.hours, timing.days, tuple(task.argv),
                                     None if task.cron.plain
                                     else self._cron_file(task.timing, task.cron),
                                     bool(task.paused)))
@@ -683,6 +704,7 @@ class Store:
     def reset_taskmax(self):
         with self.lock:
             next_id = max(self.tasks) + 1 if self.tasks else 0
+            self._changing()
             self.fs.write_atomic(self.taskid_max_path, _U64.pack(next_id))
             self.next_id = self._stored_max = next_id
             return next_id

@@ -122,6 +122,9 @@ class Store:
         self.index_path = os.path.join(self.root, "index")
         self._index_on_disk = False     # DATA_DIR/index may exist: delete before a change
         self._stored_max = -1           # taskid_max as on disk (-1: unknown)
+        self._sweep_queue = []          # removed tasks in trash/ to delete (background)
+        self._sweep_cond = threading.Condition()
+        self._sweeper = None
         self.log = log
         self.fs = fs if fs is not None else FileOps()   # the I/O seam (saturnd/fsio.py)
         self.lock = threading.RLock()
@@ -659,7 +662,35 @@ class Store:
                     self.fs.rmtree(target, ignore_errors=True)
                 raise
             del self.tasks[taskid]
-            self.fs.rmtree(target, ignore_errors=True)
+            self._sweep_later(target)
+
+    def _sweep_later(self, path):
+        """Delete ``path`` (a removed task in ``trash/``) in the background, off the reply's
+        path: its removal is already durable, and what is left in ``trash/`` at a crash is
+        cleared at start-up."""
+        with self._sweep_cond:
+            self._sweep_queue.append(path)
+            self._sweep_cond.notify()
+            if self._sweeper is None:
+                self._sweeper = threading.Thread(target=self._sweep_loop, name="trash",
+                                                  daemon=True)
+                self._sweeper.start()
+
+    def _sweep_loop(self):
+        while True:
+            with self._sweep_cond:
+                while not self._sweep_queue:
+                    self._sweep_cond.wait()
+                path = self._sweep_queue[0]
+            self.fs.rmtree(path, ignore_errors=True)
+            with self._sweep_cond:
+                self._sweep_queue.pop(0)
+                self._sweep_cond.notify_all()
+
+    def wait_swept(self, timeout=None):
+        """Wait until the removed tasks handed to the background are deleted (tests, stop)."""
+        with self._sweep_cond:
+            return self._sweep_cond.wait_for(lambda: not self._sweep_queue, timeout)
 
     def remove_all(self):
         """Remove every task, all or nothing; returns how many were removed.

@@ -2,6 +2,7 @@
 
 import os
 import struct
+import threading
 
 import pytest
 
@@ -298,3 +299,19 @@ def test_no_id_at_or_beyond_2_63_is_handed_out(open_store, tmp_path, logs):
     s2 = open_store()
     assert [t.taskid for t in s2.list_tasks()] == [(1 << 63) - 2]
     assert not any("damaged" in line for line in logs), logs
+
+
+def test_a_removed_task_is_deleted_off_the_reply_path(open_store, tmp_path, monkeypatch):
+    """REMOVE answers once the rename into trash/ is durable; the folder is deleted by a
+    background thread (a crash before that leaves it in trash/, cleared at start-up)."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    threads = []
+    real = s.fs.rmtree
+    monkeypatch.setattr(s.fs, "rmtree", lambda *a, **k: (threads.append(
+        threading.current_thread()), real(*a, **k))[1])
+    s.remove(0)
+    assert s.wait_swept(10)
+    assert threads and threading.main_thread() not in threads
+    assert os.listdir(tmp_path / "data" / "trash") == []
+    assert os.listdir(tmp_path / "data" / "tasks") == []

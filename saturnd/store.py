@@ -65,7 +65,7 @@ ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
 TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
 SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
 COPY_CHUNK = 1 << 20
-INDEX_MAGIC = b"saturnd index 3\n"   # then CRC-32 of the rest, then marshal'ed entries
+INDEX_MAGIC = b"saturnd index 4\n"   # then CRC-32 of the rest, then marshal'ed entries
 PAUSED = "paused"           # DATA_DIR/tasks/<ID>/paused: the task is paused (PAUSE/RESUME)
 
 
@@ -122,6 +122,7 @@ class Store:
         self.index_path = os.path.join(self.root, "index")
         self._index_on_disk = False     # DATA_DIR/index may exist: delete before a change
         self._stored_max = -1           # taskid_max as on disk (-1: unknown)
+        self.list_seed = {}             # token -> LIST entry, from the index (commands/list.py)
         self._sweep_queue = []          # removed tasks in trash/ to delete (background)
         self._sweep_cond = threading.Condition()
         self._sweeper = None
@@ -217,7 +218,7 @@ class Store:
                 raise ValueError("bad magic or CRC")
             entries = marshal.loads(data[head:])
             # the CRC says these are the bytes a clean stop wrote: only the shape is checked
-            index = {e[0]: e for e in entries if len(e) == 10}
+            index = {e[0]: e for e in entries if len(e) == 11}
             if len(index) != len(entries):
                 raise ValueError("an entry of the wrong shape")
         except (ValueError, TypeError, EOFError) as e:
@@ -233,6 +234,8 @@ class Store:
         tokens = self._tokens
         stat = self.fs.stat
         Timing = protocol.Timing
+        timings = {}
+        seed = self.list_seed
         dir_fd = self.fs.open(self.tasks_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for name in names:
@@ -240,7 +243,8 @@ class Store:
                 if entry is None:
                     rest.append(name)
                     continue
-                _, taskid, ino, mtime_ns, minutes, hours, days, argv, cron_file, paused = entry
+                (_, taskid, ino, mtime_ns, minutes, hours, days, argv, cron_file, paused,
+                 list_entry) = entry
                 try:
                     st = stat(name, dir_fd=dir_fd, follow_symlinks=False)
                     if (st.st_ino != ino or st.st_mtime_ns != mtime_ns
@@ -251,14 +255,19 @@ class Store:
                     if cron_file is not None:
                         cron = CronSpec.from_attributes(
                             protocol._decode_all(cron_file, protocol.read_attrs))
-                    if type(argv) is not tuple or not argv or b"\0" in b"".join(argv):
+                    if type(argv) is not tuple or not argv:
                         raise ValueError("a command line of the wrong shape")
-                    task = Task(taskid, Timing(minutes, hours, days), argv, next(tokens),
-                                cron, paused is True)
+                    key = (minutes, hours, days)
+                    timing = timings.get(key)
+                    if timing is None:      # one Timing per distinct value (never mutated)
+                        timing = timings[key] = Timing(minutes, hours, days)
+                    task = Task(taskid, timing, argv, next(tokens), cron, paused is True)
                 except (OSError, TimingError, ValueError, TypeError):
                     rest.append(name)
                     continue
                 tasks[taskid] = task
+                if type(list_entry) is bytes:
+                    seed[task.token] = list_entry
         finally:
             self.fs.close(dir_fd)
         return rest
@@ -300,7 +309,8 @@ class Store:
                                     timing.hours, timing.days, tuple(task.argv),
                                     None if task.cron.plain
                                     else self._cron_file(task.timing, task.cron),
-                                    bool(task.paused)))
+                                    bool(task.paused),
+                                    protocol.encode_list_entry(taskid, timing, task.argv)))
                 payload = marshal.dumps(entries)
                 self.fs.write_atomic(self.index_path, INDEX_MAGIC
                                      + zlib.crc32(payload).to_bytes(4, "big") + payload)

@@ -200,3 +200,24 @@ def test_daemon_writes_the_index_at_a_clean_stop_only(make_daemon):
     assert not index.exists()
     d.start()
     assert d.out("-l") == listing
+
+
+def test_the_list_entries_kept_in_the_index_are_the_tasks_encodings(open_store, tmp_path):
+    """The index keeps each task's LIST entry: the first LIST after a clean stop joins them
+    (commands/list.py) -- the same bytes as encoding the tasks afresh."""
+    from saturnd.commands import list as list_cmd
+    s = _made(open_store)
+    for d in (tmp_path / "data" / "tasks").iterdir():
+        os.utime(d, ns=(10**18, 10**18))
+    s.save_index()
+    s2 = open_store()
+    assert len(s2.list_seed) == len(s2.tasks) == 4
+    for t in s2.list_tasks():
+        assert s2.list_seed[t.token] == P.encode_list_entry(t.taskid, t.timing, t.argv)
+
+    class Ctx:
+        store = s2
+    reply = list_cmd.handle(Ctx, None)
+    assert P.encode_reply(P.LIST, reply) == P.encode_reply(
+        P.LIST, P.Reply(tasks=[(t.taskid, t.timing, t.argv) for t in s.list_tasks()]))
+    assert s2.list_seed is None

@@ -155,7 +155,7 @@ def test_create_renames_into_place_after_fsync(open_store, monkeypatch, tmp_path
 
 
 def test_create_syncs_four_times(open_store, monkeypatch, tmp_path):
-    """CREATE: argv, time_exec, the build folder, tasks/ -- not taskid_max (renamed into
+    """CREATE: argv, time_exec, the build folder, tasks/ -- not taskid_max (written in
     place unsynced after the commit point), not the empty exit (its folder's sync covers it)."""
     s = open_store()
     s.create(EVERY, (b"warm",))
@@ -315,3 +315,16 @@ def test_a_removed_task_is_deleted_off_the_reply_path(open_store, tmp_path, monk
     assert threads and threading.main_thread() not in threads
     assert os.listdir(tmp_path / "data" / "trash") == []
     assert os.listdir(tmp_path / "data" / "tasks") == []
+
+
+def test_create_writes_taskid_max_in_place(open_store, monkeypatch, tmp_path):
+    """The unsynced hint is written in place (no rename: ext4 would start writing a file
+    renamed over another at once)."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    renamed = []
+    real = s.fs.replace
+    monkeypatch.setattr(s.fs, "replace", lambda a, b: (renamed.append(b), real(a, b))[1])
+    assert s.create(EVERY, (b"y",)) == 1
+    assert renamed == []
+    assert (tmp_path / "data" / "taskid_max").read_bytes() == struct.pack(">Q", 2)

@@ -27,10 +27,10 @@ import sys
 import tempfile
 import time
 
-from . import memory, rows as rows_mod, scheduling, service, startup, throughput
+from . import memory, rows as rows_mod, scheduling, service, startup, throughput, versus
 from .common import BenchError
 
-SECTIONS = ("startup", "service", "throughput", "scheduling", "memory")
+SECTIONS = ("startup", "service", "throughput", "scheduling", "memory", "versus")
 
 
 class Config:
@@ -48,6 +48,9 @@ class Config:
         self.last_start_ms = 1000.0
         self.idle_mib = 25.0
         self.full_mib = 60.0
+        self.versus_ratio = 1.2            # C client: ours vs the reference server
+        self.versus_list_ratios = (2.0, 4.0)   # cassini -l, 10,000 / 50,000 tasks vs the floor
+        self.versus_startup_ms = 500.0     # start-up until LIST answers, 50,000 tasks
         # sizes
         self.hyperfine = False
         self.settle = 0.5
@@ -65,6 +68,8 @@ class Config:
             self.sched_tasks = 20
             self.mem_tasks = 200
             self.settle = 0.1
+            self.versus_tasks, self.versus_calls = 10, 10
+            self.versus_big, self.versus_runs, self.versus_starts = (100, 500), 3, 1
         else:
             self.cassini_tasks = 1000
             self.startup_runs, self.startup_warmup = 40, 5
@@ -77,6 +82,8 @@ class Config:
             self.creates = 1000
             self.sched_tasks = 1000
             self.mem_tasks = 10000
+            self.versus_tasks, self.versus_calls = 10, 200
+            self.versus_big, self.versus_runs, self.versus_starts = (10000, 50000), 10, 3
 
 
 def machine_info(workdir):
@@ -173,7 +180,8 @@ def main(argv=None):
         for name in sections:
             steps = [(name, {"startup": startup.run, "service": service.run,
                              "throughput": throughput.run, "memory": memory.run,
-                             "scheduling": scheduling.run_manual}[name])]
+                             "scheduling": scheduling.run_manual,
+                             "versus": versus.run}[name])]
             if name == "scheduling" and args.system_clock:
                 steps.append(("scheduling (system clock)", scheduling.run_system))
             for label, fn in steps:

@@ -170,6 +170,7 @@ class Daemon:
         if self.control is not None:
             self.control.stop()
         self.runner.shutdown(self.args.grace)
+        self.store.save_index()     # the next start reads one file, not every task's
         self.log("stopped")
         return 0
 

@@ -261,10 +261,12 @@ class Scheduler:
         with self.lock:
             minute = self.last_epoch
             started = []
-            for task in self.store.list_tasks():
+            with self.store.lock:       # only @reboot and catch-up tasks concern start-up
+                tasks = sorted((t.snapshot() for t in self.store.tasks.values()
+                                if (t.cron.reboot or t.cron.catchup) and not t.paused),
+                               key=lambda t: t.taskid)
+            for task in tasks:
                 cron = task.cron
-                if task.paused:                 # kept, not run (not even at start-up)
-                    continue
                 if cron.reboot:
                     self.log(f"scheduler: task {task.taskid}: @reboot")
                     started.append(self.runner.start(task, minute))

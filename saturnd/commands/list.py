@@ -4,7 +4,8 @@ The LIST reply cache lives here: each task's encoded entry
 (:func:`protocol.encode_list_entry`) is kept until the task changes (every change
 gives the task a new token, unique in its store), so a LIST of 10,000 unchanged
 tasks joins bytes instead of encoding them again.  One cache per store; the
-entries of removed or changed tasks go at the next LIST.
+entries of removed or changed tasks go at the next LIST.  After a clean stop the cache
+starts with the entries the start-up index kept (``Store.list_seed``).
 """
 
 import weakref
@@ -24,8 +25,9 @@ _caches: "weakref.WeakKeyDictionary[Store, dict[object, bytes]]" = \
 def handle(ctx: "Context", request: "Request") -> Reply:
     store = ctx.store
     cache = _caches.get(store)
-    if cache is None:
-        cache = _caches[store] = {}
+    if cache is None:       # the first LIST: the entries the start-up index kept, if any
+        cache = _caches[store] = getattr(store, "list_seed", None) or {}
+        store.list_seed = None
     get = cache.get
     with store.lock:
         tasks = store.tasks

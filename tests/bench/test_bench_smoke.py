@@ -8,6 +8,7 @@ results file has the documented structure, consistent ratios and targets.
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,7 +34,11 @@ EXPECTED = {
     "4 scheduling": {"manual_first_start", "manual_last_start", "manual_last_recorded",
                      "manual_advance_reply", "manual_daemon_cpu"},
     "5 memory": {"idle_rss", "idle_hwm", "full_rss", "full_rss_after_list", "full_hwm"},
+    # the C client rows need a C compiler (checked below when there is one)
+    "6 versus": {"startup_big", "disk_per_task"},
 }
+C_ROWS = {"c_list", "c_tx", "c_so", "c_create", "c_create_durable", "c_remove",
+          "c_remove_durable"}
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +47,11 @@ def tiny_run(tmp_path_factory):
     path = out / "results.json"
     proc = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--quiet", "--json", str(path),
                            "--dir", str(out)],
-                          cwd=ROOT, capture_output=True, timeout=50)
+                          cwd=ROOT, capture_output=True, timeout=80)
     return proc, path, out
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_tiny_run_completes_and_prints_the_table(tiny_run):
     proc, path, out = tiny_run
     assert proc.returncode == 0, proc.stdout.decode(errors="replace")[-2000:] + \
@@ -61,7 +66,7 @@ def test_tiny_run_completes_and_prints_the_table(tiny_run):
     assert [p.name for p in out.iterdir()] == ["results.json"]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_tiny_run_json_shape(tiny_run):
     proc, path, _ = tiny_run
     doc = json.loads(path.read_bytes())
@@ -89,6 +94,10 @@ def test_tiny_run_json_shape(tiny_run):
     assert set(got) == set(EXPECTED)
     for section, keys in EXPECTED.items():
         assert keys <= got[section], (section, keys - got[section])
+    if shutil.which("gcc") or shutil.which("cc"):
+        assert C_ROWS <= got["6 versus"], C_ROWS - got["6 versus"]
+    assert {k for k in got["6 versus"] if k.startswith("cassini_l_")} == \
+        {"cassini_l_100", "cassini_l_500"}
     # one LIST row per size, one TX row per history length (sizes depend on the mode)
     assert {k for k in got["2 service"] if k.startswith("list_") and k[5:].isdigit()} == \
         {"list_10", "list_50", "list_200"}

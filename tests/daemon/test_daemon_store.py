@@ -2,6 +2,7 @@
 
 import os
 import struct
+import threading
 
 import pytest
 
@@ -106,17 +107,17 @@ def test_damaged_and_foreign_entries_are_skipped(open_store, tmp_path, logs):
 
 def test_failed_create_leaves_nothing_half_done(open_store, tmp_path, monkeypatch):
     s = open_store()
-    real = s.fs.write_file
+    real = s.fs.open
 
-    def failing(path, data):
+    def failing(path, *args):
         if str(path).endswith("time_exec"):
             raise OSError(28, "No space left on device")
-        return real(path, data)
+        return real(path, *args)
 
-    monkeypatch.setattr(s.fs, "write_file", failing)
+    monkeypatch.setattr(s.fs, "open", failing)
     with pytest.raises(OSError):
         s.create(EVERY, (b"x",))
-    monkeypatch.setattr(s.fs, "write_file", real)
+    monkeypatch.setattr(s.fs, "open", real)
     assert s.list_tasks() == []
     assert os.listdir(tmp_path / "data" / "tasks") == []
     assert os.listdir(tmp_path / "data" / "tmp") == []
@@ -148,8 +149,47 @@ def test_create_renames_into_place_after_fsync(open_store, monkeypatch, tmp_path
     rename_at = events.index(("rename", tasks + "/0"))
     synced = {p for kind, p in events[:rename_at] if kind == "fsync"}
     build = str(tmp_path / "data" / "tmp" / "0")
-    assert {build + "/argv", build + "/time_exec", build + "/exit", build} <= synced
+    # the files with content and the folder (its entries: the empty exit's too)
+    assert {build + "/argv", build + "/time_exec", build} <= synced
     assert ("fsync", tasks) in events[rename_at:]       # the directory entry is durable
+
+
+def test_create_syncs_four_times(open_store, monkeypatch, tmp_path):
+    """CREATE: argv, time_exec, the build folder, tasks/ -- not taskid_max (written in
+    place unsynced after the commit point), not the empty exit (its folder's sync covers it)."""
+    s = open_store()
+    s.create(EVERY, (b"warm",))
+    synced = []
+    real_fsync = s.fs.fsync
+    monkeypatch.setattr(s.fs, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd))[1])
+    assert s.create(EVERY, (b"x",)) == 1
+    monkeypatch.undo()
+    data = str(tmp_path / "data")
+    assert synced == [data + "/tmp/1/argv", data + "/tmp/1/time_exec", data + "/tmp/1",
+                      data + "/tasks"]
+    assert (tmp_path / "data" / "taskid_max").read_bytes() == struct.pack(">Q", 2)
+
+
+def test_removing_the_highest_task_makes_taskid_max_durable_first(open_store, monkeypatch,
+                                                                   tmp_path):
+    """taskid_max is not synced by CREATE: before the highest task's folder goes (the proof
+    that its id was spent), taskid_max is made durable; a lower task's removal needs not."""
+    s = open_store()
+    for _ in range(3):
+        s.create(EVERY, (b"x",))
+    events = []
+    real_fsync, real_rename = s.fs.fsync, s.fs.rename
+    monkeypatch.setattr(s.fs, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))), real_fsync(fd))[1])
+    monkeypatch.setattr(s.fs, "rename", lambda a, b: (events.append(("rename", str(a))), real_rename(a, b))[1])
+    s.remove(0)
+    assert not any(p.endswith("taskid_max.tmp") for _, p in events)
+    s.remove(2)
+    data = str(tmp_path / "data")
+    synced_max = events.index(("fsync", data + "/.taskid_max.tmp"))
+    assert synced_max < events.index(("rename", data + "/tasks/2"))
+    monkeypatch.undo()
+    (tmp_path / "data" / "tasks" / "1").rename(tmp_path / "data" / "trash" / "1")
+    assert open_store().create(EVERY, (b"y",)) == 3     # no id reused after a crash
 
 
 def test_stale_incarnation_is_discarded(open_store, tmp_path):
@@ -259,3 +299,32 @@ def test_no_id_at_or_beyond_2_63_is_handed_out(open_store, tmp_path, logs):
     s2 = open_store()
     assert [t.taskid for t in s2.list_tasks()] == [(1 << 63) - 2]
     assert not any("damaged" in line for line in logs), logs
+
+
+def test_a_removed_task_is_deleted_off_the_reply_path(open_store, tmp_path, monkeypatch):
+    """REMOVE answers once the rename into trash/ is durable; the folder is deleted by a
+    background thread (a crash before that leaves it in trash/, cleared at start-up)."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    threads = []
+    real = s.fs.rmtree
+    monkeypatch.setattr(s.fs, "rmtree", lambda *a, **k: (threads.append(
+        threading.current_thread()), real(*a, **k))[1])
+    s.remove(0)
+    assert s.wait_swept(10)
+    assert threads and threading.main_thread() not in threads
+    assert os.listdir(tmp_path / "data" / "trash") == []
+    assert os.listdir(tmp_path / "data" / "tasks") == []
+
+
+def test_create_writes_taskid_max_in_place(open_store, monkeypatch, tmp_path):
+    """The unsynced hint is written in place (no rename: ext4 would start writing a file
+    renamed over another at once)."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    renamed = []
+    real = s.fs.replace
+    monkeypatch.setattr(s.fs, "replace", lambda a, b: (renamed.append(b), real(a, b))[1])
+    assert s.create(EVERY, (b"y",)) == 1
+    assert renamed == []
+    assert (tmp_path / "data" / "taskid_max").read_bytes() == struct.pack(">Q", 2)

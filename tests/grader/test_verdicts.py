@@ -19,7 +19,7 @@ from grader import golden, sandbox
 
 HAVE_FAKETIME = scheduling.find_libfaketime() is not None
 FULL = sandbox.namespaces_available()
-CASES_DIR = ROOT / "tests" / "golden" / "cases"
+CASES_DIR = ROOT / "grader" / "cases"
 
 
 def _scores(g, profile, category):
@@ -292,6 +292,13 @@ def test_pip_installed_kit_grades_a_client(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
     wheel = next(wheels.glob("saturnd-*.whl"))
+    import zipfile
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.split("/")[2] for n in names
+               if n.startswith("grader/cases/") and n.count("/") == 3}
+    # every golden case ships with the grader, and only cases (no __pycache__)
+    assert shipped == {c.name for c in golden.load_cases(cases_dir=str(CASES_DIR))}
+    assert "grader/cases/README.md" in names
     inst = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps",
                            "--no-index", str(wheel)], capture_output=True, text=True, timeout=120)
     assert inst.returncode == 0, inst.stderr

@@ -27,7 +27,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from grader import golden, own_requests, own_requests_next, report, sandbox  # noqa: E402
+from grader import golden, report, sandbox, suites  # noqa: E402
 from grader import scenarios, scheduling  # noqa: E402
 from grader.candidate import DEFAULT_CMD, DEFAULT_MANUAL_CMD, DaemonConfig  # noqa: E402
 from grader.differential import run_differential  # noqa: E402
@@ -169,7 +169,7 @@ def main(argv=None):
 def _client_tags(opts):
     if opts.tags:
         return {t.strip() for t in opts.tags.split(",") if t.strip()}
-    return {"reference", "strict"} | ({"extension"} if opts.extensions else set())
+    return suites.golden_tags(opts.extensions)
 
 
 def _client_cases(opts):
@@ -476,30 +476,24 @@ def _wanted(opts):
 
 
 def _daemon_scenarios(opts):
-    """[(category, (name, func))]: the protocol scenarios, and with ``--extensions`` the
-    seed project's extension requests and this project's own."""
-    scen = [("daemon-protocol", s) for s in scenarios.PROTOCOL]
-    if opts.extensions:
-        scen += [("daemon-extension", s) for s in scenarios.EXTENSIONS]
-        scen += [("daemon-extension", s)
-                 for s in own_requests.SCENARIOS + own_requests_next.PROTOCOL]
+    """[(suite, (name, func))]: the scenarios of the selected suites (grader/suites.py)."""
     wanted = _wanted(opts)
-    return [(cat, (name, func)) for cat, (name, func) in scen
-            if not wanted or name in wanted]
+    return [(s, (name, func)) for s in suites.selected(opts.extensions, "scenarios")
+            for name, func in s.scenarios if not wanted or name in wanted]
 
 
 def _schedule_checks(opts):
-    """[(category, check)] of the scheduling scenarios (the next-runs one with extensions)."""
-    checks = [("daemon-scheduling", c) for c in scheduling.SCHEDULE_CHECKS]
-    if opts.extensions:
-        checks += [("daemon-extension", c) for c in own_requests_next.SCHEDULE_CHECKS]
-    return checks
+    """[(category, check)] of the selected scheduling suites."""
+    return [(s.category, c) for s in suites.selected(opts.extensions, "schedule")
+            for c in s.checks]
 
 
-def strict_only(outcome, profile):
-    """A scenario beyond the course's subject (:data:`scenarios.STRICT_ONLY`): its verdict
-    counts under `strict`, `skip` under `course`."""
+def strict_only(outcome, profile, suite=None):
+    """A scenario beyond the course's subject (:data:`scenarios.STRICT_ONLY`, or a suite
+    graded under `strict` only): its verdict counts under `strict`, `skip` under `course`."""
     why = scenarios.STRICT_ONLY.get(outcome.name)
+    if why is None and suite is not None and "course" not in suite.profiles:
+        why = f"strict only: the suite {suite.name} is not graded under course"
     if why is None:
         return outcome
     outcome.verdicts["course"] = "skip"
@@ -532,8 +526,9 @@ def daemon_conformance(g):
     do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))
     if "saturnd" in g.missing:
         why = g.missing["saturnd"]
-        g.outcomes += [strict_only(report.Outcome(cat, name, "fail", why), opts.profile)
-                       for cat, (name, _) in scen]
+        g.outcomes += [strict_only(report.Outcome(s.category, name, "fail", why),
+                                   opts.profile, s)
+                       for s, (name, _) in scen]
         if do_sched:
             g.outcomes += [report.Outcome(cat, c, "fail", why) for cat, c in _schedule_checks(opts)]
         return
@@ -541,26 +536,22 @@ def daemon_conformance(g):
         return
     cfg = daemon_config(g)
     observed = set()
-    for cat, (name, func) in scen:
+    for s, (name, func) in scen:
         g.outcomes.append(strict_only(
-            scenarios.run_scenario(cfg, cat, name, func, observed=observed), opts.profile))
+            scenarios.run_scenario(cfg, s.category, name, func, observed=observed),
+            opts.profile, s))
     explain_unrunnable(g.outcomes, g.saturnd, "saturnd")
     g.figures += [f"daemon: {o}" for o in sorted(observed)]
     if not do_sched:
         return
     if cfg.clock == "faketime" and not cfg.libfaketime:
-        g.outcomes += [report.Outcome("daemon-scheduling", c, "skip",
-                                      "libfaketime not found (install Debian's "
-                                      "libfaketime, or use --clock real --real-minutes 6)")
-                       for c in scheduling.SCHEDULE_CHECKS]
-        if opts.extensions:
-            g.outcomes += [report.Outcome("daemon-extension", c, "skip", "libfaketime not found")
-                           for c in own_requests_next.SCHEDULE_CHECKS]
+        why = ("libfaketime not found (install Debian's libfaketime, or use --clock real "
+               "--real-minutes 6)")
+        g.outcomes += [report.Outcome(cat, c, "skip", why) for cat, c in _schedule_checks(opts)]
         return
     g.notes.append(scheduling.describe_clock(cfg))
-    g.outcomes += scheduling.scheduling(cfg, g.figures)
-    if opts.extensions:         # the announced next runs are the runs recorded
-        g.outcomes += own_requests_next.next_runs_scheduling(cfg)
+    for s in suites.selected(opts.extensions, "schedule"):
+        g.outcomes += [strict_only(o, opts.profile, s) for o in s.run(cfg, g.figures)]
 
 
 # --- differential --------------------------------------------------------------------------
@@ -578,7 +569,8 @@ def differential(g):
     cfg = DaemonConfig(options=g.options, saturnd=saturnd, saturnd_cmd=cmd, manual_cmd=None,
                        precreate=opts.precreate_pipes_dir)
     wanted = _wanted(opts)
-    for name, func in scenarios.PROTOCOL + (scenarios.EXTENSIONS if opts.extensions else []):
+    for name, func in [sc for s in suites.selected(opts.extensions, "scenarios")
+                       if s.differential for sc in s.scenarios]:
         if wanted and name not in wanted:
             continue
         g.outcomes.append(run_differential(cfg, name, func, [g.cassini], [g.reference]))

@@ -164,3 +164,117 @@ def test_add_a_scenario_as_the_readme_says(tmp_path):
     p, rep = _grade(kit, "--build-status", "2", "--no-scheduling")
     assert rep["scores"]["strict"]["daemon-protocol"]["total"] == \
         suites.counts(False, "strict")["daemon-protocol"] + 1
+
+
+# --- grading that waits less, losing nobody points ------------------------------------------
+def _stub_grading(monkeypatch, suite_list, speed=None, cassini=None):
+    """A Grading whose daemon phase runs ``suite_list`` with no daemon at all."""
+    import argparse
+    from types import SimpleNamespace
+
+    from grader import __main__ as main
+    from grader.candidate import DaemonConfig, Failed
+
+    monkeypatch.setattr(suites, "SUITES", suite_list)
+    monkeypatch.setattr(main, "daemon_config", lambda g: DaemonConfig(
+        options=None, saturnd="saturnd", clock="faketime", speed=speed or main.FAST_SPEED,
+        libfaketime="/libfaketime.so.1"))
+    monkeypatch.setattr(main, "daemon_slot", lambda g: __import__("contextlib").nullcontext())
+
+    def run_scenario(cfg, category, name, func, observed=None):
+        try:
+            func(SimpleNamespace())
+            return report.Outcome(category, name, "pass")
+        except Failed as e:
+            return report.Outcome(category, name, "fail", e.message)
+    monkeypatch.setattr(scenarios, "run_scenario", run_scenario)
+    opts = argparse.Namespace(extensions=False, scenarios=None, no_scheduling=False,
+                              profile="strict", saturnd="saturnd", ours=False, speed=speed)
+    g = main.Grading(opts, SimpleNamespace(box=None), "/nonexistent", [])
+    g.saturnd, g.cassini = "saturnd", cassini
+    return main, g
+
+
+def test_a_hasty_scenario_that_fails_is_run_again_patient(monkeypatch):
+    from grader.candidate import Failed
+    seen = []
+
+    def sc_needs_patience(ctx):
+        seen.append(getattr(ctx, "patient", True))
+        if not getattr(ctx, "patient", True):
+            raise Failed("no reply within the hasty wait")
+
+    def sc_quick(ctx):
+        seen.append(getattr(ctx, "patient", True))
+
+    suite = suites.Suite("t", "daemon-protocol", "scenarios",
+                         scenarios=[("needs-patience", sc_needs_patience),
+                                    ("quick", sc_quick)], hasty=("needs-patience",))
+    main, g = _stub_grading(monkeypatch, [suite])
+    g.opts.no_scheduling = True
+    main.daemon_conformance(g)
+    assert [(o.name, o.status) for o in g.outcomes] == [("needs-patience", "pass"),
+                                                         ("quick", "pass")]
+    assert seen == [False, True, True]      # hasty, then patient; a non-hasty one patient
+
+
+@pytest.mark.parametrize("speed, runs, status", [
+    (None, [60.0, 20.0], "pass"),       # too slow for x60: graded again at x20, passes
+    (60.0, [60.0], "fail"),             # --speed given: one speed, no second attempt
+])
+def test_a_scheduling_suite_failing_fast_is_graded_again_at_the_safe_speed(
+        monkeypatch, speed, runs, status):
+    speeds = []
+
+    def run(cfg, figures):
+        speeds.append(cfg.speed)
+        figures.append(f"figure at x{cfg.speed:g}")
+        ok = cfg.speed <= 20
+        return [report.Outcome("daemon-scheduling", "every-minute", "pass" if ok else "fail")]
+
+    suite = suites.Suite("sched", "daemon-scheduling", "schedule", checks=["every-minute"],
+                         run=run)
+    main, g = _stub_grading(monkeypatch, [suite], speed=speed)
+    main.daemon_conformance(g)
+    assert speeds == runs
+    assert [o.status for o in g.outcomes] == [status]
+    assert g.figures == [f"figure at x{runs[-1]:g}"]     # the figures of the verdict kept
+    assert any("graded again at x20" in n for n in g.notes) == (len(runs) == 2)
+
+
+def test_daemon_outcomes_failing_beside_clients_are_graded_again_alone(monkeypatch):
+    """A client writing into the daemon's pipes while they run side by side cannot cost the
+    daemon points: what failed then is graded again with nothing beside it."""
+    from grader.candidate import Failed
+    beside = {"clients": False}
+
+    def sc_disturbed(ctx):
+        if beside["clients"]:
+            raise Failed("a stranger's task in the listing")
+
+    def sc_broken(ctx):
+        raise Failed("always wrong")
+
+    suite = suites.Suite("t", "daemon-protocol", "scenarios",
+                         scenarios=[("disturbed", sc_disturbed), ("broken", sc_broken)])
+    main, g = _stub_grading(monkeypatch, [suite], cassini="cassini")
+    g.opts.no_scheduling = True
+
+    def client_conformance(g):
+        g.outcomes.append(report.Outcome("client", "001", "pass"))
+
+    def daemon_then_clients_done(g, only=None, safe=False):
+        real(g, only=only, safe=safe)
+        if only is None:
+            beside["clients"] = False           # the client phase is over
+
+    real = main.daemon_conformance
+    monkeypatch.setattr(main, "client_conformance", client_conformance)
+    monkeypatch.setattr(main, "daemon_conformance", daemon_then_clients_done)
+    beside["clients"] = True                    # from the start: clients run beside
+    main.conformance(g)
+    got = {o.name: o.status for o in g.outcomes}
+    assert got == {"001": "pass", "disturbed": "pass", "broken": "fail"}
+    assert [o.name for o in g.outcomes] == ["001", "disturbed", "broken"]  # client first
+    assert any("2 failed outcomes graded again" in n and "(1 changed)" in n
+               for n in g.notes), g.notes

@@ -607,10 +607,12 @@ def daemon_conformance(g, only=None, safe=False):
 def conformance(g):
     """The client's golden cases and the daemon's scenarios side by side (each candidate
     program in sandboxes of its own; a default-pipes case and a daemon take turns, see
-    :func:`daemon_slot`).  A daemon outcome that failed while clients ran beside it is
-    graded again alone, and that verdict counts: a client that writes where it should not
-    (the daemon's default pipes) cannot cost the daemon points."""
+    :func:`daemon_slot`).  When a client case failed, a daemon outcome that failed while
+    clients ran beside it is graded again alone, and that verdict counts: a client that
+    writes where it should not (the daemon's default pipes) cannot cost the daemon points
+    (a client that passes every case writes where it is told)."""
     daemon = replace(g, outcomes=[], notes=[], figures=[])
+    before = len(g.outcomes)
     failure = []
 
     def run_daemon():
@@ -625,7 +627,9 @@ def conformance(g):
     thread.join()
     if failure:
         raise failure[0]
-    if any(o.status == "fail" for o in daemon.outcomes) and g.cassini and \
+    clients_failed = any("fail" in o.verdicts.values() or o.status == "fail"
+                         for o in g.outcomes[before:])
+    if clients_failed and any(o.status == "fail" for o in daemon.outcomes) and g.cassini and \
             g.saturnd and (g.opts.saturnd or g.opts.ours):
         alone = replace(g, outcomes=[], notes=[], figures=[])
         daemon_conformance(alone, only={o.name for o in daemon.outcomes if o.status == "fail"},

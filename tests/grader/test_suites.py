@@ -242,7 +242,8 @@ def test_a_scheduling_suite_failing_fast_is_graded_again_at_the_safe_speed(
     assert any("graded again at x20" in n for n in g.notes) == (len(runs) == 2)
 
 
-def test_daemon_outcomes_failing_beside_clients_are_graded_again_alone(monkeypatch):
+@pytest.mark.parametrize("client", ["fail", "pass"])
+def test_daemon_outcomes_failing_beside_clients_are_graded_again_alone(monkeypatch, client):
     """A client writing into the daemon's pipes while they run side by side cannot cost the
     daemon points: what failed then is graded again with nothing beside it."""
     from grader.candidate import Failed
@@ -261,7 +262,7 @@ def test_daemon_outcomes_failing_beside_clients_are_graded_again_alone(monkeypat
     g.opts.no_scheduling = True
 
     def client_conformance(g):
-        g.outcomes.append(report.Outcome("client", "001", "pass"))
+        g.outcomes.append(report.Outcome("client", "001", client))
 
     def daemon_then_clients_done(g, only=None, safe=False):
         real(g, only=only, safe=safe)
@@ -274,7 +275,12 @@ def test_daemon_outcomes_failing_beside_clients_are_graded_again_alone(monkeypat
     beside["clients"] = True                    # from the start: clients run beside
     main.conformance(g)
     got = {o.name: o.status for o in g.outcomes}
-    assert got == {"001": "pass", "disturbed": "pass", "broken": "fail"}
     assert [o.name for o in g.outcomes] == ["001", "disturbed", "broken"]  # client first
-    assert any("2 failed outcomes graded again" in n and "(1 changed)" in n
-               for n in g.notes), g.notes
+    if client == "fail":
+        assert got == {"001": "fail", "disturbed": "pass", "broken": "fail"}
+        assert any("2 failed outcomes graded again" in n and "(1 changed)" in n
+                   for n in g.notes), g.notes
+    else:
+        # a client that passes every case writes where it is told: nothing graded again
+        assert got == {"001": "pass", "disturbed": "fail", "broken": "fail"}
+        assert not any("graded again" in n for n in g.notes), g.notes

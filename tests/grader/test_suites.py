@@ -284,3 +284,41 @@ def test_daemon_outcomes_failing_beside_clients_are_graded_again_alone(monkeypat
         # a client that passes every case writes where it is told: nothing graded again
         assert got == {"001": "pass", "disturbed": "fail", "broken": "fail"}
         assert not any("graded again" in n for n in g.notes), g.notes
+
+
+@pytest.mark.parametrize("late", [2, 13])
+def test_clients_late_beside_the_daemon_phase_are_played_again_alone(monkeypatch, late):
+    """A client slowed down by the daemon phase beside it loses nothing: the cases whose
+    request missed the fake daemon's deadline are played again alone (unless the client is
+    late everywhere: more than LATE_LIMIT)."""
+    from types import SimpleNamespace
+
+    from grader import __main__ as main
+    cases = [SimpleNamespace(name=f"{i:03d}-case") for i in range(20)]
+    monkeypatch.setattr(main, "_client_cases", lambda opts: cases)
+    replayed = []
+
+    def grade_case(g, case, jail):
+        replayed.append(case.name)
+        return report.Outcome("client", case.name, "pass")
+    monkeypatch.setattr(main, "grade_case", grade_case)
+    g = SimpleNamespace(opts=None, options=None, cassini="cassini", notes=[], outcomes=[
+        report.Outcome("build", "make", "pass")])
+    for i, c in enumerate(cases):
+        if i < late:
+            g.outcomes.append(report.Outcome(
+                "client", c.name, "fail", "sent no request",
+                "request (deadline) differs: expected 2 bytes, got 0"))
+        elif i == 19:
+            g.outcomes.append(report.Outcome("client", c.name, "fail", "stdout differs",
+                                             "stdout differs"))
+        else:
+            g.outcomes.append(report.Outcome("client", c.name, "pass"))
+    main.replay_late_clients(g, 1)
+    if late <= main.LATE_LIMIT:
+        assert replayed == [c.name for c in cases[:late]]
+        assert [o.status for o in g.outcomes[1:]] == ["pass"] * 19 + ["fail"]
+        assert g.notes == [f"client: {late} cases late beside the daemon phase played again "
+                           f"alone ({late} changed)"]
+    else:
+        assert replayed == [] and g.notes == []

@@ -348,7 +348,7 @@ def _jail(g):
 
 
 LATE_SIGNS = ("request (deadline)", "cassini never opened the reply pipe")
-LATE_LIMIT = 12         # more late cases than this: the client is slow, not the moment
+LATE_LIMIT = 24         # more late cases than this: the client is slow, not the moment
 
 
 def replay_late_clients(g, before):
@@ -363,11 +363,14 @@ def replay_late_clients(g, before):
         return
     cases = {c.name: c for c in _client_cases(g.opts) if c.name in late}
     jail, changed = _jail(g), 0
-    for i in range(before, len(g.outcomes)):
-        o = g.outcomes[i]
-        if o.category in cats and o.name in cases:
-            g.outcomes[i] = grade_case(g, cases[o.name], jail)
-            changed += g.outcomes[i].verdicts != o.verdicts
+    where = [i for i in range(before, len(g.outcomes))
+             if g.outcomes[i].category in cats and g.outcomes[i].name in cases]
+    jobs = max(1, getattr(g.opts, "jobs", 1) or 1)
+    with ThreadPoolExecutor(jobs) as pool:
+        again = list(pool.map(lambda i: grade_case(g, cases[g.outcomes[i].name], jail), where))
+    for i, o in zip(where, again):
+        changed += o.verdicts != g.outcomes[i].verdicts
+        g.outcomes[i] = o
     g.notes.append(f"client: {len(cases)} cases late beside the daemon phase played again "
                    f"alone ({changed} changed)")
 

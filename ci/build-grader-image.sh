@@ -59,9 +59,8 @@ fi
 
 ctx=$(mktemp -d "$cache/grader-context.XXXXXX")
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/kit/tests/golden" "$ctx/kit/ci" "$ctx/kit/docker/grader"
+mkdir -p "$ctx/kit/ci" "$ctx/kit/docker/grader"
 cp -a "$root/saturnd" "$root/cassini" "$root/grader" "$ctx/kit/"
-cp -a "$root/tests/golden/cases" "$ctx/kit/tests/golden/"
 cp -a "$root/ci/grade.sh" "$ctx/kit/ci/"
 cp -a "$root/docker/grader/entrypoint.sh" "$ctx/kit/docker/grader/"
 cp -a "$root/docker/grader/Dockerfile" "$ctx/Dockerfile"

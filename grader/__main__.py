@@ -7,8 +7,9 @@ See grader/README.md.  Exit status: 0 when every selected test passed, 1 when so
 failed, 2 on a usage error.
 
 :func:`grade` runs in phases: :func:`configure` (the options -> a :class:`Grading`),
-:func:`build_outcome`, :func:`find_programs`, :func:`client_conformance`,
-:func:`daemon_conformance`, :func:`differential`, :func:`write_reports`.
+:func:`build_outcome`, :func:`find_programs`, :func:`conformance` (:func:`client_conformance`
+beside :func:`daemon_conformance`), :func:`differential`, :func:`write_reports`.  What is
+graded is declared in grader/suites.py.
 """
 
 import argparse
@@ -20,14 +21,14 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from grader import golden, own_requests, own_requests_next, report, sandbox  # noqa: E402
+from grader import golden, report, sandbox, suites  # noqa: E402
 from grader import scenarios, scheduling  # noqa: E402
 from grader.candidate import DEFAULT_CMD, DEFAULT_MANUAL_CMD, DaemonConfig  # noqa: E402
 from grader.differential import run_differential  # noqa: E402
@@ -79,8 +80,10 @@ def parse(argv):
     ap.add_argument("--clock", choices=("faketime", "manual", "real"), default=None,
                     help="how minutes pass for the scheduling scenario (default: faketime; "
                          "manual with --ours)")
-    ap.add_argument("--speed", type=float, default=20.0,
-                    help="libfaketime speed-up (default 20: a minute every 3 s)")
+    ap.add_argument("--speed", type=float, default=None,
+                    help=f"libfaketime speed-up (default: x{FAST_SPEED:g}, a minute a second, "
+                         f"and a scheduling suite that fails is graded again at "
+                         f"x{SAFE_SPEED:g}, a minute every 3 s, whose verdict counts)")
     ap.add_argument("--libfaketime", metavar="PATH", help="libfaketime.so.1 (default: search)")
     ap.add_argument("--real-minutes", type=float, default=0.0,
                     help="budget of real minutes for --clock real (needs at least 6)")
@@ -89,8 +92,8 @@ def parse(argv):
     jobs = min(8, (os.cpu_count() or 2) * 2)
     ap.add_argument("-j", "--jobs", type=int, default=jobs,
                     help=f"golden cases played at once, each with its own client (default "
-                         f"{jobs}: twice the CPUs, at most 8); daemon scenarios run one "
-                         f"after the other")
+                         f"{jobs}: twice the CPUs, at most 8); the daemon scenarios run one "
+                         f"after the other, beside them")
     ap.add_argument("--isolation", choices=("auto", "container", "light", "full"),
                     default="auto",
                     help="how candidates are confined (default auto: a container of their own "
@@ -121,7 +124,7 @@ def parse(argv):
         raise Usage("nothing to grade: give --cassini PATH and/or --saturnd PATH (or --ours)")
     if opts.reference_cassini and not (opts.cassini or opts.ours):
         raise Usage("--reference-cassini compares a candidate client: give --cassini too")
-    if opts.speed <= 0:
+    if opts.speed is not None and opts.speed <= 0:
         raise Usage("--speed must be positive")
     if opts.gradescope_points is not None and opts.gradescope_points <= 0:
         raise Usage("--gradescope-points must be positive")
@@ -136,6 +139,10 @@ def parse(argv):
         raise Usage(f"--tz {opts.tz}: unknown time zone (no such file under "
                     f"/usr/share/zoneinfo)")
     return opts
+
+
+FAST_SPEED = 60.0       # faked minutes first pass this fast...
+SAFE_SPEED = 20.0       # ...and a scheduling suite failing then is graded again at this speed
 
 
 def _known_zone(zone):
@@ -169,7 +176,7 @@ def main(argv=None):
 def _client_tags(opts):
     if opts.tags:
         return {t.strip() for t in opts.tags.split(",") if t.strip()}
-    return {"reference", "strict"} | ({"extension"} if opts.extensions else set())
+    return suites.golden_tags(opts.extensions)
 
 
 def _client_cases(opts):
@@ -301,10 +308,7 @@ def client_conformance(g):
     if not (g.cassini or "cassini" in g.missing):
         return
     cases = _client_cases(opts)
-
-    def jail(tmp, user):
-        return sandbox.ClientJail(g.options, tmp, user)
-
+    jail = _jail(g)
     hangs = HangWatch(len(cases), opts.client_timeout)
 
     # played in an order that spreads the kinds of cases (list, create, remove, ...); the
@@ -335,6 +339,40 @@ def client_conformance(g):
     where = f"cases from {opts.cases_dir}" if opts.cases_dir else \
         f"golden cases (tags {','.join(sorted(_client_tags(opts)))})"
     g.notes.append(f"client: {len(cases)} {where}")
+
+
+def _jail(g):
+    def jail(tmp, user):
+        return sandbox.ClientJail(g.options, tmp, user)
+    return jail
+
+
+LATE_SIGNS = ("request (deadline)", "cassini never opened the reply pipe")
+LATE_LIMIT = 24         # more late cases than this: the client is slow, not the moment
+
+
+def replay_late_clients(g, before):
+    """Golden cases whose client was late (its request not there within the fake daemon's
+    deadline, the reply pipe never opened) while the daemon phase ran beside it: played
+    again now that nothing else runs, and that verdict counts -- unless more than
+    LATE_LIMIT were late (a slow client, not a busy moment)."""
+    cats = ("client", "client-strict", "course-cases")
+    late = {o.name for o in g.outcomes[before:] if o.category in cats and
+            "fail" in o.verdicts.values() and any(s in o.detail for s in LATE_SIGNS)}
+    if not late or len(late) > LATE_LIMIT or not g.cassini:
+        return
+    cases = {c.name: c for c in _client_cases(g.opts) if c.name in late}
+    jail, changed = _jail(g), 0
+    where = [i for i in range(before, len(g.outcomes))
+             if g.outcomes[i].category in cats and g.outcomes[i].name in cases]
+    jobs = max(1, getattr(g.opts, "jobs", 1) or 1)
+    with ThreadPoolExecutor(jobs) as pool:
+        again = list(pool.map(lambda i: grade_case(g, cases[g.outcomes[i].name], jail), where))
+    for i, o in zip(where, again):
+        changed += o.verdicts != g.outcomes[i].verdicts
+        g.outcomes[i] = o
+    g.notes.append(f"client: {len(cases)} cases late beside the daemon phase played again "
+                   f"alone ({changed} changed)")
 
 
 def unrunnable_reason(program, name):
@@ -476,30 +514,24 @@ def _wanted(opts):
 
 
 def _daemon_scenarios(opts):
-    """[(category, (name, func))]: the protocol scenarios, and with ``--extensions`` the
-    seed project's extension requests and this project's own."""
-    scen = [("daemon-protocol", s) for s in scenarios.PROTOCOL]
-    if opts.extensions:
-        scen += [("daemon-extension", s) for s in scenarios.EXTENSIONS]
-        scen += [("daemon-extension", s)
-                 for s in own_requests.SCENARIOS + own_requests_next.PROTOCOL]
+    """[(suite, (name, func))]: the scenarios of the selected suites (grader/suites.py)."""
     wanted = _wanted(opts)
-    return [(cat, (name, func)) for cat, (name, func) in scen
-            if not wanted or name in wanted]
+    return [(s, (name, func)) for s in suites.selected(opts.extensions, "scenarios")
+            for name, func in s.scenarios if not wanted or name in wanted]
 
 
 def _schedule_checks(opts):
-    """[(category, check)] of the scheduling scenarios (the next-runs one with extensions)."""
-    checks = [("daemon-scheduling", c) for c in scheduling.SCHEDULE_CHECKS]
-    if opts.extensions:
-        checks += [("daemon-extension", c) for c in own_requests_next.SCHEDULE_CHECKS]
-    return checks
+    """[(category, check)] of the selected scheduling suites."""
+    return [(s.category, c) for s in suites.selected(opts.extensions, "schedule")
+            for c in s.checks]
 
 
-def strict_only(outcome, profile):
-    """A scenario beyond the course's subject (:data:`scenarios.STRICT_ONLY`): its verdict
-    counts under `strict`, `skip` under `course`."""
+def strict_only(outcome, profile, suite=None):
+    """A scenario beyond the course's subject (:data:`scenarios.STRICT_ONLY`, or a suite
+    graded under `strict` only): its verdict counts under `strict`, `skip` under `course`."""
     why = scenarios.STRICT_ONLY.get(outcome.name)
+    if why is None and suite is not None and "course" not in suite.profiles:
+        why = f"strict only: the suite {suite.name} is not graded under course"
     if why is None:
         return outcome
     outcome.verdicts["course"] = "skip"
@@ -517,50 +549,136 @@ def daemon_config(g):
                         saturnd_cmd=opts.saturnd_cmd or DEFAULT_CMD,
                         manual_cmd=opts.saturnd_manual_cmd or DEFAULT_MANUAL_CMD,
                         clock=opts.clock or ("manual" if opts.ours else "faketime"),
-                        speed=opts.speed, precreate=opts.precreate_pipes_dir,
+                        speed=opts.speed or FAST_SPEED, precreate=opts.precreate_pipes_dir,
                         real_minutes=opts.real_minutes,
                         libfaketime=(opts.libfaketime or g.options.box.libfaketime())
                         if g.options.box is not None else
                         scheduling.find_libfaketime(opts.libfaketime))
 
 
-def daemon_conformance(g):
-    """The daemon scenarios (one fresh candidate daemon each), then scheduling."""
+def _hasty(func):
+    """``func`` run with ``ctx.patient`` False (see :attr:`grader.suites.Suite.hasty`)."""
+    def hasty(ctx):
+        ctx.patient = False
+        return func(ctx)
+    return hasty
+
+
+def daemon_slot(g):
+    """Held while a candidate daemon lives: its default pipes directory (in a container
+    /tmp/candidate/saturnd, else /tmp/$USER/saturnd) may be the one a default-pipes golden
+    case uses, which holds the same lock (:meth:`grader.sandbox.ClientJail.private_tmp`,
+    :meth:`grader.golden._Play.place_pipes`)."""
+    if g.options.box is None:       # the shared /tmp: a default-pipes case's lock
+        return golden._DEFAULT_PIPES_LOCK
+    return g.options.lock
+
+
+def daemon_conformance(g, only=None, safe=False):
+    """The daemon scenarios (one fresh candidate daemon each), then scheduling; ``only``:
+    the names of the scenarios and scheduling checks to run (default: every one);
+    ``safe``: faked minutes at :data:`SAFE_SPEED` only."""
     opts = g.opts
-    scen = _daemon_scenarios(opts)
+    scen = [(s, sc) for s, sc in _daemon_scenarios(opts) if only is None or sc[0] in only]
     wanted = _wanted(opts)
     do_sched = not (opts.no_scheduling or (wanted and "scheduling" not in wanted))
     if "saturnd" in g.missing:
         why = g.missing["saturnd"]
-        g.outcomes += [strict_only(report.Outcome(cat, name, "fail", why), opts.profile)
-                       for cat, (name, _) in scen]
+        g.outcomes += [strict_only(report.Outcome(s.category, name, "fail", why),
+                                   opts.profile, s)
+                       for s, (name, _) in scen]
         if do_sched:
             g.outcomes += [report.Outcome(cat, c, "fail", why) for cat, c in _schedule_checks(opts)]
         return
     if not (g.saturnd and (opts.saturnd or opts.ours)):
         return
     cfg = daemon_config(g)
+    if safe and opts.speed is None:
+        cfg = replace(cfg, speed=SAFE_SPEED)
     observed = set()
-    for cat, (name, func) in scen:
-        g.outcomes.append(strict_only(
-            scenarios.run_scenario(cfg, cat, name, func, observed=observed), opts.profile))
+    for s, (name, func) in scen:
+        with daemon_slot(g):
+            if name in s.hasty:
+                o = scenarios.run_scenario(cfg, s.category, name, _hasty(func),
+                                           observed=observed)
+                if o.status == "fail":      # a daemon that needs the full waits loses nothing
+                    o = scenarios.run_scenario(cfg, s.category, name, func, observed=observed)
+            else:
+                o = scenarios.run_scenario(cfg, s.category, name, func, observed=observed)
+        g.outcomes.append(strict_only(o, opts.profile, s))
     explain_unrunnable(g.outcomes, g.saturnd, "saturnd")
     g.figures += [f"daemon: {o}" for o in sorted(observed)]
     if not do_sched:
         return
     if cfg.clock == "faketime" and not cfg.libfaketime:
-        g.outcomes += [report.Outcome("daemon-scheduling", c, "skip",
-                                      "libfaketime not found (install Debian's "
-                                      "libfaketime, or use --clock real --real-minutes 6)")
-                       for c in scheduling.SCHEDULE_CHECKS]
-        if opts.extensions:
-            g.outcomes += [report.Outcome("daemon-extension", c, "skip", "libfaketime not found")
-                           for c in own_requests_next.SCHEDULE_CHECKS]
+        why = ("libfaketime not found (install Debian's libfaketime, or use --clock real "
+               "--real-minutes 6)")
+        g.outcomes += [report.Outcome(cat, c, "skip", why) for cat, c in _schedule_checks(opts)]
         return
     g.notes.append(scheduling.describe_clock(cfg))
-    g.outcomes += scheduling.scheduling(cfg, g.figures)
-    if opts.extensions:         # the announced next runs are the runs recorded
-        g.outcomes += own_requests_next.next_runs_scheduling(cfg)
+    again = cfg.clock == "faketime" and opts.speed is None and cfg.speed != SAFE_SPEED
+    for s in suites.selected(opts.extensions, "schedule"):
+        if only is not None and not only & set(s.checks):
+            continue
+        with daemon_slot(g):
+            figures = []
+            outcomes = s.run(cfg, figures)
+        if again and any(o.status == "fail" for o in outcomes):
+            # a daemon too slow for the fast clock loses nothing: graded again, and that
+            # verdict counts
+            with daemon_slot(g):
+                figures = []
+                outcomes = s.run(replace(cfg, speed=SAFE_SPEED), figures)
+            g.notes.append(f"{s.name}: failed at x{cfg.speed:g}, graded again at "
+                           f"x{SAFE_SPEED:g} (this verdict counts)")
+        g.figures += figures
+        g.outcomes += [strict_only(o, opts.profile, s) for o in outcomes]
+
+
+def conformance(g):
+    """The client's golden cases and the daemon's scenarios side by side (each candidate
+    program in sandboxes of its own; a default-pipes case and a daemon take turns, see
+    :func:`daemon_slot`).  When a client case failed, a daemon outcome that failed while
+    clients ran beside it is graded again alone, and that verdict counts: a client that
+    writes where it should not (the daemon's default pipes) cannot cost the daemon points
+    (a client that passes every case writes where it is told)."""
+    daemon = replace(g, outcomes=[], notes=[], figures=[])
+    before = len(g.outcomes)
+    failure = []
+
+    def run_daemon():
+        try:
+            daemon_conformance(daemon)
+        except BaseException as e:      # raised again in this thread
+            failure.append(e)
+
+    thread = threading.Thread(target=run_daemon, name="daemon-conformance", daemon=True)
+    thread.start()
+    client_conformance(g)       # (interrupted: the daemon thread ends with the process)
+    thread.join()
+    if failure:
+        raise failure[0]
+    replay_late_clients(g, before)
+    clients_failed = any("fail" in o.verdicts.values() or o.status == "fail"
+                         for o in g.outcomes[before:])
+    if clients_failed and any(o.status == "fail" for o in daemon.outcomes) and g.cassini and \
+            g.saturnd and (g.opts.saturnd or g.opts.ours):
+        alone = replace(g, outcomes=[], notes=[], figures=[])
+        daemon_conformance(alone, only={o.name for o in daemon.outcomes if o.status == "fail"},
+                           safe=True)
+        again = {(o.category, o.name): o for o in alone.outcomes}
+        changed = 0
+        for i, o in enumerate(daemon.outcomes):
+            redo = again.get((o.category, o.name))
+            if redo is not None:
+                changed += redo.status != o.status
+                daemon.outcomes[i] = redo
+        daemon.notes += [n for n in alone.notes if n not in daemon.notes]
+        daemon.notes.append(f"daemon: {len(again)} failed outcomes graded again with no "
+                            f"client beside them ({changed} changed)")
+    g.outcomes += daemon.outcomes
+    g.notes += daemon.notes
+    g.figures += daemon.figures
 
 
 # --- differential --------------------------------------------------------------------------
@@ -578,7 +696,8 @@ def differential(g):
     cfg = DaemonConfig(options=g.options, saturnd=saturnd, saturnd_cmd=cmd, manual_cmd=None,
                        precreate=opts.precreate_pipes_dir)
     wanted = _wanted(opts)
-    for name, func in scenarios.PROTOCOL + (scenarios.EXTENSIONS if opts.extensions else []):
+    for name, func in [sc for s in suites.selected(opts.extensions, "scenarios")
+                       if s.differential for sc in s.scenarios]:
         if wanted and name not in wanted:
             continue
         g.outcomes.append(run_differential(cfg, name, func, [g.cassini], [g.reference]))
@@ -654,8 +773,7 @@ def grade(opts):
     try:
         build_outcome(g)
         find_programs(g)
-        client_conformance(g)
-        daemon_conformance(g)
+        conformance(g)
         differential(g)
     finally:
         shutil.rmtree(g.scratch, ignore_errors=True)

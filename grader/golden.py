@@ -1,5 +1,6 @@
-"""Golden-vector runner core, shared by the test suite (tests/golden/runner.py) and the
-grader; tests/golden/runner.py describes the case format."""
+"""Golden-vector runner core: plays the daemon's side of one golden case over real FIFOs
+(the grader's client conformance; tests/golden/runner.py runs it standalone).  The case
+format: grader/cases/README.md."""
 
 import errno
 import os
@@ -17,18 +18,9 @@ from saturnd.protocol import REPLY_PIPE, REQUEST_PIPE, ProtocolError, Truncated,
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _shipped_cases():
-    """The golden cases: the checkout's tests/golden/cases, else the copy shipped inside
-    the package (``grader/golden_cases``, a pip-installed kit).  (``GRADER_CASES_DIR`` is
-    ``saturnd-grade --cases-dir``: course-format cases, see grader/__main__.py.)"""
-    for path in (os.path.join(ROOT, "tests", "golden", "cases"),
-                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_cases")):
-        if path and os.path.isdir(path):
-            return path
-    return os.path.join(ROOT, "tests", "golden", "cases")
-
-
-CASES_DIR = _shipped_cases()
+# the shipped golden cases (package grader.cases; format: grader/cases/README.md).
+# (GRADER_CASES_DIR is ``saturnd-grade --cases-dir``: course-format cases, see __main__.)
+CASES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 SHIPPED_TZ = "UTC"          # the zone the shipped cases were made in (unless a case's env says)
 COURSE_TIMEOUT = 3.0        # the course script's timeout per case
 
@@ -130,8 +122,9 @@ def load_cases(names=(), cases_dir=None, tz=SHIPPED_TZ):
         missing = [n for n, p in zip(names, paths) if not os.path.isdir(p)]
         if missing:
             raise ValueError(f"no such case in {cases_dir}: {', '.join(missing)}")
-    else:
-        paths = [os.path.join(cases_dir, n) for n in sorted(os.listdir(cases_dir))]
+    else:       # names starting with _ or . are not cases (__pycache__, _drafts, .git)
+        paths = [os.path.join(cases_dir, n) for n in sorted(os.listdir(cases_dir))
+                 if not n.startswith(("_", "."))]
     return [Case(p, tz) for p in paths if os.path.isdir(p)]
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the Gradescope autograder zip: setup.sh and run_autograder at the root, the kit
-# (this checkout's saturnd, cassini, grader, golden cases, ci/grade.sh) under kit/.
+# (this checkout's saturnd, cassini, grader with its golden cases, ci/grade.sh) under kit/.
 #   ci/gradescope/make-zip.sh [OUT.zip]        (default ./gradescope-autograder.zip)
 # Course cases to grade with: put them in ci/gradescope/course-tests/ before zipping
 # (they land in /autograder/source/course-tests) and set GRADE_OPTIONS in run_autograder.
@@ -11,9 +11,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp "$root/ci/gradescope/setup.sh" "$root/ci/gradescope/run_autograder" "$stage/"
 chmod 755 "$stage/setup.sh" "$stage/run_autograder"
-mkdir -p "$stage/kit/ci" "$stage/kit/tests/golden"
+mkdir -p "$stage/kit/ci"
 cp -r "$root/saturnd" "$root/cassini" "$root/grader" "$stage/kit/"
-cp -r "$root/tests/golden/cases" "$stage/kit/tests/golden/"
 cp "$root/ci/grade.sh" "$stage/kit/ci/"
 [ -d "$root/ci/gradescope/course-tests" ] && cp -r "$root/ci/gradescope/course-tests" "$stage/"
 find "$stage" -name __pycache__ -prune -exec rm -rf {} +

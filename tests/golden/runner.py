@@ -6,25 +6,8 @@ Usage (standalone)::
     python tests/golden/runner.py [--cassini PATH] [--tags reference,extension]
                                   [--junit FILE] [-j JOBS] [CASE_NAME_OR_DIR ...]
 
-A case is a directory ``cases/<NNN-short-name>/`` holding:
-
-``arguments``  one argument per line (bytes; a trailing newline ends the last
-               one).  The runner prepends ``-p <pipes dir>`` -- unless a line
-               contains ``{pipes}`` (replaced by the dir, nothing prepended) or
-               the case has a ``default-pipes`` marker (nothing prepended; the
-               fake daemon listens on ``/tmp/$USER/saturnd/pipes``, so the
-               case's ``env`` should set ``USER={user}``).
-``request``    the exact bytes cassini must send (empty: must send nothing).
-``reply``      the bytes the fake daemon answers (empty: it opens the reply
-               pipe and closes it without writing -- the "empty reply").
-``stdout``     the exact bytes cassini must print.
-``exitcode``   its exit status, in decimal.
-``env``        optional, ``NAME=value`` lines added to the environment
-               (``{user}`` becomes a user name unique to this run).
-``tag``        ``reference``, ``extension`` or ``deviation``.
-markers        ``no-daemon`` (nobody opens the request pipe), ``keep-open``
-               (the fake daemon keeps the reply pipe open after replying, until
-               cassini exits), ``default-pipes`` (see above).
+The cases are the grader's, in ``grader/cases/`` (package ``grader.cases``); their
+format is described in ``grader/cases/README.md``.
 
 Environment: ``CASSINI`` selects the client (default: ours, i.e. the
 ``cassini`` script next to this Python, else ``python -m cassini``);
@@ -44,11 +27,10 @@ if ROOT not in sys.path:
 
 # The runner's core lives in grader/golden.py (the grading kit reuses it).
 from grader.golden import (  # noqa: E402,F401
-    EXIT_DEADLINE, REPLY_OPEN_DEADLINE, REQUEST_DEADLINE, TAGS, Case, Result,
+    CASES_DIR, EXIT_DEADLINE, REPLY_OPEN_DEADLINE, REQUEST_DEADLINE, TAGS, Case, Result,
     cassini_command, default_cassini, describe_mismatch, hexdump, load_cases, run_case,
     selected_tags, write_junit)
 
-CASES_DIR = os.path.join(HERE, "cases")
 
 
 def main(argv=None):

@@ -15,11 +15,11 @@ import pytest
 from testkit import ROOT
 
 from grader import scenarios, scheduling
-from grader import golden, sandbox
+from grader import golden, sandbox, suites
 
 HAVE_FAKETIME = scheduling.find_libfaketime() is not None
 FULL = sandbox.namespaces_available()
-CASES_DIR = ROOT / "tests" / "golden" / "cases"
+CASES_DIR = ROOT / "grader" / "cases"
 
 
 def _scores(g, profile, category):
@@ -99,7 +99,7 @@ def test_do_nothing_clients_score_zero(grade, candidates, kind):
     for profile in ("strict", "course"):
         assert _scores(g, profile, "client-strict")[0] == 0
     reqs = [c for c in g.json["cases"] if c["category"] in ("client", "client-strict")]
-    assert len(reqs) == 81
+    assert len(reqs) == len(suites.cases_of(extensions=False))
     sent = {c.name: bool(c.request) for c in golden.load_cases(cases_dir=str(CASES_DIR))}
     for c in reqs:
         assert c["verdicts"]["strict"] == "fail", c
@@ -332,6 +332,13 @@ def test_pip_installed_kit_grades_a_client(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=60)
     wheel = next(wheels.glob("saturnd-*.whl"))
+    import zipfile
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.split("/")[2] for n in names
+               if n.startswith("grader/cases/") and n.count("/") == 3}
+    # every golden case ships with the grader, and only cases (no __pycache__)
+    assert shipped == {c.name for c in golden.load_cases(cases_dir=str(CASES_DIR))}
+    assert "grader/cases/README.md" in names
     inst = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps",
                            "--no-index", str(wheel)], capture_output=True, text=True, timeout=120)
     assert inst.returncode == 0, inst.stderr
@@ -360,7 +367,7 @@ def test_a_missing_client_or_a_failed_build_scores_zero_of_the_full_count(grade)
     graded = [c for c in cases if c.tag in ("reference", "strict")]
     by_course = [c for c in graded if golden.course_graded(c)]
     assert _scores(g, "strict", "client")[1] + _scores(g, "strict", "client-strict")[1] \
-        == len(graded) == 81
+        == len(graded) == len(suites.cases_of(extensions=False))
     assert _scores(g, "course", "client") == (0, len(by_course))
     assert _scores(g, "strict", "daemon-protocol") == (0, len(scenarios.PROTOCOL))
     assert _scores(g, "strict", "build") == (0, 1)
@@ -430,10 +437,10 @@ def test_a_client_that_hangs_everywhere_is_graded_in_a_minute(grade, candidates)
     g = grade("--cassini", candidates("client", "hang"), "-j", "4", timeout=110)
     assert g.elapsed <= 60, g.elapsed
     cases = [c for c in g.json["cases"] if c["category"] in ("client", "client-strict")]
-    assert len(cases) == 81 and all(c["verdicts"]["strict"] == "fail" for c in cases)
+    assert len(cases) == len(suites.cases_of(extensions=False)) and all(c["verdicts"]["strict"] == "fail" for c in cases)
     hung = [c for c in cases if "did not exit within 10 s" in c["message"]]
     not_run = [c for c in cases if c["message"].startswith("not run:")]
-    assert len(hung) >= 4 and len(hung) + len(not_run) == 81
+    assert len(hung) >= 4 and len(hung) + len(not_run) == len(cases)
     assert len({c["message"] for c in not_run}) == 1           # one message ...
     said = f"the remaining {len(not_run)} cases were not run"
     assert said in not_run[0]["message"]

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the golden cases in ``cases/`` from the hand-written table below.
+"""Writes the shipped golden cases (the folders beside this file) from the hand-written
+table below.
 
 The expected bytes come from the spec (``docs/protocol.md`` and
 ``docs/cassini.md``), written here by hand with a tiny encoder of its own (plain
 ``struct``; it deliberately does not import the project's protocol or timing
 modules, and nothing here ever runs our cassini).  Re-run after editing the
-table: ``python tests/golden/make_cases.py`` (it rewrites ``cases/`` whole).
-See ``runner.py`` for the meaning of each file.
+table: ``python -m grader.cases.make_cases`` (it rewrites every case folder; the names
+starting with ``_`` or ``.`` -- this package's own files -- are left alone).
+See ``README.md`` beside this file for the meaning of each file.
 """
 
 import calendar
@@ -15,8 +17,7 @@ import shutil
 import struct
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CASES = os.path.join(HERE, "cases")
+CASES = os.path.dirname(os.path.abspath(__file__))
 
 
 # --- a minimal, independent encoder -------------------------------------------------
@@ -98,7 +99,7 @@ USAGE = b"""\
      -p PIPES_DIR -> look for the pipes in PIPES_DIR (default: /tmp/<USERNAME>/saturnd/pipes)
 """
 
-CASES_TABLE = []
+CASES_TABLE: list[tuple] = []
 
 
 def case(name, args, request=b"", reply=b"", stdout=b"", exitcode=0, tag="reference",
@@ -563,10 +564,17 @@ case("253-long-list-everyday-fields", [b"-L"], LL,
      b"1: * * * * * [paused] [last=bad] x\n", tag="extension")
 
 
+def is_case_name(name):
+    """Whether a folder name in a cases directory is a case (``_`` and ``.`` names are not:
+    ``__pycache__``, a teacher's ``_drafts``, ``.git``)."""
+    return not name.startswith(("_", "."))
+
+
 def write_cases(dest=CASES):
-    if os.path.isdir(dest):
-        shutil.rmtree(dest)
-    os.makedirs(dest)
+    os.makedirs(dest, exist_ok=True)
+    for name in os.listdir(dest):       # the old case folders go; this package's files stay
+        if is_case_name(name) and os.path.isdir(os.path.join(dest, name)):
+            shutil.rmtree(os.path.join(dest, name))
     names = set()
     for c in CASES_TABLE:
         assert c["name"] not in names, c["name"]

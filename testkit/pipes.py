@@ -25,7 +25,8 @@ REPLY = os.fsdecode(REPLY_PIPE)
 LOCK = "cassini-lock"
 
 
-def call(pipes: "str | os.PathLike[str]", req: P.Request, timeout: float = 10.0) -> P.Reply:
+def call(pipes: "str | bytes | os.PathLike[str]", req: P.Request,
+         timeout: float = 10.0) -> P.Reply:
     """One exchange with a well-formed ``Request``; returns the decoded ``Reply``."""
     return exchange(os.fsencode(pipes), P.encode_request(req), req.opcode, timeout=timeout,
                     reply_timeout=timeout, lock_timeout=timeout)

@@ -39,6 +39,11 @@ import subprocess
 import tempfile
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import IO, Any
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 INIT_HOST = os.path.join(HERE, "sandbox_init.py")   # copied into each box (read-only there)
 IMAGE = os.environ.get("GRADER_CANDIDATE_IMAGE") or os.environ.get("GRADER_IMAGE") \
@@ -64,7 +69,7 @@ class NoEngine(Exception):
     """No container engine to isolate candidates (the message says why)."""
 
 
-def parse_size(text):
+def parse_size(text: object) -> int:
     """``512m``, ``1g``, ``65536`` -> bytes."""
     t = str(text).strip().lower().rstrip("b")
     mult = 1
@@ -78,9 +83,9 @@ def parse_size(text):
     return value
 
 
-def limits_from(overrides=None):
+def limits_from(overrides: "Mapping[str, object] | None" = None) -> "dict[str, Any]":
     """The limits in force: defaults, then GRADER_* variables, then ``overrides``."""
-    out = dict(DEFAULT_LIMITS)
+    out: dict[str, Any] = dict(DEFAULT_LIMITS)
     for key, var in ENV_LIMITS.items():
         if os.environ.get(var):
             out[key] = os.environ[var]
@@ -94,7 +99,7 @@ def limits_from(overrides=None):
     return out
 
 
-def describe_limits(limits):
+def describe_limits(limits: "Mapping[str, Any]") -> str:
     return (f"memory {limits['memory'] // MiB} MiB (no swap), {limits['pids']} processes, "
             f"{limits['cpus']:g} CPU, /tmp {limits['tmp'] // MiB} MiB")
 
@@ -102,7 +107,7 @@ def describe_limits(limits):
 _engine: dict[str, object] = {}
 
 
-def engine():
+def engine() -> "Any":
     """The Docker client, or raise :class:`NoEngine` (why) -- checked once per process."""
     if "client" in _engine:
         return _engine["client"]
@@ -129,7 +134,7 @@ def engine():
     return client
 
 
-def available():
+def available() -> bool:
     try:
         engine()
         return True
@@ -139,7 +144,7 @@ def available():
 
 # -- what the container's /etc says -------------------------------------------------------------
 
-def etc_files(directory, uid, gid, home="/tmp"):
+def etc_files(directory: str, uid: int, gid: int, home: str = "/tmp") -> dict[str, str]:
     files = {
         "passwd": f"root:x:0:0:root:/root:/bin/sh\n"
                   f"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
@@ -157,12 +162,13 @@ def etc_files(directory, uid, gid, home="/tmp"):
 
 # -- plain files in, nothing followed out ---------------------------------------------------------
 
-def copy_plain(src, dest, uid, gid, log=None):
+def copy_plain(src: str, dest: str, uid: int | None, gid: int | None,
+               log: "IO[str] | None" = None) -> list[str]:
     """Copy the folder ``src`` into ``dest`` as plain files: regular files and folders
     only (symlinks, FIFOs, sockets, devices are left out and listed in ``log``), never
     following a link, modes reduced to 0755/0644 (no setuid, setgid or sticky bit),
     owned by ``uid:gid``.  Returns the names left out."""
-    skipped = []
+    skipped: list[str] = []
     os.makedirs(dest, exist_ok=True)
     _own(dest, uid, gid, 0o755)
     # the copy may be made inside the submission (GitLab: GRADER_WORK_DIR under
@@ -178,7 +184,7 @@ def copy_plain(src, dest, uid, gid, log=None):
     for top, dirs, files in os.walk(src):
         rel = os.path.relpath(top, src)
         target = dest if rel == "." else os.path.join(dest, rel)
-        keep = []
+        keep: list[str] = []
         for name in sorted(dirs):
             st = os.lstat(os.path.join(top, name))
             if (st.st_dev, st.st_ino) in holds_dest:
@@ -221,13 +227,13 @@ def copy_plain(src, dest, uid, gid, log=None):
     return skipped
 
 
-def _own(path, uid, gid, mode):
-    if uid is not None and os.geteuid() == 0:
+def _own(path: str, uid: int | None, gid: int | None, mode: int) -> None:
+    if uid is not None and gid is not None and os.geteuid() == 0:     # set together
         os.lchown(path, uid, gid)
     os.chmod(path, mode)
 
 
-def regular_in(root, path):
+def regular_in(root: str, path: str) -> str | None:
     """``path`` when it is a regular file inside ``root`` reached through no symlink (the
     candidate may have planted links in its box), else None."""
     path = os.path.abspath(path)
@@ -241,7 +247,7 @@ def regular_in(root, path):
     return path if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 else None
 
 
-def read_box_file(path, limit=64 * MiB):
+def read_box_file(path: str, limit: int = 64 * MiB) -> bytes:
     """A file the candidate could write to, read without following a link."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
@@ -250,7 +256,8 @@ def read_box_file(path, limit=64 * MiB):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return b""
-        chunks, n = [], 0
+        chunks: list[bytes] = []
+        n = 0
         while n < limit:
             chunk = os.read(fd, min(1 << 20, limit - n))
             if not chunk:
@@ -262,7 +269,7 @@ def read_box_file(path, limit=64 * MiB):
         os.close(fd)
 
 
-def box_file(path, uid, gid):
+def box_file(path: str, uid: int, gid: int) -> str:
     """An empty file the candidate's uid may write (not replace: its folder is ours)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.close(fd)
@@ -272,7 +279,7 @@ def box_file(path, uid, gid):
 
 # -- the container ------------------------------------------------------------------------------
 
-def _candidate_ids():
+def _candidate_ids() -> tuple[int, int]:
     if os.geteuid() == 0:
         return CANDIDATE_UID, CANDIDATE_UID
     return os.getuid(), os.getgid()
@@ -281,7 +288,8 @@ def _candidate_ids():
 class Box:
     """A submission's container and the host folder it shares (same path inside)."""
 
-    def __init__(self, client, container_id, root, uid, gid, limits, owned):
+    def __init__(self, client: "Any", container_id: str, root: str, uid: int, gid: int,
+                 limits: "dict[str, Any]", owned: bool) -> None:
         self.client = client
         self.api = client.api
         self.id = container_id
@@ -297,13 +305,15 @@ class Box:
         self.host_tmp = os.path.join(root, "kit-tmp")
         self.init = os.path.join(root, "etc", "sandbox_init.py")
         self.started = time.monotonic()
+        self.startup: float | None = None     # seconds create() took to start it
 
     @classmethod
-    def create(cls, base, label="grade", limits=None):
+    def create(cls, base: str, label: str = "grade",
+               limits: "Mapping[str, object] | None" = None) -> "Box":
         """A fresh box under ``base`` and its container, started; :class:`NoEngine` if
         there is no engine."""
         client = engine()
-        limits = limits_from(limits)
+        in_force = limits_from(limits)
         os.makedirs(base, exist_ok=True)
         safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-"
                        for c in label)[:40]
@@ -327,7 +337,7 @@ class Box:
             etc["group"]: {"bind": "/etc/group", "mode": "ro"},
             saturnd_dir: {"bind": f"/tmp/{CANDIDATE_NAME}/saturnd", "mode": "rw"},
         }
-        tmpfs = {"/tmp": f"size={limits['tmp']},mode=1777",
+        tmpfs = {"/tmp": f"size={in_force['tmp']},mode=1777",
                  **{h: "size=4k,mode=0555" for h in HIDDEN}}
         t0 = time.monotonic()
         name = f"saturnd-grade-{safe}-{os.path.basename(root)[-8:]}"
@@ -340,11 +350,11 @@ class Box:
                 labels={"saturnd-grade": "candidate"},
                 network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
                 read_only=True, tmpfs=tmpfs, volumes=volumes, working_dir=root,
-                mem_limit=limits["memory"], memswap_limit=limits["memory"],
-                pids_limit=limits["pids"], nano_cpus=int(limits["cpus"] * 1e9),
+                mem_limit=in_force["memory"], memswap_limit=in_force["memory"],
+                pids_limit=in_force["pids"], nano_cpus=int(in_force["cpus"] * 1e9),
                 # the container's own first process is nobody's: a candidate's `kill -1`
                 # cannot end the container
-                shm_size=min(limits["tmp"], 64 * MiB), user="65534:65534",
+                shm_size=min(in_force["tmp"], 64 * MiB), user="65534:65534",
                 environment={"PATH": PATH, "LANG": "C.UTF-8"}, ipc_mode="private")
         except BaseException as e:      # noqa: BLE001 -- SIGTERM between create and start too
             try:
@@ -355,28 +365,31 @@ class Box:
             if not isinstance(e, Exception):
                 raise
             raise NoEngine(f"cannot start a container from {IMAGE}: {e}") from None
-        box = cls(client, c.id, root, uid, gid, limits, owned=True)
+        box = cls(client, c.id, root, uid, gid, in_force, owned=True)
         box.startup = time.monotonic() - t0
         return box
 
-    def handle(self):
+    def handle(self) -> str:
         """What a grading process needs to attach (the ``GRADER_BOX`` variable)."""
         return json.dumps({"id": self.id, "root": self.root, "uid": self.uid, "gid": self.gid,
                            "limits": self.limits})
 
     @classmethod
-    def attach(cls, handle):
+    def attach(cls, handle: str) -> "Box":
         d = json.loads(handle)
         return cls(engine(), d["id"], d["root"], d["uid"], d["gid"], d["limits"], owned=False)
 
-    def describe(self):
+    def describe(self) -> str:
         return (f"container: one per submission ({IMAGE}), no network, no capabilities, "
                 f"no-new-privileges, read-only image, uid {self.uid} ({self.user}), "
                 f"{describe_limits(self.limits)}")
 
     # -- running programs ----------------------------------------------------------------
-    def launch(self, argv, env, cwd, status, mode="client", stdout=None, stderr=None,
-               rlimits=None, outputs=()):
+    def launch(self, argv: "Sequence[str | bytes]",
+               env: "Mapping[str, str] | Mapping[bytes, bytes]", cwd: str, status: str,
+               mode: str = "client", stdout: str | None = None, stderr: str | None = None,
+               rlimits: "Mapping[str, int] | None" = None,
+               outputs: "Iterable[tuple[str, IO[bytes] | None]]" = ()) -> "Exec":
         """Start ``argv`` in the container through the init; a Popen-like :class:`Exec`.
 
         ``stdout``/``stderr``: files of the box the candidate's output goes to (made here,
@@ -396,16 +409,18 @@ class Box:
         self.api.exec_start(ex["Id"], detach=True)
         return Exec(self, ex["Id"], argv, status, outputs)
 
-    def run(self, argv, cwd, timeout, log_path, env=None):
+    def run(self, argv: "Sequence[str | bytes]", cwd: str, timeout: float, log_path: str,
+            env: "Mapping[str, str] | Mapping[bytes, bytes] | None" = None
+            ) -> tuple[int | None, bool]:
         """Run ``argv`` to its end (e.g. ``make``), stdout+stderr appended to the host file
         ``log_path``; returns (status, timed_out)."""
         d = tempfile.mkdtemp(prefix="run-", dir=self.root)
         os.chmod(d, 0o755)
         out = box_file(os.path.join(d, "out"), self.uid, self.gid)
-        env = env or self.env(cwd)
-        proc = self.launch(argv, env, cwd, os.path.join(d, "status"), mode="client",
-                           stdout=out, stderr=out, rlimits=DEFAULT_RLIMITS)
+        proc = self.launch(argv, env or self.env(cwd), cwd, os.path.join(d, "status"),
+                           mode="client", stdout=out, stderr=out, rlimits=DEFAULT_RLIMITS)
         timed_out = False
+        code: int | None
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -418,13 +433,14 @@ class Box:
         shutil.rmtree(d, ignore_errors=True)
         return code, timed_out
 
-    def env(self, home, tz="UTC", extra=None):
+    def env(self, home: str, tz: str = "UTC",
+            extra: "Mapping[str, str] | None" = None) -> dict[str, str]:
         env = {"PATH": PATH, "HOME": home, "USER": self.user, "LOGNAME": self.user,
                "TZ": tz, "LANG": "C.UTF-8"}
         env.update(extra or {})
         return env
 
-    def libfaketime(self):
+    def libfaketime(self) -> str | None:
         """libfaketime's library in the image (for a daemon under accelerated time)."""
         try:
             r = self.client.containers.get(self.id).exec_run(
@@ -435,7 +451,7 @@ class Box:
         except Exception:               # noqa: BLE001
             return None
 
-    def kill_all(self):
+    def kill_all(self) -> None:
         """Every candidate process in the container (the box stays)."""
         try:
             self.api.exec_start(self.api.exec_create(
@@ -444,7 +460,7 @@ class Box:
         except Exception:               # noqa: BLE001
             pass
 
-    def clean_default_pipes(self):
+    def clean_default_pipes(self) -> None:
         """Empty /tmp/candidate/saturnd (between daemons, before a default-pipes case)."""
         d = self.default_saturnd
         try:
@@ -461,7 +477,7 @@ class Box:
                 except OSError:
                     pass
 
-    def remove(self):
+    def remove(self) -> None:
         """The container (and everything it runs) removed, the box deleted."""
         if not self.owned:
             return
@@ -487,17 +503,18 @@ class Exec:
 
     INSPECT_EVERY = 0.5
 
-    def __init__(self, box, exec_id, args, status, outputs=()):
+    def __init__(self, box: Box, exec_id: str, args: "Sequence[str | bytes]", status: str,
+                 outputs: "Iterable[tuple[str, IO[bytes] | None]]" = ()) -> None:
         self.box, self.exec_id, self.args, self.status = box, exec_id, args, status
         self.outputs = list(outputs)
-        self.returncode = None
-        self.pid = None
+        self.returncode: int | None = None
+        self.pid: int | None = None
         self._inspected = time.monotonic()
 
-    def _status_lines(self):
+    def _status_lines(self) -> list[str]:
         return read_box_file(self.status, 1 << 20).decode("utf-8", "replace").splitlines()
 
-    def init_pid(self):
+    def init_pid(self) -> int | None:
         for line in self._status_lines():
             if line.startswith("init "):
                 try:
@@ -506,7 +523,7 @@ class Exec:
                     return None
         return None
 
-    def _ended(self):
+    def _ended(self) -> int | None:
         for line in reversed(self._status_lines()):
             if line.startswith("end "):
                 try:
@@ -526,7 +543,7 @@ class Exec:
                 return 137 if code is None else code
         return None
 
-    def poll(self):
+    def poll(self) -> int | None:
         if self.returncode is None:
             code = self._ended()
             if code is not None:
@@ -538,17 +555,17 @@ class Exec:
                         fileobj.flush()
         return self.returncode
 
-    def wait(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def wait(self, timeout: float | None = None) -> int | None:
+        start = time.monotonic()
         pause = 0.002
         while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
+            if timeout is not None and time.monotonic() - start >= timeout:
                 raise subprocess.TimeoutExpired(self.args, timeout)
             time.sleep(pause)
             pause = min(0.02, pause * 2)
         return self.returncode
 
-    def send_signal(self, sig=15):
+    def send_signal(self, sig: int = 15) -> None:
         if self.poll() is not None:
             return
         pid = self.init_pid()
@@ -560,10 +577,10 @@ class Exec:
         except Exception:               # noqa: BLE001
             pass
 
-    def terminate(self):
+    def terminate(self) -> None:
         self.send_signal(15)
 
-    def kill(self):
+    def kill(self) -> None:
         """The init told to kill everything its program started (SIGTERM to it), then,
         if it does not end within 3 s, every candidate process of the container."""
         self.terminate()

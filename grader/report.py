@@ -9,6 +9,11 @@ sequence reaches a teacher's terminal.
 
 from xml.sax.saxutils import escape, quoteattr
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    import os
+    from collections.abc import Iterable, Mapping, Sequence
+
 CATEGORY_TITLES = {
     "build": "build (make)",
     "client": "client conformance (golden vectors)",
@@ -31,8 +36,10 @@ class Outcome:
     ``status``.  ``lines``: one-line facts the summary always shows (client stderr,
     the other profile's reason)."""
 
-    def __init__(self, category, name, status, message="", detail="", duration=0.0,
-                 verdicts=None, lines=(), tags=()):
+    def __init__(self, category: str, name: str, status: str, message: str = "",
+                 detail: str = "", duration: float = 0.0,
+                 verdicts: "Mapping[str, str] | None" = None, lines: "Iterable[str]" = (),
+                 tags: "Iterable[str]" = ()) -> None:
         assert status in ("pass", "fail", "skip")
         self.category = category
         self.name = name
@@ -45,14 +52,14 @@ class Outcome:
         self.tags = list(tags)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.status == "pass"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Outcome({self.category}/{self.name}: {self.status} {self.message!r})"
 
 
-def _invisible(c, keep):
+def _invisible(c: str, keep: str) -> bool:
     o = ord(c)
     if c in keep:
         return False
@@ -61,7 +68,7 @@ def _invisible(c, keep):
         0x2066 <= o <= 0x2069
 
 
-def visible(text, keep="\n"):
+def visible(text: object, keep: str = "\n") -> str:
     """``text`` (str or bytes) made inert for a terminal, a text report, XML or a table:
     C0 and C1 control characters (ESC included), DEL, bidirectional overrides and bytes
     that are not UTF-8 (``os.fsdecode``'s lone surrogates) become ``\\xNN`` / ``\\uNNNN``;
@@ -87,16 +94,18 @@ def visible(text, keep="\n"):
     return "".join(out)
 
 
-def _clean(text):
+def _clean(text: object) -> str:
     # XML 1.0 cannot carry most control characters, even escaped; nor lone surrogates
     return visible(text, keep="\t\n")
 
 
-def write_junit(path, outcomes, properties=(), name="saturnd-grade", prefix="grade."):
+def write_junit(path: "str | os.PathLike[str]", outcomes: "Sequence[Outcome]",
+                properties: "Sequence[tuple[str, object]]" = (), name: str = "saturnd-grade",
+                prefix: str = "grade.") -> None:
     """The JUnit XML report: one ``testsuite`` per category, in order of appearance; each
     test's class name is ``prefix`` + its category.  The grader's and the golden runner's
     (:func:`grader.golden.write_junit`) reports."""
-    cats = []
+    cats: list[str] = []
     for o in outcomes:
         if o.category not in cats:
             cats.append(o.category)
@@ -133,11 +142,11 @@ def write_junit(path, outcomes, properties=(), name="saturnd-grade", prefix="gra
         f.write("".join(parts))
 
 
-def scores(outcomes):
+def scores(outcomes: "Iterable[Outcome]") -> dict[str, dict[str, dict[str, int]]]:
     """{profile: {category: {"passed": N, "total": N}}}; skipped tests are not counted."""
-    out = {}
+    out: dict[str, dict[str, dict[str, int]]] = {}
     for prof in PROFILES:
-        table = {}
+        table: dict[str, dict[str, int]] = {}
         for o in outcomes:
             t = table.setdefault(o.category, {"passed": 0, "total": 0})
             v = o.verdicts.get(prof, o.status)
@@ -148,13 +157,14 @@ def scores(outcomes):
     return out
 
 
-def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
+def summary(outcomes: "Sequence[Outcome]", notes: "Sequence[str]" = (), failure_lines: int = 6,
+            headline: str = "strict") -> str:
     """A text a teacher can read: the score per category under both profiles (the
     headline one first), then every failure -- grouped by category and by message, with
     the decoded values and the client's stderr -- never truncated."""
     other = "course" if headline == "strict" else "strict"
     lines = ["saturnd-grade summary", ""]
-    cats = []
+    cats: list[str] = []
     for o in outcomes:
         if o.category not in cats:
             cats.append(o.category)
@@ -162,7 +172,7 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
     sc = scores(outcomes)
     lines.append(f"  {'':<{width}}  {headline + ' (headline)':<20}  {other}")
 
-    def cell(t):
+    def cell(t: dict[str, int]) -> str:
         if not t["total"]:
             return f"{'n/a':<20}"
         return f"{t['passed']:3d}/{t['total']:<3d} {100 * t['passed'] / t['total']:5.1f}%".ljust(20)
@@ -183,7 +193,7 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
         lines.append("")
         lines.extend(f"  note: {n}" for n in notes)
     failed = [o for o in outcomes if "fail" in (o.status, *o.verdicts.values())]
-    told = set()                # a message shared by two categories is told once
+    told: set[str] = set()                # a message shared by two categories is told once
     if failed:
         lines.append("")
         lines.append(f"failures ({sum(o.status == 'fail' for o in outcomes)} under {headline}, "
@@ -194,7 +204,7 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
             if not mine:
                 continue
             lines.append(f"[{cat}]")
-            groups = {}
+            groups: dict[str, list[Outcome]] = {}
             for o in mine:
                 groups.setdefault(o.message, []).append(o)
             for message, group in groups.items():
@@ -224,26 +234,28 @@ def summary(outcomes, notes=(), failure_lines=6, headline="strict"):
                         lines.append(f"    ... ({len(body) - failure_lines} more lines in the "
                                      f"JUnit report)")
                 if len(group) > 1:
-                    extra = [(o.name, ln) for o in group[1:] for ln in o.lines
-                             if ln.startswith("client stderr:")]
-                    for name, ln in extra:
+                    stderr_lines = [(o.name, ln) for o in group[1:] for ln in o.lines
+                                    if ln.startswith("client stderr:")]
+                    for name, ln in stderr_lines:
                         lines.append(f"    {name}: {ln}")
-    skipped = [o for o in outcomes if o.status == "skip"]
-    if skipped:
-        reasons = sorted({o.message for o in skipped})
+    not_run = [o for o in outcomes if o.status == "skip"]
+    if not_run:
+        reasons = sorted({o.message for o in not_run})
         lines.append("")
-        lines.append(f"skipped ({len(skipped)}): " + "; ".join(reasons))
+        lines.append(f"skipped ({len(not_run)}): " + "; ".join(reasons))
     return visible("\n".join(lines) + "\n")
 
 
-def _marks(o):
+def _marks(o: Outcome) -> str:
     return ", ".join(f"{p} {o.verdicts.get(p, o.status)}" for p in PROFILES)
 
 
-def write_json(path, outcomes, headline, candidate, build_status, exit_status, notes=()):
+def write_json(path: "str | os.PathLike[str]", outcomes: "Sequence[Outcome]", headline: str,
+               candidate: "Mapping[str, str | None]", build_status: object, exit_status: int,
+               notes: "Sequence[str]" = ()) -> None:
     """The machine-readable report (version 1; the contract is in grader/README.md)."""
     import json
-    def text(value):
+    def text(value: object) -> str | None:
         return None if value is None else visible(value, keep="")
     data = {
         "version": 1,

@@ -16,6 +16,10 @@ from .protocol import CLOCK_REPLY_PIPE as REPLY_PIPE
 from .protocol import CLOCK_REQUEST_PIPE as REQUEST_PIPE
 from .protocol import own_pipes_dir as default_pipes_dir
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Sequence
+
 DEFAULT_TIMEOUT = 30.0
 MISSING_WAIT = 5.0      # how long a missing control FIFO may take to appear
 
@@ -32,7 +36,7 @@ class ClockError(Exception):
     pass
 
 
-def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):
+def request(pipes_dir: str, line: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """Send one request line, return the reply line (without newline)."""
     deadline = time.monotonic() + timeout
     if not os.path.isdir(pipes_dir):
@@ -78,9 +82,9 @@ def request(pipes_dir, line, timeout=DEFAULT_TIMEOUT):
         os.close(lock_fd)
 
 
-def main(argv=None):
+def main(argv: "Sequence[str] | None" = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    pipes_dir = None
+    pipes_dir: str | None = None
     timeout = DEFAULT_TIMEOUT
     try:
         while args and args[0].startswith("-") and not args[0].lstrip("-").isdigit():

@@ -25,13 +25,21 @@ from . import fifo
 from .clock import floor_minute
 from .protocol import CLOCK_REPLY_PIPE as REPLY_PIPE, CLOCK_REQUEST_PIPE as REQUEST_PIPE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+
+    from .clock import ManualClock
+    from .runner import Run, Runner
+    from .scheduler import Scheduler
+
 DEFAULT_DEADLINE = 10.0
 MAX_LINE = 1024
 MAX_ADVANCE = 10 * 366 * 24 * 60     # ten years of minutes
 REPLY_OPEN_TIMEOUT = 5.0
 
 
-def _number(text, what):
+def _number(text: str, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -39,7 +47,7 @@ def _number(text, what):
     return value
 
 
-def _deadline(words, index):
+def _deadline(words: list[str], index: int) -> float:
     if len(words) <= index:
         return DEFAULT_DEADLINE
     try:
@@ -52,7 +60,8 @@ def _deadline(words, index):
 
 
 class Control:
-    def __init__(self, pipes_dir, clock, scheduler, runner, log):
+    def __init__(self, pipes_dir: str, clock: "ManualClock", scheduler: "Scheduler",
+                 runner: "Runner", log: "Callable[[str], object]") -> None:
         self.request_path = os.path.join(pipes_dir, REQUEST_PIPE)
         self.reply_path = os.path.join(pipes_dir, REPLY_PIPE)
         self.clock = clock
@@ -60,10 +69,10 @@ class Control:
         self.runner = runner
         self.log = log
         self.stopped = threading.Event()
-        self.thread = None
+        self.thread: threading.Thread | None = None
 
     # --- the commands ---------------------------------------------------------
-    def execute(self, line):
+    def execute(self, line: str) -> str:
         """One request line (without newline) -> one reply line (without newline)."""
         words = line.split()
         try:
@@ -77,7 +86,7 @@ class Control:
                 if not (0 <= n <= MAX_ADVANCE):
                     raise ValueError(f"N must be between 0 and {MAX_ADVANCE}")
                 deadline = _deadline(words, 2)
-                runs = []
+                runs: list[Run] = []
                 for _ in range(n):
                     self.clock.set(floor_minute(self.clock.now()) + 60)
                     runs += self.scheduler.tick()
@@ -93,7 +102,7 @@ class Control:
         except (ValueError, OverflowError) as e:
             return f"error {e}"
 
-    def _answer(self, runs, deadline):
+    def _answer(self, runs: "list[Run]", deadline: float) -> str:
         pending = self.runner.wait_runs(runs, time.monotonic() + deadline)
         now = int(self.clock.now())
         if pending:
@@ -101,22 +110,22 @@ class Control:
         return f"ok {now}"
 
     # --- the FIFO loop ------------------------------------------------------------
-    def start(self):
+    def start(self) -> None:
         self.thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self.thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         self.stopped.set()
         if self.thread is not None:
             self.thread.join(timeout=2)
 
-    def _open(self, old):
+    def _open(self, old: int | None) -> int:
         fd = fifo.open_reader(self.request_path)
         if old is not None:
             os.close(old)
         return fd
 
-    def _follow(self, fd):
+    def _follow(self, fd: int) -> int:
         """The request FIFO was made again (saturnd/pipes.py): read the new one."""
         try:
             now, mine = os.lstat(self.request_path), os.fstat(fd)
@@ -128,7 +137,7 @@ class Control:
         self.log("control: the clock request pipe was made again; reading the new one")
         return self._open(fd)
 
-    def _loop(self):
+    def _loop(self) -> None:
         fd = None
         try:
             fd = self._open(None)
@@ -157,7 +166,7 @@ class Control:
             if fd is not None:
                 os.close(fd)
 
-    def _serve(self, raw):
+    def _serve(self, raw: bytes) -> None:
         try:
             line = raw.decode("ascii").strip()
         except UnicodeDecodeError:
@@ -171,7 +180,7 @@ class Control:
         self.log(f"control: {shown} -> {reply[:200]}")
         self._reply(reply.replace("\n", " ") + "\n")
 
-    def _reply(self, text):
+    def _reply(self, text: str) -> None:
         try:
             fd = fifo.open_writer(self.reply_path, time.monotonic() + REPLY_OPEN_TIMEOUT)
         except OSError:

@@ -134,7 +134,7 @@ class Daemon:
         self.scheduler = Scheduler(self.store, self.runner, self.clock, self.log,
                                    self.errors)
         self.scheduler.start_up(self.store.last_minute())    # @reboot, catch-up
-        if self.args.clock == "manual":
+        if isinstance(self.clock, ManualClock):     # --clock manual (make_clock)
             self.control = control.Control(self.args.pipes_dir, self.clock, self.scheduler,
                                            self.runner, self.log)
             self.control.start()

@@ -45,7 +45,11 @@ from .fsio import DEFAULT as _DEFAULT_FS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+
+    from .clock import Clock
     from .fsio import FileOps
+    from .store import Store
 
 TASK_CAP = 16 << 10         # bytes per task log (about 150 typical entries)
 DAEMON_CAP = 64 << 10       # bytes of the daemon-wide log
@@ -153,7 +157,7 @@ class ErrorLog:
     (task logs need the store's lock, so that a log never lands in a task directory being
     removed or cloned)."""
 
-    def __init__(self, store, clock, log):
+    def __init__(self, store: "Store", clock: "Clock", log: "Callable[[str], object]") -> None:
         self.daemon_path = store.errors_path
         self.clock = clock
         self.store = store
@@ -252,7 +256,7 @@ def _read_fd(fs: "FileOps", fd: int) -> bytes:
         chunks.append(data)
 
 
-def clock_change_text(moved, considered, minute):
+def clock_change_text(moved: int, considered: int, minute: int) -> str | None:
     """The entry for a clock move of ``moved`` minutes (None: a plain minute step)."""
     if moved == 1:
         return None

@@ -15,17 +15,21 @@ import os
 import select
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only: nothing more to import at start-up
+    from collections.abc import Callable
+
 RETRY = 0.005       # seconds between two tries of an open that found no reader
 CHUNK = 1 << 16
 
 
-def open_reader(path, nofollow=False):
+def open_reader(path: str, nofollow: bool = False) -> int:
     """The reading end of the FIFO ``path``, non-blocking (never waits for a writer)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     return os.open(path, flags | os.O_NOFOLLOW if nofollow else flags)
 
 
-def try_open_writer(path):
+def try_open_writer(path: str) -> int | None:
     """The writing end of the FIFO ``path`` (non-blocking), or None when no reader has it
     open (ENXIO)."""
     try:
@@ -36,7 +40,8 @@ def try_open_writer(path):
         raise
 
 
-def open_writer(path, deadline, missing_deadline=None, give_up=None, retry=RETRY):
+def open_writer(path: str, deadline: float, missing_deadline: float | None = None,
+                give_up: "Callable[[], bool] | None" = None, retry: float = RETRY) -> int:
     """The writing end of the FIFO ``path`` (non-blocking) once a reader has it open.
 
     Tries again every ``retry`` s while there is no reader (ENXIO) until ``deadline``, and
@@ -58,7 +63,7 @@ def open_writer(path, deadline, missing_deadline=None, give_up=None, retry=RETRY
         time.sleep(retry)
 
 
-def wait(fd, events, seconds):
+def wait(fd: int, events: int, seconds: float | None) -> int:
     """``poll`` ``fd`` for ``events`` up to ``seconds`` (None: forever); the events seen
     (0: none within the time)."""
     poller = select.poll()
@@ -76,17 +81,17 @@ def wait(fd, events, seconds):
             return 0
 
 
-def wait_readable(fd, seconds):
+def wait_readable(fd: int, seconds: float | None) -> bool:
     """True when ``fd`` has bytes (or an end of file, an error) within ``seconds``."""
     return bool(wait(fd, select.POLLIN, seconds))
 
 
-def wait_writable(fd, seconds):
+def wait_writable(fd: int, seconds: float | None) -> bool:
     """True when ``fd`` takes bytes (or its reader is gone) within ``seconds``."""
     return bool(wait(fd, select.POLLOUT, seconds))
 
 
-def read_some(fd, seconds, size=CHUNK):
+def read_some(fd: int, seconds: float | None, size: int = CHUNK) -> bytes | None:
     """What ``fd`` has within ``seconds``: bytes, ``b""`` at end of file, None when nothing
     came (or the read would block after all)."""
     if not wait_readable(fd, seconds):
@@ -100,12 +105,13 @@ def read_some(fd, seconds, size=CHUNK):
 class Stalled(TimeoutError):
     """:func:`write_all` made no progress in time; ``written`` bytes went out before."""
 
-    def __init__(self, written):
+    def __init__(self, written: int) -> None:
         super().__init__(f"no progress after {written} bytes")
         self.written = written
 
 
-def write_all(fd, data, stall, give_up=None, step=None):
+def write_all(fd: int, data: bytes, stall: float,
+              give_up: "Callable[[], bool] | None" = None, step: float | None = None) -> None:
     """Write all of ``data`` on the non-blocking ``fd``.
 
     Raises :class:`Stalled` when the reader takes nothing for ``stall`` s (or once
@@ -133,7 +139,7 @@ def write_all(fd, data, stall, give_up=None, step=None):
                 raise Stalled(written)
 
 
-def flock(fd, deadline, retry=0.002):
+def flock(fd: int, deadline: float, retry: float = 0.002) -> bool:
     """Take ``flock(LOCK_EX)`` on ``fd`` before ``deadline``; False when it stays held."""
     import fcntl
     while True:

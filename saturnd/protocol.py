@@ -304,12 +304,16 @@ class Request:
 
     __slots__ = ("opcode", "taskid", "timing", "argv", "count", "attrs", "scope")
 
-    # which fields are set (a task id: an int) depends on the opcode (the table,
-    # OPERATIONS, says); ``argv`` and ``count`` also carry HISTORY's RUN and
-    # SET_FIELDS's FIELDS (ints): their types are left to the table
-    def __init__(self, opcode: int, taskid: "Any" = None, timing: "Any" = None,
-                 argv: "Any" = None, count: "Any" = None, attrs: "Any" = None,
-                 scope: "int | None" = None) -> None:
+    # which fields are set depends on the opcode (the table, OPERATIONS, says); one it
+    # does not set is None.  A hint names the type of a set field, joined with Any for that
+    # None: a handler reads only the fields of its opcode, without a None check at each use,
+    # and mypy still refuses a field used as another type.  ``count`` also carries
+    # SET_FIELDS's FIELDS (an int); ``argv`` also HISTORY's RUN (an int), so its type is
+    # left to the table.
+    def __init__(self, opcode: int, taskid: "int | Any" = None, timing: "Timing | Any" = None,
+                 argv: "Any" = None, count: "int | Any" = None,
+                 attrs: "list[tuple[bytes, bytes]] | Any" = None,
+                 scope: int | None = None) -> None:
         self.opcode = opcode
         self.taskid = taskid
         self.timing = timing

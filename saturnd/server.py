@@ -69,6 +69,14 @@ from .commands import dispatch
 
 from .protocol import REPLY_PIPE, REQUEST_PIPE
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Iterable
+
+    from .commands import Context
+    from .pipes import Pipes
+    from .stop import StopFlag
+
 STALL_TIMEOUT = 3.0
 REQUEST_DEADLINE = 5.0   # the whole request, from its first byte, however it drips
 DISCARD_SILENCE = 0.2
@@ -98,16 +106,16 @@ class Stopped(Exception):
 class _StreamReader:
     """``read_exact`` over the server's buffer, pulling bytes with a stall deadline."""
 
-    def __init__(self, server):
+    def __init__(self, server: "Server") -> None:
         self.server = server
         self.consumed = 0
         self.deadline = time.monotonic() + REQUEST_DEADLINE
 
-    def check_limit(self, n):
+    def check_limit(self, n: int) -> None:
         if self.consumed + n > protocol.MAX_REQUEST:
             raise protocol.ProtocolError(f"request longer than {protocol.MAX_REQUEST} bytes")
 
-    def read_exact(self, n):
+    def read_exact(self, n: int) -> bytes:
         self.check_limit(n)
         srv = self.server
         while len(srv.buf) < n:
@@ -130,13 +138,15 @@ class _OpenBox:
     """What the reply-open thread opened, handed over once: after :meth:`take`, a late
     result is closed by the thread itself (never a stray writer on the reply pipe)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.fd = self.err = None
+        self.fd: int | None = None
+        self.err: OSError | None = None
         self.taken = False
 
-    def open(self, path, done_w):
-        fd = err = None
+    def open(self, path: str, done_w: int) -> None:
+        fd: int | None = None
+        err: OSError | None = None
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as e:
@@ -154,7 +164,7 @@ class _OpenBox:
         finally:
             os.close(done_w)
 
-    def take(self):
+    def take(self) -> tuple[int | None, OSError | None]:
         with self.lock:
             self.taken = True
             fd, err, self.fd, self.err = self.fd, self.err, None, None
@@ -171,13 +181,14 @@ class Server:
     is ready) and :meth:`serve_forever`.
     """
 
-    def __init__(self, pipes_dir, ctx, log, stop, pipes=None):
+    def __init__(self, pipes_dir: str, ctx: "Context", log: "Callable[[str], object]",
+                 stop: "StopFlag", pipes: "Pipes | None" = None) -> None:
         self.request_path = os.path.join(pipes_dir, REQUEST_PIPE)
         self.reply_path = os.path.join(pipes_dir, REPLY_PIPE)
         self.ctx = ctx
         self.log = log
         self.stop = stop
-        self.fd = None
+        self.fd: int | None = None    # the request FIFO's reading end, once open
         self.buf = bytearray()
         self.eof = False
         self.pipes = pipes     # saturnd.pipes.Pipes: makes vanished pipes again
@@ -185,12 +196,12 @@ class Server:
         self.publishing = True
 
     # --- the request side -------------------------------------------------------
-    def open(self):
+    def open(self) -> None:
         """Open the reading end of the request FIFO (raises ``OSError``): once it is open,
         a client's request waits in the FIFO until the loop serves it."""
         self._reopen()
 
-    def _reopen(self):
+    def _reopen(self) -> None:
         while True:
             try:
                 new = fifo.open_reader(self.request_path, nofollow=True)
@@ -206,16 +217,16 @@ class Server:
         self.fd = new
         self.eof = False
 
-    def _pause(self, seconds):
+    def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the daemon must stop (raises :class:`Stopped`)."""
         poller = select.poll()
-        poller.register(self.stop.fd, select.POLLIN)
+        poller.register(self._wake_fd(), select.POLLIN)
         if poller.poll(int(seconds * 1000)):
             self.stop.drain()
         if self.stop.is_set():
             raise Stopped()
 
-    def _request_pipe_renewed(self):
+    def _request_pipe_renewed(self) -> bool:
         """Look at the pipes (at most every ``pipes.CHECK_INTERVAL`` s); True when the
         request FIFO in place is no longer the one our descriptor reads."""
         if self.pipes is None or self.fd is None:
@@ -225,17 +236,23 @@ class Server:
         st = os.fstat(self.fd)
         return wanted is not None and wanted != (st.st_dev, st.st_ino)
 
-    def _client_lock_wait(self):
+    def _client_lock_wait(self, pipes: "Pipes") -> int:
         """Look at cassini-lock (pipes.py makes it again); ms until the next look."""
-        self.pipes.check_client_lock()
-        lock = self.pipes.client_lock
+        pipes.check_client_lock()
+        lock = pipes.client_lock
         if lock is None:
-            return int(self.pipes.interval * 1000)
+            return int(pipes.interval * 1000)
         seconds = 0.01 if lock.pending else pipes_mod.LOCK_CHECK_INTERVAL
-        return int(min(seconds, self.pipes.interval) * 1000)
+        return int(min(seconds, pipes.interval) * 1000)
+
+    def _wake_fd(self) -> int:
+        """The stop flag's wake-up descriptor (the daemon opens it before the loop runs)."""
+        fd = self.stop.fd
+        assert fd is not None, "the stop flag's wake-up pipe is not open"
+        return fd
 
     # --- the busy signal (saturnd.busy) -------------------------------------------
-    def _publish(self, fd):
+    def _publish(self, fd: int) -> None:
         """Hold the "publisher" lock (and "busy" when busy) on a new reading end."""
         if not self.publishing:
             return
@@ -256,7 +273,7 @@ class Server:
             self.log(f"server: cannot publish the busy state ({e.strerror or e}); "
                      "a client that died after writing may leave its reply to the next one")
 
-    def _set_busy(self, on):
+    def _set_busy(self, on: bool) -> None:
         if on == self.busy or self.fd is None or not self.publishing:
             return
         try:
@@ -272,7 +289,7 @@ class Server:
             return
         self.busy = on
 
-    def fill(self, timeout):
+    def fill(self, timeout: float | None) -> bool:
         """Read what is available, waiting up to ``timeout`` s (None: forever).
 
         Returns True when bytes were added; False on timeout or end of file
@@ -280,10 +297,13 @@ class Server:
         """
         if self.eof:
             return False
+        fd = self.fd
+        assert fd is not None, "fill() before the request FIFO is open"
+        wake_fd = self._wake_fd()
         deadline = None if timeout is None else time.monotonic() + timeout
         poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        poller.register(self.stop.fd, select.POLLIN)
+        poller.register(fd, select.POLLIN)
+        poller.register(wake_fd, select.POLLIN)
         first = deadline is not None
         while True:
             if self.stop.is_set():
@@ -292,24 +312,24 @@ class Server:
                 if self._request_pipe_renewed():
                     self.eof = True     # the loop reopens the new request FIFO
                     return False
-                wait = -1 if self.pipes is None else self._client_lock_wait()
+                wait = -1 if self.pipes is None else self._client_lock_wait(self.pipes)
             else:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return False
-                wait = min(int(wait * 1000) + 1, EOF_CHECK_MS)
+                wait = min(int(left * 1000) + 1, EOF_CHECK_MS)
             events = dict(poller.poll(0 if first else wait))
-            if self.stop.fd in events:
+            if wake_fd in events:
                 self.stop.drain()
                 continue
             # Without an event, read() anyway while a deadline runs: a reader opened
             # after the writer did never gets POLLHUP when that writer closes (Linux
             # FIFO semantics); read() tells (0 = no writer).
-            if self.fd in events or (not events and deadline is not None):
+            if fd in events or (not events and deadline is not None):
                 first = False
                 self._set_busy(True)     # before the bytes leave the FIFO
                 try:
-                    data = os.read(self.fd, CHUNK)
+                    data = os.read(fd, CHUNK)
                 except BlockingIOError:
                     continue
                 if data:
@@ -318,7 +338,7 @@ class Server:
                 self.eof = True
                 return False
 
-    def serve_forever(self):
+    def serve_forever(self) -> None:
         self._reopen()
         try:
             while not self.stop.is_set():
@@ -342,7 +362,7 @@ class Server:
                 os.close(self.fd)
                 self.fd = None
 
-    def serve_one(self):
+    def serve_one(self) -> None:
         reader = _StreamReader(self)
         try:
             request = protocol.read_request(reader)
@@ -381,7 +401,7 @@ class Server:
             return
         self.send_reply(protocol.encode_reply(request.opcode, reply))
 
-    def _writer_ends_here(self):
+    def _writer_ends_here(self) -> bool:
         """False when bytes follow the request just read (in the buffer, or arriving
         within ``OWN_END_WAIT`` s); True at the writer's end of file, or after that
         silence (a writer that keeps its end open)."""
@@ -389,7 +409,7 @@ class Server:
             return False
         return not self.fill(OWN_END_WAIT)
 
-    def _discard(self):
+    def _discard(self) -> int:
         """Drop the client's remaining bytes: until EOF, or a short silence (bounded)."""
         dropped = len(self.buf)
         self.buf.clear()
@@ -403,7 +423,7 @@ class Server:
         return dropped
 
     # --- the reply side ----------------------------------------------------------
-    def send_reply(self, data, more=()):
+    def send_reply(self, data: bytes | None, more: "Iterable[bytes]" = ()) -> bool:
         """Write ``data`` on the reply pipe (None: the empty reply), then each chunk of
         ``more`` (an iterable of bytes: a streamed output)."""
         # with more requests already waiting (lock-less clients whose requests were read
@@ -422,7 +442,7 @@ class Server:
         finally:
             os.close(fd)
 
-    def _open_reply(self, wait):
+    def _open_reply(self, wait: float) -> int | None:
         """The reply pipe's writing end once a client has opened it for reading, within
         ``wait`` s (None: no reply to give, the reason logged)."""
         try:
@@ -434,7 +454,7 @@ class Server:
             return self._wait_for_reader(wait)
         return fd
 
-    def _reply_open_failed(self, e):
+    def _reply_open_failed(self, e: OSError) -> None:
         if e.errno == errno.ENOENT:
             self.log(f"server: {self.reply_path} vanished; reply dropped")
             if self.pipes is not None:
@@ -442,7 +462,7 @@ class Server:
         else:
             self.log(f"server: cannot open the reply pipe: {e.strerror}")
 
-    def _wait_for_reader(self, wait):
+    def _wait_for_reader(self, wait: float) -> int | None:
         """Wait, without sleeping, for the reader the reply is owed to.
 
         A client that writes its request before opening the reply pipe (the reference
@@ -488,8 +508,9 @@ class Server:
                 self.log(why)
                 return None
             fd, err = box.take()
-            if err is not None:
-                self._reply_open_failed(err)
+            if fd is None:          # the open failed: err says why
+                if err is not None:
+                    self._reply_open_failed(err)
                 return None
             os.set_blocking(fd, False)
             return fd
@@ -498,7 +519,7 @@ class Server:
             if done_r is not None:
                 os.close(done_r)
 
-    def _release(self, via, thread, box):
+    def _release(self, via: str, thread: threading.Thread, box: _OpenBox) -> None:
         """End the thread's blocking open(2) with a reader of our own, and close whatever it
         opened (also if it opens later)."""
         try:
@@ -513,7 +534,7 @@ class Server:
         if rel is not None:
             os.close(rel)
 
-    def _new_request_bytes(self):
+    def _new_request_bytes(self) -> bool:
         """Pull what a new writer put on the request pipe; True when bytes came.
 
         Called while a reply waits for its reader: a request arriving then comes
@@ -536,7 +557,7 @@ class Server:
         self.eof = False
         return True
 
-    def _write_all(self, fd, data):
+    def _write_all(self, fd: int, data: bytes) -> bool:
         try:
             fifo.write_all(fd, data, REPLY_STALL_TIMEOUT)
         except BrokenPipeError:

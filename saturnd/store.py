@@ -61,7 +61,12 @@ from .timing import PLAIN, CronSpec, TimingError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # names for the hints only
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    # an entry of the start-up index: the folder's name, its task id, inode, mtime_ns, the
+    # TIMING's three fields, argv, the cron file (or None), paused, the LIST entry
+    IndexEntry = tuple[Any, ...]
 
 _U64 = struct.Struct(">Q")
 _RUN = struct.Struct(">qH")
@@ -119,7 +124,8 @@ def _is_canonical_id(name: str) -> bool:
 
 
 class Store:
-    def __init__(self, data_dir, log, fs=None):
+    def __init__(self, data_dir: str, log: "Callable[[str], object]",
+                 fs: FileOps | None = None) -> None:
         self.root = os.path.abspath(data_dir)
         self.tasks_dir = os.path.join(self.root, "tasks")
         self.tmp_dir = os.path.join(self.root, "tmp")
@@ -130,17 +136,18 @@ class Store:
         self._index_on_disk = False     # DATA_DIR/index may exist: delete before a change
         self._stored_max = -1           # taskid_max as on disk (-1: unknown)
         self.list_seed: dict[object, bytes] | None = {}   # token -> LIST entry, from the index (commands/list.py)
-        self._sweep_queue = []          # removed tasks in trash/ to delete (background)
+        self._sweep_queue: list[str] = []   # removed tasks in trash/ to delete (background)
         self._sweep_cond = threading.Condition()
-        self._sweeper = None
+        self._sweeper: threading.Thread | None = None
         self.log = log
         self.fs = fs if fs is not None else FileOps()   # the I/O seam (saturnd/fsio.py)
         self.lock = threading.RLock()
-        self.tasks = {}
+        self.tasks: dict[int, Task] = {}
         self.next_id = 0
         self._tokens = itertools.count(1)
         self._spool = itertools.count(1)
-        self.on_published = None     # (taskid, run number, task dir), after a run is recorded
+        # (taskid, run number, task dir), after a run is recorded
+        self.on_published: Callable[[int, int, str], object] | None = None
         self.errors_path = os.path.join(self.root, errlog.FILE_NAME)
         self.errors: errlog.ErrorLog = errlog.NONE    # the error log (Store.open), told of damage found
 
@@ -162,7 +169,7 @@ class Store:
             highest = -1
             self.tasks = {}
             names = self.fs.listdir(self.tasks_dir)
-            if index:
+            if index and index_mtime is not None:     # a whole index has its mtime
                 names = self._indexed_tasks(names, index, index_mtime)
                 if self.tasks:
                     highest = max(self.tasks)
@@ -199,7 +206,7 @@ class Store:
     # the index does not name, is read from its files.  A damaged index (its CRC, its
     # shape) is ignored: every folder is read.  Editing a file *inside* a task folder by hand
     # (which changes no folder mtime) needs the index deleted first.
-    def _read_index(self):
+    def _read_index(self) -> "tuple[dict[str, IndexEntry], int | None]":
         """``({taskid: entry}, index mtime_ns)``; ``({}, None)`` when there is none,
         ``({}, mtime)`` when it is damaged (logged)."""
         try:
@@ -238,10 +245,11 @@ class Store:
             return {}, 0
         return index, mtime
 
-    def _indexed_tasks(self, names, index, index_mtime):
+    def _indexed_tasks(self, names: list[str], index: "dict[str, IndexEntry]",
+                       index_mtime: int) -> list[str]:
         """Put in ``self.tasks`` the tasks of ``names`` (entries of ``tasks/``) that the
         index has for the very folder it saw; returns the other names (to read)."""
-        rest = []
+        rest: list[str] = []
         tasks = self.tasks
         tokens = self._tokens
         stat = self.fs.stat
@@ -286,7 +294,7 @@ class Store:
             self.fs.close(dir_fd)
         return rest
 
-    def _drop_index(self, present):
+    def _drop_index(self, present: bool) -> None:
         """Delete the index (durably) before anything changes; else :meth:`_changing`
         tries again before the first change."""
         self._index_on_disk = present
@@ -297,7 +305,7 @@ class Store:
                 self.log(f"store: cannot delete the index: {e.strerror}; "
                          f"every change tries again first")
 
-    def _changing(self):
+    def _changing(self) -> None:
         """Called before every change of what the index holds: no index may outlive it."""
         if self._index_on_disk:
             try:
@@ -307,7 +315,7 @@ class Store:
             self.fs.fsync_dir(self.root)
             self._index_on_disk = False
 
-    def save_index(self):
+    def save_index(self) -> None:
         """Write the index of every task (at a clean stop).  Failure: logged, no index
         (the next start reads every folder)."""
         with self.lock:
@@ -333,7 +341,7 @@ class Store:
                 self.log(f"store: cannot write the index: {e.strerror or e}")
                 self.fs.unlink_quiet(self.index_path)
 
-    def _clear(self, directory):
+    def _clear(self, directory: str) -> None:
         for name in self.fs.listdir(directory):
             path = os.path.join(directory, name)
             try:
@@ -344,7 +352,7 @@ class Store:
             except OSError as e:
                 self.log(f"store: cannot clear {path!r}: {e.strerror}")
 
-    def _read_taskid_max(self):
+    def _read_taskid_max(self) -> int | None:
         try:
             data = self.fs.read_file(self.taskid_max_path)
         except FileNotFoundError:
@@ -358,11 +366,11 @@ class Store:
             return None
         return _U64.unpack(data)[0]
 
-    def _load_task(self, taskid, path):
+    def _load_task(self, taskid: int, path: str) -> Task | None:
         try:
             if not self.fs.isdir(path) or self.fs.islink(path):
                 raise ValueError("not a directory")
-            def read(file):     # a symlink in the data folder is never followed
+            def read(file: str) -> bytes:     # a symlink in the data folder is never followed
                 if self.fs.islink(file):
                     raise ValueError(f"{os.path.basename(file)} is a symlink (not followed)")
                 return self.fs.read_file(file)
@@ -394,7 +402,7 @@ class Store:
         return Task(taskid, timing, argv, next(self._tokens), cron,
                     paused=self.fs.exists(os.path.join(path, PAUSED)))
 
-    def _load_cron(self, path):
+    def _load_cron(self, path: str) -> tuple[CronSpec, protocol.Timing | None]:
         """The task's cron attributes (``cron`` file; none: a reference task's) and the
         TIMING written with them (None: none)."""
         try:
@@ -409,12 +417,12 @@ class Store:
         except TimingError as e:
             raise ValueError(f"cron attributes: {e}") from None
 
-    def _cron_file(self, timing, cron):
+    def _cron_file(self, timing: protocol.Timing, cron: CronSpec) -> bytes:
         """The ``cron`` file's bytes: the attributes, and the TIMING they go with (so that a
         change of both has one commit point: this file; ``time_exec`` follows)."""
         return protocol.encode_attrs(cron.attributes() + [(CRON_TIMING_KEY, timing.encode())])
 
-    def _repair_records(self, taskid, exit_path):
+    def _repair_records(self, taskid: int, exit_path: str) -> int:
         """Drop the torn record of an ``exit`` file whose size is not whole records; keep
         every whole record around it.  Returns the new size."""
         data = self.fs.read_file(exit_path)
@@ -433,7 +441,7 @@ class Store:
             self.fs.write_atomic(exit_path, kept)
         return len(kept)
 
-    def _finish_publish(self, taskid, path, size):
+    def _finish_publish(self, taskid: int, path: str, size: int) -> None:
         """Settle a publication cut short by a crash (see :meth:`publish`).
 
         ``.stdout.new.N`` / ``.stderr.new.N`` are a run's outputs staged while the ``exit``
@@ -517,7 +525,7 @@ class Store:
     def _path(self, taskid: int, name: str) -> str:
         return os.path.join(self.tasks_dir, str(taskid), name)
 
-    def task_errors_path(self, taskid):
+    def task_errors_path(self, taskid: int) -> str:
         """Where task ``taskid``'s error log lives (saturnd/errlog.py)."""
         return self._path(taskid, errlog.FILE_NAME)
 
@@ -719,7 +727,7 @@ class Store:
             del self.tasks[taskid]
             self._sweep_later(target)
 
-    def _sweep_later(self, path):
+    def _sweep_later(self, path: str) -> None:
         """Delete ``path`` (a removed task in ``trash/``) in the background, off the reply's
         path: its removal is already durable, and what is left in ``trash/`` at a crash is
         cleared at start-up."""
@@ -731,7 +739,7 @@ class Store:
                                                   daemon=True)
                 self._sweeper.start()
 
-    def _sweep_loop(self):
+    def _sweep_loop(self) -> None:
         while True:
             with self._sweep_cond:
                 while not self._sweep_queue:
@@ -742,7 +750,7 @@ class Store:
                 self._sweep_queue.pop(0)
                 self._sweep_cond.notify_all()
 
-    def wait_swept(self, timeout=None):
+    def wait_swept(self, timeout: float | None = None) -> bool:
         """Wait until the removed tasks handed to the background are deleted (tests, stop)."""
         with self._sweep_cond:
             return self._sweep_cond.wait_for(lambda: not self._sweep_queue, timeout)
@@ -845,18 +853,19 @@ class Store:
             finally:
                 self.fs.unlink_quiet(out_path, err_path)
 
-    def _publish(self, taskid, token, when, exitcode, out_path, err_path, cap, copy):
+    def _publish(self, taskid: int, token: object, when: int, exitcode: int, out_path: str,
+                 err_path: str, cap: int | None, copy: bool) -> bool:
         task = self.tasks.get(taskid)
         if task is None or task.token != token:
             return False
         task_dir = os.path.join(self.tasks_dir, str(taskid))
         exit_path = self._path(taskid, "exit")
-        staged = []
+        staged: list[tuple[str, str]] = []     # (staged, final) paths
         try:
             size = self.fs.stat(exit_path).st_size
             if size % RECORD:       # a torn tail that could not be cut back earlier
                 size = self._repair_records(taskid, exit_path)
-            opened = []
+            opened: list[tuple[int, int]] = []     # (fd, length)
             try:
                 for src, name in ((out_path, "stdout"), (err_path, "stderr")):
                     dst = os.path.join(task_dir, f".{name}.new.{size}")
@@ -898,7 +907,7 @@ class Store:
                 self.log(f"store: task {taskid}: after the run: {type(e).__name__}: {e}")
         return True
 
-    def _append_record(self, taskid, exit_path, size, record):
+    def _append_record(self, taskid: int, exit_path: str, size: int, record: bytes) -> None:
         """Append one record, whole or not at all: anything short of a whole, synced
         record is cut back to ``size`` and raised."""
         fd = self.fs.open(exit_path, os.O_WRONLY | os.O_APPEND)
@@ -926,17 +935,21 @@ class OutputFile:
 
     __slots__ = ("fd", "size", "fs")
 
-    def __init__(self, fd, fs):
-        self.fd = fd
+    def __init__(self, fd: int, fs: FileOps) -> None:
+        self.fd: int | None = fd     # None once closed
         self.fs = fs
         self.size = fs.fstat(fd).st_size
 
     def __len__(self) -> int:
         return self.size
 
-    def chunks(self, chunk=1 << 16):
+    def chunks(self, chunk: int = 1 << 16) -> "Iterator[bytes]":
+        """The file's ``size`` bytes, ``chunk`` at a time (``OSError`` when it is shorter
+        than when opened, or closed meanwhile)."""
         offset = 0
         while offset < self.size:
+            if self.fd is None:
+                raise OSError(errno.EBADF, "output file closed while being read")
             data = self.fs.pread(self.fd, min(chunk, self.size - offset), offset)
             if not data:
                 raise OSError(errno.EIO, "output file shorter than when opened")
@@ -946,7 +959,7 @@ class OutputFile:
     def read_all(self) -> bytes:
         return b"".join(self.chunks(COPY_CHUNK))
 
-    def __radd__(self, other):
+    def __radd__(self, other: bytes) -> bytes:
         return other + self.read_all()
 
     def close(self) -> None:
@@ -954,13 +967,13 @@ class OutputFile:
             self.fs.close(self.fd)
             self.fd = None
 
-    def __enter__(self):
+    def __enter__(self) -> "OutputFile":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         self.close()
 
 
@@ -1013,7 +1026,7 @@ def whole_records(data: bytes) -> tuple[int, bytes]:
     torn = len(data) % RECORD
     n = len(data) // RECORD
 
-    def plausible(rec):
+    def plausible(rec: tuple[int, int]) -> bool:
         t, c = rec
         return -TIME_PLAUSIBLE < t < TIME_PLAUSIBLE and (c <= 255 or c == 0xFFFF)
     head = list(_RUN.iter_unpack(data[:n * RECORD]))       # records before the torn bytes

@@ -19,7 +19,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
@@ -37,14 +39,14 @@ DEFAULT_IMAGE = "saturnd:ci"
 START = 1705312680          # 2024-01-15 09:58:00 UTC = 10:58 in Paris
 
 
-def unavailable(reason):
+def unavailable(reason: str) -> NoReturn:
     """Skip (fail under CI) for want of an engine or an image."""
     if IN_CI:
         pytest.fail(f"CI is set but {reason}", pytrace=False)
     pytest.skip(reason)
 
 
-def engine():
+def engine() -> Any:
     """A client of the local Docker engine (docker SDK), or skip/fail."""
     try:
         import docker
@@ -59,7 +61,7 @@ def engine():
     return client
 
 
-def has_image(client, name):
+def has_image(client: Any, name: str) -> bool:
     import docker
     try:
         client.images.get(name)
@@ -68,7 +70,7 @@ def has_image(client, name):
         return False
 
 
-def project_image(client, default=None):
+def project_image(client: Any, default: str | None = None) -> str:
     """The tag of the project image: ``SATURND_IMAGE`` (or ``default``) when set, which must
     exist; else the working tree built once as ``saturnd:test`` on the first base found."""
     tag = os.environ.get("SATURND_IMAGE") or default
@@ -89,7 +91,7 @@ def project_image(client, default=None):
     return tag
 
 
-def cleanup(client):
+def cleanup(client: Any) -> None:
     """Remove this session's containers and volumes."""
     for c in client.containers.list(all=True, filters={"label": f"{LABEL}={SESSION}"}):
         try:
@@ -108,43 +110,44 @@ class ContainerProcess:
     """The Popen-like face of a container running saturnd (``docker stop`` semantics:
     signals go to the engine's init, which forwards them to saturnd)."""
 
-    def __init__(self, container):
+    def __init__(self, container: Any) -> None:
         self.container = container
 
     @property
-    def pid(self):
+    def pid(self) -> int:
         """The host pid of the container's first process (the engine's init)."""
         self.container.reload()
         return self.container.attrs["State"]["Pid"]
 
     @property
-    def returncode(self):
+    def returncode(self) -> int | None:
         return self.poll()
 
-    def poll(self):
+    def poll(self) -> int | None:
         self.container.reload()
         if self.container.status in ("created", "running"):
             return None
         return self.container.attrs["State"]["ExitCode"]
 
-    def wait(self, timeout=None):
-        deadline = time.monotonic() + (timeout if timeout is not None else 3600)
+    def wait(self, timeout: float | None = None) -> int | None:
+        limit = timeout if timeout is not None else 3600
+        deadline = time.monotonic() + limit
         while self.poll() is None:
             if time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired("saturnd (container)", timeout)
+                raise subprocess.TimeoutExpired("saturnd (container)", limit)
             time.sleep(0.05)
         return self.poll()
 
-    def send_signal(self, sig):
+    def send_signal(self, sig: int) -> None:
         try:
             self.container.kill(signal=int(sig))
         except Exception:           # noqa: BLE001 - already stopped
             pass
 
-    def terminate(self):
+    def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
 
-    def kill(self):
+    def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 
 
@@ -153,18 +156,19 @@ class ContainerDaemon(DaemonHandle):
 
     target = "container"
 
-    def __init__(self, root, client, image, share=None, **kw):
+    def __init__(self, root: "str | os.PathLike[str]", client: Any, image: str,
+                 share: "str | os.PathLike[str] | None" = None, **kw: Any) -> None:
         super().__init__(root, **kw)
         self.client = client
         self.image = image
         self.share = Path(share or self.root.parent)
         self.user = f"{os.getuid()}:{os.getgid()}"
-        self.made = []
+        self.made: list[Any] = []
 
-    def argv(self):
+    def argv(self) -> list[str]:
         return ["saturnd"] + self.saturnd_args()
 
-    def _launch(self):
+    def _launch(self) -> None:
         env = {k: v for k, v in self.env.items() if k in ("TZ", "HOME")
                or k not in os.environ or os.environ[k] != v}
         container = self.client.containers.run(
@@ -176,47 +180,48 @@ class ContainerDaemon(DaemonHandle):
         self.proc = ContainerProcess(container)
 
     @property
-    def container(self):
+    def container(self) -> Any:
         return self.proc.container
 
-    def _exec_argv(self, env, interactive):
+    def _exec_argv(self, env: Mapping[str, str], interactive: bool) -> list[str]:
         argv = ["docker", "exec", "-u", self.user, "-w", str(self.home)]
         if interactive:
             argv.append("-i")
-        env = dict({"TZ": self.env.get("TZ", "UTC"), "HOME": str(self.home)}, **env)
-        for k, v in env.items():
+        for k, v in dict({"TZ": self.env.get("TZ", "UTC"), "HOME": str(self.home)},
+                          **env).items():
             argv += ["-e", f"{k}={v}"]
         return argv + [self.container.id]
 
-    def _cassini_argv(self):
+    def _cassini_argv(self) -> list[str]:
         return ["cassini"]
 
-    def _clock_argv(self):
+    def _clock_argv(self) -> list[str]:
         return ["saturnd-clock"]
 
-    def _run(self, argv, env, input, timeout):
+    def _run(self, argv: list[str], env: Mapping[str, str], input: bytes | None,
+             timeout: float) -> "subprocess.CompletedProcess[bytes]":
         return subprocess.run(self._exec_argv(env, input is not None) + argv,
                               capture_output=True, timeout=timeout, input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
 
-    def spawn_cassini(self, *args):
+    def spawn_cassini(self, *args: str) -> "subprocess.Popen[bytes]":
         """A cassini started in the container and not waited for (output discarded)."""
         return subprocess.Popen(self._exec_argv({}, False) + ["cassini", "-p", str(self.pipes),
                                                               *args],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
-    def pid_alive(self, pid):
+    def pid_alive(self, pid: int) -> bool:
         """Whether ``pid`` (a pid of the container's namespace) runs, zombies aside."""
         code, out = self._proc_state(pid)
         return code == 0 and out.strip() not in (b"", b"Z")
 
-    def _proc_state(self, pid):
+    def _proc_state(self, pid: int) -> tuple[int, bytes]:
         res = self._run(["sh", "-c", f"cut -d')' -f2- /proc/{int(pid)}/stat 2>/dev/null "
                                      "| cut -d' ' -f2"], {}, None, 30)
         return res.returncode, res.stdout
 
-    def stop(self):
+    def stop(self) -> None:
         super().stop()
         for c in self.made:
             try:
@@ -226,7 +231,7 @@ class ContainerDaemon(DaemonHandle):
 
 
 # --- the project image as tests/container drives it ---------------------------------------
-def container_ids():
+def container_ids() -> tuple[int, int]:
     """uid/gid for containers: the host user's, so that host and container share the pipes
     directory, or 1000:1000 (the image's user) when the tests run as root: the container
     user must not be root. (Root on the host still reaches the uid's pipes.)"""
@@ -236,7 +241,7 @@ def container_ids():
     return uid, gid
 
 
-def host_cassini_cmd():
+def host_cassini_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "cassini"
     if exe.exists():
         return [str(exe)]
@@ -244,7 +249,8 @@ def host_cassini_cmd():
     return [found] if found else [sys.executable, "-m", "cassini"]
 
 
-def host_run(args, timeout=30, env_extra=None):
+def host_run(args: Sequence[str], timeout: float = 30,
+             env_extra: Mapping[str, str] | None = None) -> "subprocess.CompletedProcess[bytes]":
     """Run a host command (as the test's user: the container's uid, or root)."""
     env = dict(os.environ)
     env.pop("POSIXLY_CORRECT", None)
@@ -253,7 +259,9 @@ def host_run(args, timeout=30, env_extra=None):
                           stdin=subprocess.DEVNULL)
 
 
-def host_cassini(pipes_dir, *args, env_extra=None):
+def host_cassini(pipes_dir: "str | os.PathLike[str]", *args: str,
+                 env_extra: Mapping[str, str] | None = None
+                 ) -> "subprocess.CompletedProcess[bytes]":
     if os.getuid() != container_ids()[0]:
         # Tests run as root, the container as 1000: the pipes directory is not root's, and
         # cassini refuses another user's pipes (as it must) unless told not to check them.
@@ -262,7 +270,8 @@ def host_cassini(pipes_dir, *args, env_extra=None):
     return host_run(host_cassini_cmd() + ["-p", str(pipes_dir), *args], env_extra=env_extra)
 
 
-def host_clock(pipes_dir, *args):
+def host_clock(pipes_dir: "str | os.PathLike[str]", *args: str
+               ) -> "subprocess.CompletedProcess[bytes]":
     return host_run([sys.executable, "-m", "saturnd.clockctl", "-p", str(pipes_dir), *args],
                     timeout=60)
 
@@ -270,17 +279,18 @@ def host_clock(pipes_dir, *args):
 class Saturnd:
     """One container of the project image, with helpers to talk to it."""
 
-    def __init__(self, client, image, pipes_dir, volume, args, env):
+    def __init__(self, client: Any, image: str, pipes_dir: "str | os.PathLike[str]", volume: str,
+                 args: Sequence[str], env: Mapping[str, str]) -> None:
         self.client = client
         self.image = image
         self.pipes_dir = pipes_dir
         self.volume = volume
         self.args = list(args)
         self.env = dict(env)
-        self.container = None
-        self.run_options = {}
+        self.container: Any = None
+        self.run_options: dict[str, Any] = {}
 
-    def start(self):
+    def start(self) -> "Saturnd":
         uid, gid = container_ids()
         self.container = self.client.containers.run(
             self.image, self.args, detach=True, init=True, network_mode="none",
@@ -292,8 +302,8 @@ class Saturnd:
         self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=30):
-        def ready():
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
             self.container.reload()
             if self.container.status not in ("created", "running"):
                 pytest.fail(f"the container stopped ({self.container.status}); logs:\n"
@@ -304,45 +314,45 @@ class Saturnd:
         wait_for(ready, timeout, "the daemon in the container to answer `cassini -l`", 0.2)
 
     @property
-    def user(self):
+    def user(self) -> str:
         uid, gid = container_ids()
         return f"{uid}:{gid}"
 
-    def exec(self, *args, env=None):
+    def exec(self, *args: str, env: Mapping[str, str] | None = None) -> tuple[int, bytes, bytes]:
         """Run a command in the container: (exit code, stdout bytes, stderr bytes)."""
         code, (out, err) = self.container.exec_run(list(args), demux=True, user=self.user,
                                                     environment=env or {})
         return code, out or b"", err or b""
 
-    def cassini(self, *args):
+    def cassini(self, *args: str) -> tuple[int, bytes, bytes]:
         return self.exec("cassini", *args)
 
-    def ok(self, *args):
+    def ok(self, *args: str) -> bytes:
         """cassini in the container, which must succeed; its stdout."""
         code, out, err = self.cassini(*args)
         assert code == 0, f"cassini {' '.join(args)} -> {code}: {err!r}"
         return out
 
-    def clock(self, *args):
+    def clock(self, *args: str) -> bytes:
         code, out, err = self.exec("saturnd-clock", *args)
         assert code == 0, f"saturnd-clock {' '.join(args)} -> {code}: {out!r} {err!r}"
         return out
 
-    def logs(self):
+    def logs(self) -> str:
         try:
             return self.container.logs().decode(errors="replace")
         except Exception as e:          # noqa: BLE001
             return f"(no logs: {e})"
 
-    def stop(self, timeout=20):
+    def stop(self, timeout: float = 20) -> int:
         """`docker stop`; the container's exit code."""
         self.container.stop(timeout=timeout)
         return self.container.wait(timeout=timeout + 10)["StatusCode"]
 
 
-def compose_commands():
+def compose_commands() -> list[list[str]]:
     """The compose spellings this machine has: ['docker', 'compose'] and/or ['docker-compose']."""
-    found = []
+    found: list[list[str]] = []
     docker_cli = shutil.which("docker")
     if docker_cli and subprocess.run([docker_cli, "compose", "version"], capture_output=True,
                                      stdin=subprocess.DEVNULL).returncode == 0:
@@ -353,7 +363,8 @@ def compose_commands():
     return found
 
 
-def run_once(client, image, command, **options):
+def run_once(client: Any, image: str, command: Sequence[str],
+             **options: Any) -> tuple[int, bytes]:
     """Run a throw-away container to its end: (exit code, stdout bytes). Its anonymous
     volume (the image's VOLUME) goes with it."""
     c = client.containers.run(image, command, detach=True, network_mode="none",

@@ -13,6 +13,8 @@ import os
 import select
 import termios
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from cassini.client import REPLY_PIPE, REQUEST_PIPE, exchange, open_reply_pipe
 from saturnd import fifo
@@ -23,13 +25,14 @@ REPLY = os.fsdecode(REPLY_PIPE)
 LOCK = "cassini-lock"
 
 
-def call(pipes, req, timeout=10.0):
+def call(pipes: "str | bytes | os.PathLike[str]", req: P.Request,
+         timeout: float = 10.0) -> P.Reply:
     """One exchange with a well-formed ``Request``; returns the decoded ``Reply``."""
     return exchange(os.fsencode(pipes), P.encode_request(req), req.opcode, timeout=timeout,
                     reply_timeout=timeout, lock_timeout=timeout)
 
 
-def _take_lock(pipes, deadline):
+def _take_lock(pipes: str, deadline: float) -> int:
     fd = os.open(os.path.join(pipes, LOCK), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     if not fifo.flock(fd, deadline):
         os.close(fd)
@@ -37,14 +40,14 @@ def _take_lock(pipes, deadline):
     return fd
 
 
-def _open_request(pipes, deadline):
+def _open_request(pipes: str, deadline: float) -> int:
     try:
         return fifo.open_writer(os.path.join(pipes, REQUEST), deadline, missing_deadline=deadline)
     except OSError as e:
         raise AssertionError(f"nobody reads the request pipe ({e.strerror})") from None
 
 
-def _write_request(fd, data, deadline):
+def _write_request(fd: int, data: bytes, deadline: float) -> None:
     try:
         fifo.write_all(fd, data, max(0.0, deadline - time.monotonic()))
     except BrokenPipeError:
@@ -55,8 +58,8 @@ def _write_request(fd, data, deadline):
         os.close(fd)
 
 
-def _read_to_eof(rfd, deadline):
-    chunks = []
+def _read_to_eof(rfd: int, deadline: float) -> bytes | None:
+    chunks: list[bytes] = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -69,7 +72,8 @@ def _read_to_eof(rfd, deadline):
         chunks.append(chunk)
 
 
-def raw_exchange(pipes, data, timeout=10.0, lock=True, reply_first=False):
+def raw_exchange(pipes: "str | os.PathLike[str]", data: bytes, timeout: float = 10.0,
+                 lock: bool = True, reply_first: bool = False) -> bytes | None:
     """Write ``data`` on the request pipe, then read one raw reply (until end of file).
 
     With ``lock`` the client lock is held (like cassini). The reply pipe is opened after
@@ -81,7 +85,7 @@ def raw_exchange(pipes, data, timeout=10.0, lock=True, reply_first=False):
     lock_fd = _take_lock(pipes, deadline) if lock else None
     deadline = time.monotonic() + timeout
     try:
-        rfd = None
+        rfd: int | None = None
         if reply_first:
             rfd = open_reply_pipe(os.path.join(pipes, REPLY), 0.5)
         try:
@@ -100,7 +104,8 @@ def raw_exchange(pipes, data, timeout=10.0, lock=True, reply_first=False):
 class _FdReader:
     """``read_exact`` on a non-blocking FIFO descriptor, with a deadline."""
 
-    def __init__(self, fd, timeout, error):
+    def __init__(self, fd: int, timeout: float,
+                 error: Callable[[str], BaseException]) -> None:
         self.fd = fd
         self.buf = bytearray()
         self.deadline = time.monotonic() + timeout
@@ -108,7 +113,7 @@ class _FdReader:
         self.poller.register(fd, select.POLLIN)
         self.error = error
 
-    def read_exact(self, n):
+    def read_exact(self, n: int) -> bytes:
         while len(self.buf) < n:
             left = self.deadline - time.monotonic()
             if left <= 0:
@@ -133,14 +138,16 @@ class Client:
     request, close, then open the reply pipe and read one reply by its lengths.
     ``error``: the exception class for a deadline missed."""
 
-    def __init__(self, pipes_dir, timeout=60.0, wait_consumed=True, error=AssertionError):
+    def __init__(self, pipes_dir: "str | os.PathLike[str]", timeout: float = 60.0,
+                 wait_consumed: bool = True,
+                 error: Callable[[str], BaseException] = AssertionError) -> None:
         self.request_path = os.path.join(str(pipes_dir), REQUEST)
         self.reply_path = os.path.join(str(pipes_dir), REPLY)
         self.timeout = timeout
         self.wait_consumed = wait_consumed
         self.error = error
 
-    def _wait_consumed(self, wfd):
+    def _wait_consumed(self, wfd: int) -> None:
         """Wait until the daemon has read the whole request (FIONREAD of the FIFO is 0).
 
         The daemon reads a request only once it has closed its end of the previous
@@ -160,7 +167,7 @@ class Client:
                     raise self.error("the daemon did not read the request in time")
                 time.sleep(0.00005)
 
-    def raw(self, data, opcode):
+    def raw(self, data: bytes, opcode: int) -> P.Reply:
         wfd = os.open(self.request_path, os.O_WRONLY | os.O_CLOEXEC)
         try:
             view = memoryview(data)
@@ -176,14 +183,14 @@ class Client:
         finally:
             os.close(rfd)
 
-    def request(self, req):
+    def request(self, req: P.Request) -> P.Reply:
         return self.raw(P.encode_request(req), req.opcode)
 
-    def create(self, argv, timing=P.EVERY_MINUTE):
+    def create(self, argv: Iterable[bytes], timing: P.Timing = P.EVERY_MINUTE) -> int:
         return self.request(P.Request(P.CREATE, timing=timing, argv=tuple(argv))).value
 
-    def list(self):
+    def list(self) -> Any:
         return self.request(P.Request(P.LIST)).tasks
 
-    def terminate(self):
+    def terminate(self) -> P.Reply:
         return self.request(P.Request(P.TERMINATE))

@@ -3,7 +3,7 @@
 import os
 
 
-def pid_alive(pid):
+def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs; a zombie (not reaped by its parent yet) counts as gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -12,9 +12,9 @@ def pid_alive(pid):
         return False
 
 
-def proc_status_kib(pid, *fields):
+def proc_status_kib(pid: int, *fields: str) -> dict[str, int]:
     """Selected ``/proc/PID/status`` fields (kB values) as a dict of KiB ints."""
-    out = {}
+    out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
@@ -23,7 +23,7 @@ def proc_status_kib(pid, *fields):
     return out
 
 
-def peak_rss_kib(pid):
+def peak_rss_kib(pid: int) -> int | None:
     """VmHWM (peak resident set) of ``pid`` in KiB, or None."""
     try:
         return proc_status_kib(pid, "VmHWM").get("VmHWM")
@@ -31,16 +31,16 @@ def peak_rss_kib(pid):
         return None
 
 
-def proc_cpu_seconds(pid):
+def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU time consumed so far by process ``pid`` (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_of(pid):
+def children_of(pid: int) -> list[tuple[str, str]]:
     """(pid, state) of the live processes whose parent is ``pid``."""
-    found = []
+    found: list[tuple[str, str]] = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -53,9 +53,9 @@ def children_of(pid):
     return found
 
 
-def leftover_processes(marker):
+def leftover_processes(marker: str) -> list[tuple[int, bytes]]:
     """Processes whose command line mentions ``marker`` (a candidate's file name)."""
-    found = []
+    found: list[tuple[int, bytes]] = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue

@@ -10,22 +10,25 @@ container target the other tests are skipped, and so are scenarios marked
 """
 
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .daemon import LocalDaemon
+from .daemon import DaemonHandle, LocalDaemon
 
 TARGETS = ("local", "container")
 
 
-def selected_target(config):
+def selected_target(config: pytest.Config) -> str:
     target = config.getoption("target", None) or os.environ.get("SATURND_TARGET") or "local"
     if target not in TARGETS:
         raise pytest.UsageError(f"unknown target {target!r} (one of {', '.join(TARGETS)})")
     return target
 
 
-def skip_outside_target(item, target):
+def skip_outside_target(item: pytest.Item, target: str) -> None:
     """Called per test: skips what the selected target does not run."""
     if target == "local":
         return
@@ -40,15 +43,19 @@ class Factory:
     """``make(name="d", **options)`` -> a handle (not started) under ``base/name``; every
     handle made is stopped at the end."""
 
-    def __init__(self, base, target, engine=None):
+    def __init__(self, base: Path, target: str,
+                 engine: "Callable[[], tuple[Any, str]] | None" = None) -> None:
         self.base = base
         self.target = target
-        self.engine = engine
-        self.made = []
+        self.engine = engine        # (client, image) of the container target
+        self.made: list[DaemonHandle] = []
 
-    def __call__(self, name="d", **kw):
+    def __call__(self, name: str = "d", **kw: Any) -> DaemonHandle:
+        d: DaemonHandle
         if self.target == "container":
             from .container import ContainerDaemon
+            if self.engine is None:
+                raise pytest.UsageError("the container target needs an engine")
             client, image = self.engine()
             d = ContainerDaemon(self.base / name, client, image, share=self.base, **kw)
         else:
@@ -56,6 +63,6 @@ class Factory:
         self.made.append(d)
         return d
 
-    def close(self):
+    def close(self) -> None:
         for d in self.made:
             d.stop()

@@ -2,8 +2,17 @@
 
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+    from typing import TypeVar
 
-def wait_for(cond, timeout=10.0, what="condition", interval=0.02, error=AssertionError):
+    T = TypeVar("T")
+
+
+def wait_for(cond: "Callable[[], T]", timeout: float = 10.0, what: str = "condition",
+             interval: float = 0.02,
+             error: "Callable[[str], BaseException]" = AssertionError) -> "T":
     """Poll ``cond()`` until it returns a true value (returned); raise ``error`` once
     ``timeout`` seconds have passed without one."""
     deadline = time.monotonic() + timeout

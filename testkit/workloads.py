@@ -8,15 +8,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from random import Random
+from typing import Any
 
 from cassini.client import ClientError
 from saturnd import protocol as P
 
+from .daemon import DaemonHandle
 from .pipes import REQUEST
 
+# a task as acknowledged: (the TIMING's fields, argv)
+Acked = tuple[tuple[int, int, int], tuple[bytes, ...]]
 
-def check_store_files(data_dir):
+
+def check_store_files(data_dir: "str | os.PathLike[str]") -> None:
     """On-disk invariants: whole records, argv/time_exec decodable, no leftovers in tasks/."""
     tasks = Path(data_dir) / "tasks"
     for entry in tasks.iterdir():
@@ -31,7 +38,7 @@ def check_store_files(data_dir):
 TIMING = P.Timing(1, 1, 1)
 
 
-def valid_requests(rng, ids):
+def valid_requests(rng: Random, ids: Sequence[int]) -> list[P.Request]:
     tid = rng.choice(ids) if ids and rng.random() < 0.7 else rng.randrange(1 << 64)
     argv = [b"true"] + [rng.randbytes(rng.randrange(6)).replace(b"\0", b"x")
                         for _ in range(rng.randrange(3))]
@@ -45,8 +52,8 @@ def valid_requests(rng, ids):
     ]
 
 
-def mutate(rng, data):
-    data = bytearray(data)
+def mutate(rng: Random, request: bytes) -> bytes:
+    data = bytearray(request)
     kind = rng.randrange(7)
     if kind == 0 and data:                       # bit flips
         for _ in range(rng.randrange(1, 4)):
@@ -69,7 +76,7 @@ def mutate(rng, data):
     return bytes(data)
 
 
-def classify(data):
+def classify(data: bytes) -> tuple[str, int | None] | None:
     """What the daemon must answer to ``data`` written alone: ('empty', None),
     ('reply', opcode), or None when the case is unusable (TERMINATE, several requests)."""
     if not data:
@@ -84,7 +91,7 @@ def classify(data):
     return ("reply", req.opcode)
 
 
-def fuzz_case(rng, ids):
+def fuzz_case(rng: Random, ids: Sequence[int]) -> tuple[bytes, tuple[str, int | None]]:
     while True:
         base = P.encode_request(rng.choice(valid_requests(rng, ids)))
         data = base if rng.random() < 0.1 else mutate(rng, base)
@@ -93,16 +100,17 @@ def fuzz_case(rng, ids):
             return data, what
 
 
-def check_fuzz_reply(data, what, reply):
+def check_fuzz_reply(data: bytes, what: tuple[str, int | None], reply: bytes | None) -> None:
     kind, opcode = what
     assert reply is not None, f"no reply to {data[:64].hex()}"
     if kind == "empty":
         assert reply == b"", f"malformed {data[:64].hex()} got {reply[:64].hex()}"
     else:
+        assert opcode is not None
         P.decode_reply(reply, opcode)    # a well-formed reply to that request
 
 
-def sanity(d, model=None):
+def sanity(d: DaemonHandle, model: object = None) -> int:
     """A well-formed round trip: create, list shows it exactly, remove. Returns the new id."""
     argv = [b"echo", b"sanity \xff", b""]
     timing = P.Timing(1 << 7, 1 << 3, 1 << 5)
@@ -117,7 +125,7 @@ def sanity(d, model=None):
     return tid
 
 
-def settle(d):
+def settle(d: DaemonHandle) -> None:
     """Let the daemon close the writing end of its last reply before a client that opens
     the reply pipe without cassini's probe (like the reference C client) comes: cassini
     stops reading at the end of the reply, not at end of file, so under CPU load a
@@ -126,7 +134,7 @@ def settle(d):
     wait_idle(d, quiet=0.01, timeout=10)
 
 
-def dying_writer(pipes, data, cut):
+def dying_writer(pipes: "str | os.PathLike[str]", data: bytes, cut: int) -> bool:
     """A process that takes no lock, writes ``data[:cut]`` and is SIGKILLed mid-request."""
     code = ("import os,sys,time\n"
             "fd=os.open(sys.argv[1],os.O_WRONLY)\n"
@@ -135,10 +143,12 @@ def dying_writer(pipes, data, cut):
             "time.sleep(30)\n")
     p = subprocess.Popen([sys.executable, "-c", code, os.path.join(str(pipes), REQUEST),
                           data[:cut].hex()], stdout=subprocess.PIPE)
-    ready, _, _ = select.select([p.stdout], [], [], 10)
+    out = p.stdout
+    assert out is not None      # stdout=PIPE
+    ready, _, _ = select.select([out], [], [], 10)
     p.kill()
     p.wait(10)
-    p.stdout.close()
+    out.close()
     return bool(ready)
 
 
@@ -155,28 +165,29 @@ class CrashWorkload:
     (the daemon was killed) and leaves that one change *ambiguous* (either outcome is fine,
     nothing in between)."""
 
-    def __init__(self, d, rng, call_timeout=1.0):
+    def __init__(self, d: DaemonHandle, rng: Random, call_timeout: float = 1.0) -> None:
         self.d = d
         self.rng = rng
         self.call_timeout = call_timeout
-        self.tasks = {}          # id -> (timing tuple, argv tuple) acknowledged
-        self.removed = set()
+        self.tasks: dict[int, Acked] = {}     # id -> (timing tuple, argv tuple) acknowledged
+        self.removed: set[int] = set()
         self.max_seen = -1       # highest id ever seen (ids are never reused)
-        self.history = {}        # id -> bytes of records seen (must stay a prefix)
-        self.pending = None      # the unanswered change: (kind, id, before, after)
+        self.history: dict[int, bytes] = {}   # id -> bytes of records seen (must stay a prefix)
+        # the unanswered change: (kind, id, before, after), what each holds depends on kind
+        self.pending: Any = None
         self.ops = 0
-        self.ticker = None
+        self.ticker: int | None = None
 
-    def call(self, req):
+    def call(self, req: P.Request) -> P.Reply:
         return self.d.call(req, timeout=self.call_timeout)
 
-    def setup(self):
+    def setup(self) -> None:
         r = self.call(P.Request(P.CREATE, timing=P.Timing(0, 0, 0), argv=[b"true"]))
         self.ticker = r.value
         self.tasks[r.value] = (P.Timing(0, 0, 0).as_tuple(), (b"true",))
         self.max_seen = r.value
 
-    def run(self, stop):
+    def run(self, stop: threading.Event) -> None:
         """Issue requests until ``stop`` is set or one goes unanswered."""
         try:
             while not stop.is_set():
@@ -187,7 +198,7 @@ class CrashWorkload:
                 raise
             return
 
-    def step(self):
+    def step(self) -> None:
         rng = self.rng
         live = sorted(self.tasks)
         others = [t for t in live if t != self.ticker]
@@ -234,7 +245,7 @@ class CrashWorkload:
             self.check_runs(tid, self.call(P.Request(P.TIMES_EXITCODES, taskid=tid)))
         self.pending = None
 
-    def check_list(self, reply):
+    def check_list(self, reply: P.Reply) -> dict[int, Any]:
         got = {tid: (timing.as_tuple(), tuple(argv)) for tid, timing, argv in reply.tasks}
         ids = [tid for tid, _, _ in reply.tasks]
         assert ids == sorted(set(ids)), f"LIST order {ids}"
@@ -253,13 +264,13 @@ class CrashWorkload:
                 f"unexpected task {tid} {value}"
         return got
 
-    def check_runs(self, tid, reply):
+    def check_runs(self, tid: int, reply: P.Reply) -> None:
         records = b"".join(P.encode_run(t, c) for t, c in reply.runs)
         before = self.history.get(tid, b"")
         assert records[:len(before)] == before, f"task {tid}: run history rewritten"
         self.history[tid] = records
 
-    def verify(self):
+    def verify(self) -> None:
         """After a restart: every OK is there, the unanswered change is all-or-nothing."""
         got = self.check_list(self.call(P.Request(P.LIST)))
         pend = self.pending
@@ -291,15 +302,17 @@ class CrashWorkload:
         self.tasks[r.value] = (P.Timing(0, 0, 0).as_tuple(), (b"true",))
 
 
-def crash_rounds(d, kills, rng, log=None, min_delay=0.0, max_delay=0.08):
+def crash_rounds(d: DaemonHandle, kills: int, rng: Random,
+                 log: "Callable[[int, CrashWorkload], object] | None" = None,
+                 min_delay: float = 0.0, max_delay: float = 0.08) -> "CrashWorkload":
     """``kills`` rounds of: requests stream, kill -9 at a random instant, restart, verify."""
     w = CrashWorkload(d, rng)
     w.setup()
     for i in range(kills):
         stop = threading.Event()
-        errors = []
+        errors: list[BaseException] = []
 
-        def work():
+        def work() -> None:
             try:
                 w.run(stop)
             except BaseException as e:      # reported by the main thread
@@ -324,7 +337,7 @@ def crash_rounds(d, kills, rng, log=None, min_delay=0.0, max_delay=0.08):
 _POLL_SYSCALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}.get(os.uname().machine, {"7", "73", "271"})
 
 
-def wait_idle(d, quiet=0.3, timeout=60.0):
+def wait_idle(d: DaemonHandle, quiet: float = 0.3, timeout: float = 60.0) -> None:
     """Wait until the daemon's request loop has sat in poll() (waiting for a request, no
     reply owed) for ``quiet`` seconds: after lock-less clients left, replies nobody reads
     are held for up to REPLY_OPEN_TIMEOUT each before being dropped."""

@@ -13,8 +13,13 @@ what tells the user why the history may look odd.
 from ..protocol import NF, Reply
 from ..store import NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from ..protocol import Request
+    from . import Context
 
-def handle(ctx, request):
+
+def handle(ctx: "Context", request: "Request") -> Reply:
     forget = ctx.history.forget if ctx.history is not None else None
     try:
         ctx.store.reset_history(request.taskid, forget)

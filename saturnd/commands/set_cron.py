@@ -9,7 +9,8 @@ from ..timing import CronSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # names for the hints only
-    from ..protocol import Request
+    from ..protocol import Request, Timing
+    from ..store import Task
     from . import Context
 
 
@@ -28,7 +29,7 @@ def handle(ctx: "Context", request: "Request") -> Reply:
     return Reply()
 
 
-def _new_timing(request, task):
+def _new_timing(request: "Request", task: "Task") -> "Timing":
     """The new TIMING: with a ``fields`` attribute (``cassini -t`` with some of -m -H -d
     left out), only the fields it names are replaced, as SET_FIELDS does."""
     named = [v for k, v in request.attrs if k == ATTR_FIELDS]

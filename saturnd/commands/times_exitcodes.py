@@ -15,7 +15,7 @@ if TYPE_CHECKING:   # names for the hints only
     from . import Context
 
 
-def _time(run):
+def _time(run: tuple[int, int]) -> int:
     return run[0]
 
 

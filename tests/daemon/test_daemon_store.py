@@ -1,5 +1,6 @@
 """The on-disk store: C layout, durability recipe, recovery at start-up."""
 
+import errno
 import os
 import struct
 import threading
@@ -247,6 +248,21 @@ def test_large_outputs_are_handed_out_open_for_streaming(open_store):
     assert s.output(0, "stdout") == b"next"
     with pytest.raises(NotFound):
         s.output_file(9, "stdout")
+
+
+def test_a_closed_output_file_reads_as_an_os_error(open_store):
+    """Streaming an output file already closed is a storage error (the server's empty
+    reply), not a TypeError from a descriptor gone None."""
+    s = open_store()
+    s.create(EVERY, (b"x",))
+    big = b"z" * (store_mod.SMALL_OUTPUT + 1)
+    assert s.publish(0, s.get(0).token, 60, 0, *spool(s, big, b""))
+    out = s.output_file(0, "stdout")
+    assert isinstance(out, store_mod.OutputFile)
+    out.close()
+    with pytest.raises(OSError) as caught:
+        next(out.chunks())
+    assert caught.value.errno == errno.EBADF
 
 
 def test_publish_by_copy_is_capped_and_deaf_to_later_writes(open_store):

@@ -419,7 +419,9 @@ def run(args, environ):
     from cassini import client
     from cassini import render
     try:
-        reply = _talker(cmd, environ, client)(request, cmd.opcode)
+        # LIST's payload is read straight into its printed text (render.read_list_output)
+        reply = _talker(cmd, environ, client)(
+            request, cmd.opcode, render.read_list_output if cmd.opcode == P.LIST else None)
         if reply.errcode == P.PS and cmd.opcode == P.NEXT_RUNS:     # -n of a paused task
             _write_stdout(b"task %d is paused: no run until cassini -U %d\n"
                           % (cmd.taskid, cmd.taskid))
@@ -444,9 +446,9 @@ def _talker(cmd, environ, client):
     lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
     pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
 
-    def talk(request, opcode):
+    def talk(request, opcode, read_payload=None):
         return client.exchange(pipes_dir, request, opcode, timeout, reply_timeout,
-                               lock_timeout)
+                               lock_timeout, read_payload=read_payload)
     return talk
 
 

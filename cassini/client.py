@@ -579,10 +579,11 @@ def check_reply_ends(reader):
 
 
 def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0,
-             check_pipes=None):
+             check_pipes=None, read_payload=None):
     """Send ``request`` (bytes) and return the decoded :class:`Reply`.
 
-    ``check_pipes``: True/False, or None to follow ``CASSINI_SKIP_PIPES_CHECK``."""
+    ``check_pipes``: True/False, or None to follow ``CASSINI_SKIP_PIPES_CHECK``;
+    ``read_payload``: how an ``OK`` reply's payload is read (``protocol.read_reply``)."""
     if not pipes_dir:
         raise _not_running(pipes_dir, "empty pipes directory name")
     req_path = os.path.join(pipes_dir, REQUEST_PIPE)
@@ -623,7 +624,7 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
                 os.close(fd)
             reader = PipeReader(rep_fd, reply_timeout)
             try:
-                reply = read_reply(reader, opcode)
+                reply = read_reply(reader, opcode, read_payload)
                 if probe is not None:
                     check_reply_ends(reader)
                 return reply

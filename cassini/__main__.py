@@ -448,7 +448,8 @@ def _talker(cmd, environ, client):
 
     def talk(request, opcode, read_payload=None):
         return client.exchange(pipes_dir, request, opcode, timeout, reply_timeout,
-                               lock_timeout, read_payload=read_payload)
+                               lock_timeout, read_payload=read_payload,
+                               big_reply=opcode == P.LIST)
     return talk
 
 

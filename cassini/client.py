@@ -578,8 +578,19 @@ def check_reply_ends(reader):
                           "request (bytes after its end): not this request's answer")
 
 
+def _grow_pipe(fd):
+    """Let the reply pipe hold up to 1 MiB (``F_SETPIPE_SZ``; Linux, within
+    ``/proc/sys/fs/pipe-max-size``): a long reply then crosses in fewer turns of the
+    daemon writing and cassini reading.  Nothing when it cannot be done."""
+    import fcntl
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _MAX_CHUNK)
+    except OSError:
+        pass
+
+
 def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0,
-             check_pipes=None, read_payload=None):
+             check_pipes=None, read_payload=None, big_reply=False):
     """Send ``request`` (bytes) and return the decoded :class:`Reply`.
 
     ``check_pipes``: True/False, or None to follow ``CASSINI_SKIP_PIPES_CHECK``;
@@ -616,6 +627,8 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
             if probe is not None:
                 wait_until_idle(req_path, rep, rep_path, reply_timeout, probe)
             rep_fd = rep[0]
+            if big_reply:
+                _grow_pipe(rep_fd)
             fd = _open_request_pipe(pipes_dir, req_path, timeout)
             _check_fifo(fd, req_path)
             try:

@@ -6,6 +6,7 @@ from saturnd import protocol as P
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Iterator
     from typing import Protocol
 
     class PeekReader(Protocol):
@@ -44,7 +45,6 @@ _LIST_HEAD = struct.Struct(">Q13sII")   # TASKID, TIMING (its 13 bytes), ARGC, l
 _HEAD_SIZE = _LIST_HEAD.size
 _LIST_HEAD_SHORT = struct.Struct(">Q13sI")   # the same without len(ARGV[0])
 _ARG_LEN = struct.Struct(">I")
-_TASKID = struct.Struct(">Q")
 
 
 def _timing_text(timing: bytes) -> bytes:
@@ -62,13 +62,14 @@ def read_list_output(reader: "PeekReader") -> bytes:
     n = P.read_u32(reader)
     head = _LIST_HEAD.unpack_from
     arg_len = _ARG_LEN.unpack_from
-    taskid_at = _TASKID.unpack_from
+    runs: dict[int, "Callable[[memoryview], Iterator[tuple[int, bytes]]]"] = {}
     short = struct.error
     texts: dict[bytes, bytes] = {}
     lines: list[bytes] = []
     append = lines.append
     buf, pos = reader.peek(0)
     end = len(buf)
+    view = memoryview(buf)
     start = pos
     left = n
     same = b""          # the bytes after the TASKID of the last task decoded in full
@@ -81,9 +82,20 @@ def read_list_output(reader: "PeekReader") -> bytes:
                 start = pos
                 if same:
                     if buf.startswith(same, pos + 8):
-                        append(b"%d: %s" % (taskid_at(buf, pos)[0], same_text))
-                        pos += 8 + len(same)
-                        left -= 1
+                        # a run of such tasks: their TASKIDs and tails in one unpack
+                        size = 8 + len(same)
+                        run = runs.get(size)
+                        if run is None:
+                            run = runs[size] = struct.Struct(">Q%ds" % (size - 8)).iter_unpack
+                        count = 0
+                        for taskid, tail in run(view[pos:pos + min(left, (end - pos) // size)
+                                                     * size]):
+                            if tail != same:
+                                break
+                            append(b"%d: %s" % (taskid, same_text))
+                            count += 1
+                        pos += count * size
+                        left -= count
                         backoff = 1
                         continue
                     same = b""          # tasks that differ: look again later, less often
@@ -132,6 +144,7 @@ def read_list_output(reader: "PeekReader") -> bytes:
             reader.consume_to(start)
             buf, pos = reader.peek(need)
             end = len(buf)
+            view = memoryview(buf)
     reader.consume_to(pos)
     return b"".join(lines)
 

@@ -23,6 +23,10 @@ import sys
 
 from saturnd import protocol as P
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Mapping
+
 USAGE = b"""\
    usage: cassini [OPTIONS] -l -> list all tasks
       or: cassini [OPTIONS]    -> same
@@ -175,15 +179,15 @@ def parse_command_line(args, environ):
             elif _takes_taskid(cmd.opcode):     # -D: the daemon-wide error log
                 cmd.taskid = None
         elif opt == "m":
-            cmd.minutes = arg
+            cmd.minutes = arg or b""        # never None: -m takes an argument
             cmd.timing_given = True
             cmd.fields |= P.FIELD_MINUTES
         elif opt == "H":
-            cmd.hours = arg
+            cmd.hours = arg or b""        # never None: -H takes an argument
             cmd.timing_given = True
             cmd.fields |= P.FIELD_HOURS
         elif opt == "d":
-            cmd.days = arg
+            cmd.days = arg or b""        # never None: -d takes an argument
             cmd.timing_given = True
             cmd.fields |= P.FIELD_DAYS
         elif opt == "K":
@@ -226,8 +230,8 @@ class Command:
                  "cron_given", "mdays", "months", "catchup", "env", "reboot", "timing_given")
 
     def __init__(self):
-        self.opcode = P.LIST
-        self.taskid = None
+        self.opcode: int | str = P.LIST    # or VERSION, IMPORT, EXPORT (no request)
+        self.taskid: int | None = None
         self.minutes = b"*"
         self.hours = b"*"
         self.days = b"*"
@@ -321,8 +325,11 @@ class Command:
     def request(self):
         """The request bytes (raises UsageError before anything is sent): the operation's
         argument fields (the table of operations), taken from the command line in order."""
-        req = P.Request(self.opcode)
-        for field in P.operation(self.opcode).args:
+        opcode = self.opcode
+        if isinstance(opcode, str):     # VERSION, IMPORT, EXPORT: no request of their own
+            raise Failure(f"no request for {opcode}")
+        req = P.Request(opcode)
+        for field in P.operation(opcode).args:
             setattr(req, field.attr, _ARGUMENTS[field](self))
         return P.encode_request(req)
 
@@ -382,7 +389,7 @@ def _err(message):
     sys.stderr.flush()
 
 
-def run(args, environ):
+def run(args: "list[bytes]", environ: "Mapping[bytes, bytes]") -> int:
     """The whole program; returns the exit status."""
     try:
         if b"--version" in args[:args.index(b"--") if b"--" in args else len(args)]:

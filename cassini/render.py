@@ -7,7 +7,7 @@ from saturnd import protocol as P
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # names for the hints only
     from collections.abc import Callable, Iterator
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class PeekReader(Protocol):
         """A protocol reader that also shows its buffer (``protocol.BufferReader``,
@@ -24,7 +24,7 @@ def list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...]]] | bytes") 
     if isinstance(tasks, bytes):
         return tasks
     from saturnd.timing import timing_to_string
-    cache = {}
+    cache: dict[tuple[int, int, int], bytes] = {}
     lines = []
     for taskid, timing, argv in tasks:
         key = (timing.minutes, timing.hours, timing.days)
@@ -257,7 +257,7 @@ def long_list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...], list[t
 
 
 # reply shape (the table of operations, saturnd/protocol.py) -> what its payload prints
-RENDERERS = {
+RENDERERS: "dict[P.Shape, Callable[[Any], bytes]]" = {
     P.SHAPE_LIST: list_output,
     P.SHAPE_U64: number_output,
     P.SHAPE_COUNT: number_output,

@@ -158,8 +158,27 @@ def parse_count(text):
     return int(text)
 
 
+def _plain_list(args: "list[bytes]") -> "Command | None":
+    """The usual command lines of ``cassini -l`` (nothing, ``-l``, ``-p DIR`` with or
+    without ``-l`` before or after it) -> their :class:`Command`, without loading the
+    option scanner (getopt gives the same); None for any other."""
+    cmd = Command()
+    if len(args) >= 2 and args[0] == b"-p":
+        cmd.pipes_dir = args[1]
+        rest = args[2:]
+    elif len(args) == 3 and args[0] == b"-l" and args[1] == b"-p":
+        cmd.pipes_dir = args[2]
+        rest = []
+    else:
+        rest = args
+    return cmd if rest in ([], [b"-l"]) else None
+
+
 def parse_command_line(args, environ):
     """``args`` (bytes, without the program name) -> a :class:`Command`, or exit for -h."""
+    plain = _plain_list(args)
+    if plain is not None:
+        return plain
     from cassini.gnugetopt import GetoptState, getopt
 
     cmd = Command()

@@ -154,3 +154,25 @@ def test_error_reply_and_empty_list():
                          render.read_list_output)
     assert reply.errcode == P.NF
     assert bulk(P._OK_U32.pack(P.OK, 0))[1] == b""
+
+
+def test_plain_list_command_lines_parse_as_getopt_does(monkeypatch):
+    """``cassini -l``'s usual command lines skip the option scanner: the same Command."""
+    import itertools
+
+    import cassini.__main__ as M
+
+    tokens = [b"-l", b"-p", b"X", b"-", b"--", b"-pY", b"-lp", b"-h", b"a", b"-c"]
+    plain = []
+    for k in range(4):
+        for args in itertools.product(tokens, repeat=k):
+            cmd = M._plain_list(list(args))
+            if cmd is not None:
+                plain.append((list(args), cmd))
+    assert len(plain) > 20
+    monkeypatch.setattr(M, "_plain_list", lambda args: None)
+    for args, cmd in plain:
+        full = M.parse_command_line(args, {})
+        assert full is not None
+        assert {a: getattr(full, a) for a in M.Command.__slots__} == \
+            {a: getattr(cmd, a) for a in M.Command.__slots__}, args

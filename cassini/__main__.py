@@ -23,6 +23,10 @@ import sys
 
 from saturnd import protocol as P
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Mapping
+
 USAGE = b"""\
    usage: cassini [OPTIONS] -l -> list all tasks
       or: cassini [OPTIONS]    -> same
@@ -154,8 +158,27 @@ def parse_count(text):
     return int(text)
 
 
+def _plain_list(args: "list[bytes]") -> "Command | None":
+    """The usual command lines of ``cassini -l`` (nothing, ``-l``, ``-p DIR`` with or
+    without ``-l`` before or after it) -> their :class:`Command`, without loading the
+    option scanner (getopt gives the same); None for any other."""
+    cmd = Command()
+    if len(args) >= 2 and args[0] == b"-p":
+        cmd.pipes_dir = args[1]
+        rest = args[2:]
+    elif len(args) == 3 and args[0] == b"-l" and args[1] == b"-p":
+        cmd.pipes_dir = args[2]
+        rest = []
+    else:
+        rest = args
+    return cmd if rest in ([], [b"-l"]) else None
+
+
 def parse_command_line(args, environ):
     """``args`` (bytes, without the program name) -> a :class:`Command`, or exit for -h."""
+    plain = _plain_list(args)
+    if plain is not None:
+        return plain
     from cassini.gnugetopt import GetoptState, getopt
 
     cmd = Command()
@@ -175,15 +198,15 @@ def parse_command_line(args, environ):
             elif _takes_taskid(cmd.opcode):     # -D: the daemon-wide error log
                 cmd.taskid = None
         elif opt == "m":
-            cmd.minutes = arg
+            cmd.minutes = arg or b""        # never None: -m takes an argument
             cmd.timing_given = True
             cmd.fields |= P.FIELD_MINUTES
         elif opt == "H":
-            cmd.hours = arg
+            cmd.hours = arg or b""        # never None: -H takes an argument
             cmd.timing_given = True
             cmd.fields |= P.FIELD_HOURS
         elif opt == "d":
-            cmd.days = arg
+            cmd.days = arg or b""        # never None: -d takes an argument
             cmd.timing_given = True
             cmd.fields |= P.FIELD_DAYS
         elif opt == "K":
@@ -226,8 +249,8 @@ class Command:
                  "cron_given", "mdays", "months", "catchup", "env", "reboot", "timing_given")
 
     def __init__(self):
-        self.opcode = P.LIST
-        self.taskid = None
+        self.opcode: int | str = P.LIST    # or VERSION, IMPORT, EXPORT (no request)
+        self.taskid: int | None = None
         self.minutes = b"*"
         self.hours = b"*"
         self.days = b"*"
@@ -321,8 +344,11 @@ class Command:
     def request(self):
         """The request bytes (raises UsageError before anything is sent): the operation's
         argument fields (the table of operations), taken from the command line in order."""
-        req = P.Request(self.opcode)
-        for field in P.operation(self.opcode).args:
+        opcode = self.opcode
+        if isinstance(opcode, str):     # VERSION, IMPORT, EXPORT: no request of their own
+            raise Failure(f"no request for {opcode}")
+        req = P.Request(opcode)
+        for field in P.operation(opcode).args:
             setattr(req, field.attr, _ARGUMENTS[field](self))
         return P.encode_request(req)
 
@@ -382,7 +408,7 @@ def _err(message):
     sys.stderr.flush()
 
 
-def run(args, environ):
+def run(args: "list[bytes]", environ: "Mapping[bytes, bytes]") -> int:
     """The whole program; returns the exit status."""
     try:
         if b"--version" in args[:args.index(b"--") if b"--" in args else len(args)]:
@@ -419,7 +445,9 @@ def run(args, environ):
     from cassini import client
     from cassini import render
     try:
-        reply = _talker(cmd, environ, client)(request, cmd.opcode)
+        # LIST's payload is read straight into its printed text (render.read_list_output)
+        reply = _talker(cmd, environ, client)(
+            request, cmd.opcode, render.read_list_output if cmd.opcode == P.LIST else None)
         if reply.errcode == P.PS and cmd.opcode == P.NEXT_RUNS:     # -n of a paused task
             _write_stdout(b"task %d is paused: no run until cassini -U %d\n"
                           % (cmd.taskid, cmd.taskid))
@@ -444,9 +472,10 @@ def _talker(cmd, environ, client):
     lock_timeout = _env_seconds(environ, "CASSINI_LOCK_TIMEOUT", 30.0)
     pipes_dir = cmd.pipes_dir if cmd.pipes_dir is not None else client.default_pipes_dir()
 
-    def talk(request, opcode):
+    def talk(request, opcode, read_payload=None):
         return client.exchange(pipes_dir, request, opcode, timeout, reply_timeout,
-                               lock_timeout)
+                               lock_timeout, read_payload=read_payload,
+                               big_reply=opcode == P.LIST)
     return talk
 
 

@@ -52,6 +52,13 @@ from saturnd import busy, fifo
 from saturnd import protocol as _names
 from saturnd.protocol import ProtocolError, Truncated, read_reply
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable
+    from typing import Any
+
+    from saturnd.protocol import Reply
+
 REQUEST_PIPE = os.fsencode(_names.REQUEST_PIPE)
 REPLY_PIPE = os.fsencode(_names.REPLY_PIPE)
 LOCK_FILE = os.fsencode(_names.CASSINI_LOCK)
@@ -175,6 +182,13 @@ def _open_lock_file(path, create, check_owner=True):
     return fd
 
 
+def _flock_now(fd: int) -> int:
+    """``flock(LOCK_EX | LOCK_NB)`` on ``fd``, then ``fd`` (BlockingIOError while held)."""
+    import fcntl
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
 class _LockRefused(Exception):
     pass
 
@@ -226,9 +240,7 @@ def take_client_lock(pipes_dir, lock_timeout, daemon_marks, check_owner=True):
                 try:
                     _blocking_with_deadline(
                         lambda: fcntl.flock(fd, fcntl.LOCK_EX), max(left, 0.001),
-                        lambda: _nonblocking(
-                            lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) or fd,
-                            errno.EAGAIN))
+                        lambda: _nonblocking(lambda: _flock_now(fd), errno.EAGAIN))
                 except _Alarm:
                     os.close(fd)
                     raise ClientError(f"another cassini has held {_show(path)} for "
@@ -578,11 +590,27 @@ def check_reply_ends(reader):
                           "request (bytes after its end): not this request's answer")
 
 
-def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_timeout=30.0,
-             check_pipes=None):
+def _grow_pipe(fd: int) -> None:
+    """Let the reply pipe hold up to 1 MiB (``F_SETPIPE_SZ``; Linux, within
+    ``/proc/sys/fs/pipe-max-size``): a long reply then crosses in fewer turns of the
+    daemon writing and cassini reading.  Nothing when it cannot be done."""
+    import fcntl
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _MAX_CHUNK)
+    except OSError:
+        pass
+
+
+def exchange(pipes_dir: bytes, request: bytes, opcode: int, timeout: float = 5.0,
+             reply_timeout: float = 10.0, lock_timeout: float = 30.0,
+             check_pipes: bool | None = None,
+             read_payload: "Callable[[Any], Any] | None" = None,
+             big_reply: bool = False) -> "Reply":
     """Send ``request`` (bytes) and return the decoded :class:`Reply`.
 
-    ``check_pipes``: True/False, or None to follow ``CASSINI_SKIP_PIPES_CHECK``."""
+    ``check_pipes``: True/False, or None to follow ``CASSINI_SKIP_PIPES_CHECK``;
+    ``read_payload``: how an ``OK`` reply's payload is read (``protocol.read_reply``);
+    ``big_reply``: a long reply is expected (LIST), the reply pipe is made to hold more."""
     if not pipes_dir:
         raise _not_running(pipes_dir, "empty pipes directory name")
     req_path = os.path.join(pipes_dir, REQUEST_PIPE)
@@ -615,6 +643,8 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
             if probe is not None:
                 wait_until_idle(req_path, rep, rep_path, reply_timeout, probe)
             rep_fd = rep[0]
+            if big_reply:
+                _grow_pipe(rep_fd)
             fd = _open_request_pipe(pipes_dir, req_path, timeout)
             _check_fifo(fd, req_path)
             try:
@@ -623,7 +653,7 @@ def exchange(pipes_dir, request, opcode, timeout=5.0, reply_timeout=10.0, lock_t
                 os.close(fd)
             reader = PipeReader(rep_fd, reply_timeout)
             try:
-                reply = read_reply(reader, opcode)
+                reply = read_reply(reader, opcode, read_payload)
                 if probe is not None:
                     check_reply_ends(reader)
                 return reply

@@ -1,12 +1,30 @@
 """A reply -> the exact bytes cassini prints (``cassini.md``, "Standard output")."""
 
+import struct
+
 from saturnd import protocol as P
-from saturnd.timing import timing_to_string
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # names for the hints only
+    from collections.abc import Callable, Iterator
+    from typing import Any, Protocol
+
+    class PeekReader(Protocol):
+        """A protocol reader that also shows its buffer (``protocol.BufferReader``,
+        ``cassini.client.PipeReader``)."""
+
+        def read_exact(self, n: int, /) -> bytes: ...
+        def peek(self, n: int, /) -> tuple[bytes, int]: ...
+        def consume_to(self, pos: int, /) -> None: ...
 
 
-def list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...]]]") -> bytes:
-    """``ID: MIN HOUR DAYS ARGV0 ARGV1 ...`` per task, raw argument bytes."""
-    cache = {}
+def list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...]]] | bytes") -> bytes:
+    """``ID: MIN HOUR DAYS ARGV0 ARGV1 ...`` per task, raw argument bytes (``tasks`` may
+    be that text already: a payload read by :func:`read_list_output`)."""
+    if isinstance(tasks, bytes):
+        return tasks
+    from saturnd.timing import timing_to_string
+    cache: dict[tuple[int, int, int], bytes] = {}
     lines = []
     for taskid, timing, argv in tasks:
         key = (timing.minutes, timing.hours, timing.days)
@@ -14,6 +32,120 @@ def list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...]]]") -> bytes
         if text is None:
             text = cache[key] = timing_to_string(*key).encode("ascii")
         lines.append(b"%d: %s %s\n" % (taskid, text, b" ".join(argv)))
+    return b"".join(lines)
+
+
+# LIST read straight into what ``cassini -l`` prints (the bulk path of ``cassini -l``):
+# one walk over the reply's bytes with precompiled ``unpack_from``, no object per task, the
+# text of each distinct TIMING computed once, and a task whose bytes after its TASKID are
+# those of the task before it (the same timing and command line) printed from that one's
+# text.  Same checks, same errors and in the same order as ``saturnd.protocol``'s LIST
+# decoder followed by :func:`list_output` (``tests/client/test_list_text.py``).
+_LIST_HEAD = struct.Struct(">Q13sII")   # TASKID, TIMING (its 13 bytes), ARGC, len(ARGV[0])
+_HEAD_SIZE = _LIST_HEAD.size
+_LIST_HEAD_SHORT = struct.Struct(">Q13sI")   # the same without len(ARGV[0])
+_ARG_LEN = struct.Struct(">I")
+
+
+def _timing_text(timing: bytes) -> bytes:
+    """The printed ``MIN HOUR DAYS`` of the 13 TIMING bytes (ProtocolError when out of range)."""
+    from saturnd.timing import timing_to_string
+    t = P.decode_timing(timing)
+    return timing_to_string(t.minutes, t.hours, t.days).encode("ascii")
+
+
+def read_list_output(reader: "PeekReader") -> bytes:
+    """The payload of an ``OK`` LIST reply (NBTASKS, then the tasks), read from ``reader``
+    (it must offer ``peek``/``consume_to`` over ``bytes``, like ``protocol.BufferReader``
+    and ``cassini.client.PipeReader``), as the bytes :func:`list_output` prints for it.
+    Raises ``ProtocolError`` (``Truncated``) as ``protocol.read_reply`` would."""
+    n = P.read_u32(reader)
+    head = _LIST_HEAD.unpack_from
+    arg_len = _ARG_LEN.unpack_from
+    runs: dict[int, "Callable[[memoryview], Iterator[tuple[int, bytes]]]"] = {}
+    short = struct.error
+    texts: dict[bytes, bytes] = {}
+    lines: list[bytes] = []
+    append = lines.append
+    buf, pos = reader.peek(0)
+    end = len(buf)
+    view = memoryview(buf)
+    start = pos
+    left = n
+    same = b""          # the bytes after the TASKID of the last task decoded in full
+    same_text = b""     # what follows ``ID: `` on its line
+    wait = 0            # tasks to decode in full before looking for equal ones again
+    backoff = 1
+    while left:
+        try:
+            while left:
+                start = pos
+                if same:
+                    if buf.startswith(same, pos + 8):
+                        # a run of such tasks: their TASKIDs and tails in one unpack
+                        size = 8 + len(same)
+                        run = runs.get(size)
+                        if run is None:
+                            run = runs[size] = struct.Struct(">Q%ds" % (size - 8)).iter_unpack
+                        count = 0
+                        for taskid, tail in run(view[pos:pos + min(left, (end - pos) // size)
+                                                     * size]):
+                            if tail != same:
+                                break
+                            append(b"%d: %s" % (taskid, same_text))
+                            count += 1
+                        pos += count * size
+                        left -= count
+                        backoff = 1
+                        continue
+                    same = b""          # tasks that differ: look again later, less often
+                    wait = backoff
+                    backoff = min(backoff * 2, 1024)
+                taskid, timing, argc, size = head(buf, pos)
+                text = texts.get(timing)
+                if text is None:
+                    text = texts[timing] = _timing_text(timing)
+                if not argc:
+                    raise P.ProtocolError("ARGC is 0")
+                first = pos + _HEAD_SIZE
+                pos = first + size
+                if argc == 1:
+                    argv = buf[first:pos]
+                else:
+                    args = [buf[first:pos]]
+                    for _ in range(argc - 1):
+                        (length,) = arg_len(buf, pos)
+                        pos += 4
+                        args.append(buf[pos:pos + length])
+                        pos += length
+                    argv = b" ".join(args)
+                if pos > end:
+                    pos -= 4            # this task ends at pos + 4: read that far (below)
+                    raise short
+                if not size:
+                    raise P.ProtocolError("empty ARGV[0]")
+                append(b"%d: %s %s\n" % (taskid, text, argv))
+                left -= 1
+                if wait:
+                    wait -= 1
+                else:
+                    same, same_text = buf[start + 8:pos], b"%s %s\n" % (text, argv)
+        except short:
+            # the buffer ends inside this task: read on and take it again from its start
+            # (it holds 4 bytes at least from ``pos`` on: a length or the head's first)
+            if pos == start and end - start >= _HEAD_SIZE - 4:
+                # TASKID, TIMING and ARGC are here: checked before reading on, as by the
+                # per-task decoder
+                _, timing, argc = _LIST_HEAD_SHORT.unpack_from(buf, pos)
+                _timing_text(timing)
+                if not argc:
+                    raise P.ProtocolError("ARGC is 0") from None
+            need = max(pos + 4, end + 1) - start
+            reader.consume_to(start)
+            buf, pos = reader.peek(need)
+            end = len(buf)
+            view = memoryview(buf)
+    reader.consume_to(pos)
     return b"".join(lines)
 
 
@@ -87,6 +219,7 @@ def long_list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...], list[t
     task (``@reboot`` instead of the five fields for a task run at each start), the
     attributes between brackets: ``[catch-up]``, ``[tz=ZONE]``, ``[env=NAME,NAME...]`` (the
     names of its environment settings), ``[KEY=VALUE]`` for any other."""
+    from saturnd.timing import timing_to_string
     lines = []
     for taskid, timing, argv, attrs in tasks:
         values = {}
@@ -124,7 +257,7 @@ def long_list_output(tasks: "list[tuple[int, P.Timing, tuple[bytes, ...], list[t
 
 
 # reply shape (the table of operations, saturnd/protocol.py) -> what its payload prints
-RENDERERS = {
+RENDERERS: "dict[P.Shape, Callable[[Any], bytes]]" = {
     P.SHAPE_LIST: list_output,
     P.SHAPE_U64: number_output,
     P.SHAPE_COUNT: number_output,

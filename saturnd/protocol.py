@@ -836,8 +836,11 @@ def encode_reply(opcode: int, reply: Reply) -> bytes:
     return shape.encode(getattr(reply, shape.attr))
 
 
-def read_reply(reader: "Reader", opcode: int) -> Reply:
-    """Read the reply to a request of kind ``opcode``."""
+def read_reply(reader: "Reader", opcode: int,
+               read_payload: "Callable[[Any], Any] | None" = None) -> Reply:
+    """Read the reply to a request of kind ``opcode`` (``read_payload``: read an ``OK``
+    reply's payload with it instead of the shape's own reader; cassini reads LIST's
+    straight into its printed text so)."""
     rep = read_u16(reader)
     if rep == ER:
         return Reply(errcode=read_u16(reader))
@@ -846,7 +849,7 @@ def read_reply(reader: "Reader", opcode: int) -> Reply:
     shape = operation(opcode).reply
     reply = Reply()
     if shape.attr is not None:
-        setattr(reply, shape.attr, shape.read(reader))
+        setattr(reply, shape.attr, (read_payload or shape.read)(reader))
     return reply
 
 

@@ -67,3 +67,12 @@ def leftover_processes(marker: str) -> list[tuple[int, bytes]]:
         if marker.encode() in cmd and b"pytest" not in cmd:
             found.append((int(name), cmd.replace(b"\0", b" ")[:200]))
     return found
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts with SIGINT: SIGINT back to its default.
+    A suite started in the background by a non-interactive shell (``cmd &``, as CI scripts
+    do) inherits SIGINT ignored, and an ignored signal stays ignored across exec: the child
+    would never see the interrupt the test sends."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

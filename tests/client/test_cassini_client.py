@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_daemon import FakeDaemon, make_pipes  # noqa: E402
 
 from saturnd import protocol as P  # noqa: E402
+from testkit.procs import default_sigint  # noqa: E402
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -408,7 +409,7 @@ def test_default_pipes_dir_without_user_uses_the_password_database():
 
 def test_interrupt_exits_130_quietly(pipes):
     d = FakeDaemon(pipes).start(b"OK", delay=10)
-    p = start(["-p", pipes, "-q"])
+    p = start(["-p", pipes, "-q"], preexec_fn=default_sigint)
     deadline = time.monotonic() + 10
     while not d.requests and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from grader import batch, classtable
+from testkit.procs import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "batch_fixtures" / "stub_grader.py"
@@ -507,7 +508,8 @@ def test_interrupting_the_batch_leaves_no_grader_behind(tmp_path, work, sig):
     proc = subprocess.Popen([sys.executable, "-m", "grader", "batch", str(cls), "-o",
                              str(tmp_path / "out"), "-j", "2", "--grade-cmd", STUB_CMD,
                              "--work-dir", work, "--keep-builds"],
-                            cwd=str(ROOT), env=env, stderr=subprocess.PIPE, text=True)
+                            cwd=str(ROOT), env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 40
     def hanging():
         """{submission's build folder: its 'hanging' file} (in its container's box while

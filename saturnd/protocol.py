@@ -408,13 +408,21 @@ class EncodedTasks:
 
     What the daemon's LIST handler answers from its cache: a sequence of
     ``(taskid, Timing, argv)`` like any other ``Reply.tasks`` (decoded on demand),
-    whose ``entries`` the encoder joins as they are.
+    whose ``entries`` the encoder joins as they are, once: the whole ``OK`` reply is kept
+    (:meth:`reply`), so a LIST answered again from the same object costs no copy.
     """
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "_reply")
 
     def __init__(self, entries: list[bytes]) -> None:
         self.entries = entries
+        self._reply: bytes | None = None
+
+    def reply(self) -> bytes:
+        """The whole ``OK`` reply (count, then the entries), joined at the first call."""
+        if self._reply is None:
+            self._reply = _OK_U32.pack(OK, len(self.entries)) + b"".join(self.entries)
+        return self._reply
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -657,8 +665,9 @@ def _encode_count(value: int) -> bytes:
 
 
 def _encode_tasks(tasks: "EncodedTasks | Iterable[Task]") -> bytes:
-    entries = tasks.entries if type(tasks) is EncodedTasks else \
-        [encode_list_entry(*task) for task in tasks]
+    if type(tasks) is EncodedTasks:
+        return tasks.reply()
+    entries = [encode_list_entry(*task) for task in tasks]
     return _OK_U32.pack(OK, len(entries)) + b"".join(entries)
 
 

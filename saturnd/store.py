@@ -123,6 +123,22 @@ def _is_canonical_id(name: str) -> bool:
     return name.isascii() and name.isdigit() and str(int(name)) == name and int(name) < 1 << 64
 
 
+class _Tokens:
+    """Task tokens, 1, 2, 3...: an iterator that remembers the latest it handed out."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def __iter__(self) -> "_Tokens":
+        return self
+
+    def __next__(self) -> int:
+        self.last += 1
+        return self.last
+
+
 class Store:
     def __init__(self, data_dir: str, log: "Callable[[str], object]",
                  fs: FileOps | None = None) -> None:
@@ -144,7 +160,7 @@ class Store:
         self.lock = threading.RLock()
         self.tasks: dict[int, Task] = {}
         self.next_id = 0
-        self._tokens = itertools.count(1)
+        self._tokens = _Tokens()
         self._spool = itertools.count(1)
         # (taskid, run number, task dir), after a run is recorded
         self.on_published: Callable[[int, int, str], object] | None = None
@@ -465,6 +481,14 @@ class Store:
                     self.log(f"store: task {taskid}: cannot settle {staged!r}: {e.strerror}")
 
     # --- queries ------------------------------------------------------------
+    def list_key(self) -> tuple[int, int]:
+        """A value that differs whenever the tasks' ids, timings or command lines may differ
+        (call it holding ``lock``): how many tasks there are, and the latest token handed out.
+        Every task put in place or changed gets a new token, which raises the second number;
+        removals alone lower the first.  LIST answers from memory while it stays the same
+        (commands/list.py)."""
+        return (len(self.tasks), self._tokens.last)
+
     def list_tasks(self) -> list[Task]:
         with self.lock:
             return [self.tasks[i].snapshot() for i in sorted(self.tasks)]

@@ -42,6 +42,18 @@ def python_for_candidates():
     return sys.executable
 
 
+def machine_busy():
+    """Seconds of CPU the whole machine has spent (/proc/stat: user, nice, system, irq,
+    softirq), or None: what the kit's own figure misses (the engine's and the candidates'
+    processes in their containers)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return sum(int(fields[i]) for i in (1, 2, 3, 6, 7)) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def wrapper_rule(prog, path, python, lib, body):
     """Make recipe lines writing an executable Python wrapper ``path``; ``lib``: the
     packages' folder relative to the wrapper's own (a script's ``sys.path[0]``): each
@@ -108,11 +120,13 @@ def main():
            "--repeat", str(opts.repeat), "--work-dir", work, "-q"] + opts.batch_options
     cmd += ["--"] + extra
     load0 = os.getloadavg()
+    busy0 = machine_busy()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     p = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     wall = time.monotonic() - t0
     load1 = os.getloadavg()
+    busy1 = machine_busy()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     try:
@@ -153,6 +167,10 @@ def main():
     floor = cpu / max(1, opts.n) * 100 / (os.cpu_count() or 1)
     print(f"  CPU (user+sys)   {cpu:8.1f} s, {cpu / max(1, opts.n):.2f} s per submission: on "
           f"{os.cpu_count()} idle CPUs, 100 would need at least {floor / 60:.1f} min")
+    if busy0 is not None and busy1 is not None:
+        m = busy1 - busy0
+        print(f"  machine CPU      {m:8.1f} s, {m / max(1, opts.n):.2f} s per submission "
+              "(every process: the kit, the engine, the candidates; others' too)")
     if starts:
         print(f"  container start  {sum(starts) / len(starts):8.2f} s mean per submission "
               f"(max {max(starts):.2f} s; removal not included)")

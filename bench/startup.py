@@ -5,7 +5,10 @@ else a posix_spawn loop), on the same interpreter, in a venv laid out as a
 regular ``pip install .`` lays it out (packages in site-packages, ``bin/cassini``
 beside that venv's python3, which the launcher starts isolated): not the development
 venv, whose launcher has to run ``site`` to find an editable install.
-Also reported: cassini's import graph (``python -X importtime``), the modules
+Also timed, as a second floor: the launcher's own way of starting the interpreter plus
+the bare LIST exchange with the daemon (``bare_exchange``: no pipes check, no lock, no
+reply checks, no import beyond ``posix`` and ``select``) -- what any cassini started this
+way costs at least.  Also reported: cassini's import graph (``python -X importtime``), the modules
 it loads beyond what ``python -I -S -c pass`` loads.
 """
 
@@ -80,6 +83,34 @@ def regular_install(dest):
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+_BARE = """#!/bin/sh
+''':'
+exec "${0%/*}/python3" -I -S "$0" "$@"
+'''
+# the bench's second floor: cassini's launcher, then LIST written and its reply read raw
+import posix, select, sys
+d = sys.argv[1].encode()
+r = posix.open(d + b"/saturnd-reply-pipe", posix.O_RDONLY | posix.O_NONBLOCK)
+w = posix.open(d + b"/saturnd-request-pipe", posix.O_WRONLY | posix.O_NONBLOCK)
+posix.write(w, b"LS")
+posix.close(w)
+p = select.poll()
+p.register(r, select.POLLIN)
+got = b""
+while len(got) < 6:
+    p.poll(5000)
+    got += posix.read(r, 65536)
+"""
+
+
+def bare_exchange(venv_bin):
+    """The second floor's script, beside the venv's python3 (as the launcher is)."""
+    path = os.path.join(venv_bin, "bare-exchange")
+    with open(path, "w") as f:
+        f.write(_BARE)
+    os.chmod(path, 0o755)
+    return path
+
 
 def run(cfg, workdir, log):
     rows = []
@@ -97,6 +128,7 @@ def run(cfg, workdir, log):
             "cassini -l (empty)": [cassini, "-p", empty.pipes, "-l"],
             f"cassini -l ({cfg.cassini_tasks} tasks)": [cassini, "-p", full.pipes, "-l"],
             "python -c pass": [python, "-c", "pass"],
+            "bare exchange": [bare_exchange(os.path.dirname(cassini)), empty.pipes],
         }
         # the daemons answer, and the listing is complete, before anything is timed
         for name, argv in list(commands.items())[1:3]:
@@ -132,6 +164,12 @@ def run(cfg, workdir, log):
         plain = res[names[3]]
         rows.append(row(SECTION, "python_pass", "python -c pass (with site)",
                         plain["p50"] * 1e3, "ms", p99=plain["p99"] * 1e3, n=plain["n"],
+                        baseline="python -I -S -c pass", baseline_value=floor["p50"] * 1e3))
+
+        bx = res[names[4]]
+        rows.append(row(SECTION, "bare_exchange", "launcher + bare LIST exchange, empty daemon "
+                        "(no checks, no lock: the floor of any cassini started this way)",
+                        bx["p50"] * 1e3, "ms", p99=bx["p99"] * 1e3, n=bx["n"],
                         baseline="python -I -S -c pass", baseline_value=floor["p50"] * 1e3))
 
         # import graph of the console script, beyond a bare interpreter

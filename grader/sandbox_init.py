@@ -263,6 +263,17 @@ def _agent_reap(inits):
             os.close(fd)
 
 
+def _agent_note(path, text):
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _agent_launch(folder, name, inits, queue_fd):
     """Take request ``name`` (``NAME.json`` in ``folder``, claimed by renaming it: the kit
     cancels one it no longer waits for the same way) and fork its init."""
@@ -284,7 +295,11 @@ def _agent_launch(folder, name, inits, queue_fd):
     # SIGCHLD held until the new init is on the books (it may end at once)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     try:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:            # the process limit reached: say so, live on
+            _agent_note(status, f"agent: cannot start an init: {e.strerror}\nend 125\n")
+            return
         if pid == 0:
             code = 125
             try:

@@ -25,7 +25,7 @@ ROW_KEYS = {"section", "key", "what", "unit", "value", "p99", "n", "baseline", "
 
 # keys present in every mode (sizes in some keys depend on the mode)
 EXPECTED = {
-    "1 startup": {"python_IS_pass", "cassini_l_empty", "cassini_l_full", "python_pass",
+    "1 startup": {"python_IS_pass", "cassini_l_empty", "cassini_l_full", "python_pass", "bare_exchange",
                   "cassini_imports"},
     "2 service": {"list_10", "list_linearity", "tx_10", "stdout_small", "stdout_big",
                   "tx_linearity", "bare_fsync", "bare_fsync_dir", "create", "sw_time", "remove",

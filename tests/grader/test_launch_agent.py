@@ -159,3 +159,31 @@ def test_links_planted_in_the_agents_folder_are_never_followed(box, tmp_path):
         assert os.path.exists(os.path.join(box.root, "agent-off"))
     finally:
         shutil.rmtree(victim.parent, ignore_errors=True)
+
+
+def test_the_agent_outlives_a_process_limit_reached(box):
+    """With the container's process limit reached by the candidate, the agent cannot fork
+    an init: that program ends with 125 ("cannot start"), and once the processes are gone
+    the agent starts the next one."""
+    ready = os.path.join(box.agent_dir, "full")
+    hog = ("import os, time\n"
+           "kids = []\n"
+           "while True:\n"
+           "    try:\n"
+           "        pid = os.fork()\n"
+           "    except OSError:\n"
+           "        break\n"
+           "    if pid == 0:\n"
+           "        time.sleep(60)\n"
+           "        os._exit(0)\n"
+           "    kids.append(pid)\n"
+           f"open({ready!r}, 'w').close()\n"
+           "time.sleep(60)\n")
+    filler, _ = start(box, ["python3", "-c", hog], mode="daemon")
+    wait_for(lambda: os.path.exists(ready), what="the process limit reached")
+    proc, _ = start(box, ["sh", "-c", "exit 0"])
+    assert proc.wait(20) == 125
+    assert "cannot start an init" in Path(proc.status).read_text()
+    filler.kill()
+    assert run(box, ["sh", "-c", "exit 3"])[0] == 3
+    assert box.exec_launches == 0 and box._agent_starts == 1

@@ -27,7 +27,7 @@ ROW_KEYS = {"section", "key", "what", "unit", "value", "p99", "n", "baseline", "
 EXPECTED = {
     "1 startup": {"python_IS_pass", "cassini_l_empty", "cassini_l_full", "python_pass", "bare_exchange",
                   "cassini_imports"},
-    "2 service": {"list_10", "list_linearity", "tx_10", "stdout_small", "stdout_big",
+    "2 service": {"list_10", "list_kept", "list_linearity", "tx_10", "stdout_small", "stdout_big",
                   "tx_linearity", "bare_fsync", "bare_fsync_dir", "create", "sw_time", "remove",
                   "rt_list_big", "rt_small", "rt_create"},
     "3 throughput": {"cassini_creates", "api_creates"},

@@ -53,6 +53,7 @@ import marshal
 import os
 import struct
 import threading
+import time
 import zlib
 
 from . import errlog, protocol
@@ -76,6 +77,7 @@ ID_DAMAGED = 1 << 63        # no daemon hands out that many ids one by one
 TIME_PLAUSIBLE = 1 << 36    # |TIME| of a real record (year 4147); for torn-record repair
 SMALL_OUTPUT = 1 << 16      # outputs up to this size are served from memory, others streamed
 COPY_CHUNK = 1 << 20
+SWEEP_QUIET = 0.05          # s without a change before removed tasks are deleted (trash/)
 INDEX_MAGIC = b"saturnd index 4\n"   # then CRC-32 of the rest, then marshal'ed entries
 PAUSED = "paused"           # DATA_DIR/tasks/<ID>/paused: the task is paused (PAUSE/RESUME)
 
@@ -153,6 +155,7 @@ class Store:
         self._stored_max = -1           # taskid_max as on disk (-1: unknown)
         self.list_seed: dict[object, bytes] | None = {}   # token -> LIST entry, from the index (commands/list.py)
         self._sweep_queue: list[str] = []   # removed tasks in trash/ to delete (background)
+        self._last_change = 0.0             # time.monotonic() of the last change
         self._sweep_cond = threading.Condition()
         self._sweeper: threading.Thread | None = None
         self.log = log
@@ -323,6 +326,7 @@ class Store:
 
     def _changing(self) -> None:
         """Called before every change of what the index holds: no index may outlive it."""
+        self._last_change = time.monotonic()
         if self._index_on_disk:
             try:
                 self.fs.unlink(self.index_path)
@@ -768,6 +772,12 @@ class Store:
             with self._sweep_cond:
                 while not self._sweep_queue:
                     self._sweep_cond.wait()
+                # while changes come one after the other (a script removing many tasks),
+                # deleting would compete with their replies: wait for a quiet moment
+                quiet = SWEEP_QUIET - (time.monotonic() - self._last_change)
+                if quiet > 0:
+                    self._sweep_cond.wait(quiet)
+                    continue
                 path = self._sweep_queue[0]
             self.fs.rmtree(path, ignore_errors=True)
             with self._sweep_cond:

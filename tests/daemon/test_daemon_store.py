@@ -333,6 +333,25 @@ def test_a_removed_task_is_deleted_off_the_reply_path(open_store, tmp_path, monk
     assert os.listdir(tmp_path / "data" / "tasks") == []
 
 
+def test_removed_tasks_are_deleted_once_changes_pause(open_store, tmp_path, monkeypatch):
+    """A script removing many tasks one after the other: deleting each folder at once
+    competed with the next replies (REMOVE through the C client 1.6-1.8x its durable floor);
+    the folders wait in trash/ until no change has come for SWEEP_QUIET s, then go."""
+    import time
+    monkeypatch.setattr(store_mod, "SWEEP_QUIET", 1.0, raising=False)
+    s = open_store()
+    for i in range(12):
+        s.create(EVERY, (b"x", str(i).encode()))
+    trash = tmp_path / "data" / "trash"
+    for i in range(12):
+        s.remove(i)
+        time.sleep(0.02)
+    assert len(os.listdir(trash)) == 12          # nothing deleted while the removals came
+    assert s.wait_swept(10)
+    assert os.listdir(trash) == []
+    assert os.listdir(tmp_path / "data" / "tasks") == []
+
+
 def test_create_writes_taskid_max_in_place(open_store, monkeypatch, tmp_path):
     """The unsynced hint is written in place (no rename: ext4 would start writing a file
     renamed over another at once)."""

@@ -27,16 +27,17 @@ import sys
 import tempfile
 import time
 
-from . import memory, rows as rows_mod, scheduling, service, startup, throughput, versus
+from . import grading, memory, rows as rows_mod, scheduling, service, startup, throughput, versus
 from .common import BenchError
 
-SECTIONS = ("startup", "service", "throughput", "scheduling", "memory", "versus")
+SECTIONS = ("startup", "service", "throughput", "scheduling", "memory", "versus", "grading")
 
 
 class Config:
     """Sizes and targets (the goals each row is checked against); ``tiny`` shrinks sizes only."""
 
     def __init__(self, tiny=False):
+        self.tiny = tiny
         # targets
         self.startup_ratio = 1.25         # cassini -l (empty) vs python -I -S -c pass
         self.startup_full_ratio = 1.5     # cassini -l (1000 tasks) vs the same floor
@@ -51,6 +52,8 @@ class Config:
         self.versus_ratio = 1.2            # C client: ours vs the reference server
         self.versus_list_ratios = (2.0, 4.0)   # cassini -l, 10,000 / 50,000 tasks vs the floor
         self.versus_startup_ms = 500.0     # start-up until LIST answers, 50,000 tasks
+        self.grade_one_s = 20.0            # one correct submission graded in full, container
+        self.grade_runs = 2                # grades each way (launch agent, exec per program)
         # sizes
         self.hyperfine = False
         self.settle = 0.5
@@ -181,7 +184,7 @@ def main(argv=None):
             steps = [(name, {"startup": startup.run, "service": service.run,
                              "throughput": throughput.run, "memory": memory.run,
                              "scheduling": scheduling.run_manual,
-                             "versus": versus.run}[name])]
+                             "versus": versus.run, "grading": grading.run}[name])]
             if name == "scheduling" and args.system_clock:
                 steps.append(("scheduling (system clock)", scheduling.run_system))
             for label, fn in steps:
